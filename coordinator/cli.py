@@ -1,0 +1,99 @@
+"""`testbed`: the coordinator's command line.
+
+Each command lives in its own module exposing `register(subparsers)`; this module only
+assembles them and maps errors to the exit-code registry (testbed/exit_codes.py):
+a bad config exits 2 with every bad key path and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from testbed.config import ConfigError, load_config
+from testbed.exit_codes import ExitCode, TestbedExit, table
+
+# Modules that add subcommands, imported lazily so `testbed --help` stays fast and a
+# command's heavy dependencies (torch) load only when it runs.
+COMMAND_MODULES = {
+    "zoo": "coordinator.zoo.cli",
+    "up": "coordinator.commands.up",
+    "status": "coordinator.commands.bench_state",
+    "down": "coordinator.commands.bench_state",
+}
+
+
+def _add_config_commands(sub: argparse._SubParsersAction) -> None:
+    config = sub.add_parser("config", help="work with testbed.yaml")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    check = config_sub.add_parser("check", help="validate a testbed file and print a summary")
+    check.add_argument("file", nargs="?", default=None, help="default: ./testbed.yaml")
+    check.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    check.add_argument("--print", action="store_true", help="print the resolved config")
+    check.set_defaults(func=_config_check)
+
+    codes = sub.add_parser("exit-codes", help="list the exit codes of every testbed command")
+    codes.set_defaults(func=lambda _args: print(table()) or 0)
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    cfg = load_config(args.file, sets=args.set)
+    if args.print:
+        print(cfg.to_yaml(), end="")
+        return 0
+    broker = cfg.broker.url or f"embedded ({cfg.broker.embedded.value})"
+    types = ", ".join(t.name for t in cfg.tasks.active_types)
+    print(f"{args.file or 'defaults'}: ok")
+    print(f"  bench: 1 cloud, {cfg.edges.count} edges, {cfg.agents.count} agents; broker {broker}")
+    print(f"  zoo: {cfg.zoo.scale.value} in {cfg.zoo.dir}; task types: {types}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="testbed",
+        description="Hardware-in-the-loop testbed for AIGC task offloading in IIoT edge computing.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_config_commands(sub)
+    seen = set()
+    for module_name in COMMAND_MODULES.values():
+        if module_name in seen:
+            continue
+        seen.add(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                continue  # that command is not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return int(ExitCode.CONFIG_INVALID)
+    except TestbedExit as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return int(exc.code)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

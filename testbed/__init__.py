@@ -1,0 +1,1 @@
+"""Shared core of the AIGC offloading testbed, imported by every node (no torch here)."""

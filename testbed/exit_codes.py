@@ -1,0 +1,72 @@
+"""The one registry of process exit codes.
+
+Every command and daemon of the testbed exits with one of these codes. `testbed
+exit-codes` prints the table; docs/cli.md lists it too.
+"""
+
+from __future__ import annotations
+
+import enum
+import sys
+from typing import NoReturn
+
+
+class ExitCode(enum.IntEnum):
+    """Exit codes, each with the help text `testbed exit-codes` prints."""
+
+    OK = 0
+    FAILURE = 1
+    CONFIG_INVALID = 2
+    USAGE = 3
+    ZOO_MISSING = 4
+    BROKER_UNAVAILABLE = 5
+    NODE_START_FAILED = 6
+    NODE_LOST = 7
+    PORT_IN_USE = 8
+    MODEL_INVALID = 9
+    DEPENDENCY_MISSING = 10
+    NOT_RUNNING = 11
+    INTERRUPTED = 130
+
+    @property
+    def help(self) -> str:
+        return _HELP[self]
+
+
+_HELP: dict[ExitCode, str] = {
+    ExitCode.OK: "Success.",
+    ExitCode.FAILURE: "An unexpected error; the message (and the node's log) says more.",
+    ExitCode.CONFIG_INVALID: "The configuration is invalid: the message names the key path.",
+    ExitCode.USAGE: "The command line is wrong (unknown flag, bad value).",
+    ExitCode.ZOO_MISSING: "The model zoo or its catalog is missing: run `testbed zoo build`.",
+    ExitCode.BROKER_UNAVAILABLE: "The MQTT broker could not be started or reached.",
+    ExitCode.NODE_START_FAILED: "A node process did not come up; its log is in the run folder.",
+    ExitCode.NODE_LOST: "A node the run depends on was lost and the run cannot go on.",
+    ExitCode.PORT_IN_USE: "A configured port is already taken.",
+    ExitCode.MODEL_INVALID: "A model file is missing, corrupt or fails its checks.",
+    ExitCode.DEPENDENCY_MISSING: "An optional dependency this command needs is not installed.",
+    ExitCode.NOT_RUNNING: "No bench is running (for `testbed status` / `testbed down`).",
+    ExitCode.INTERRUPTED: "Stopped by Ctrl-C / SIGINT; everything was torn down.",
+}
+
+
+class TestbedExit(Exception):
+    """Raised anywhere to end the process with a registered code and a message."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, code: ExitCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def die(code: ExitCode, message: str) -> NoReturn:
+    """Print `message` to stderr (no traceback) and exit with `code`."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(int(code))
+
+
+def table() -> str:
+    """The registry as a plain-text table."""
+    return "\n".join(f"{c.value:>4}  {c.name:<20} {c.help}" for c in ExitCode)

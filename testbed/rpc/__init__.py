@@ -1,0 +1,1 @@
+"""Generated gRPC/protobuf code (see tools/gen_proto.py)."""
