@@ -1,0 +1,158 @@
+"""What every node daemon shares: flags, logging with the node id, signals, the gRPC
+server with the standard health service, and the ready file the launcher waits for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from testbed.config import ConfigError, TestbedConfig, load_config
+from testbed.exit_codes import ExitCode, TestbedExit
+from testbed.mqtt import BrokerAddress
+
+# gRPC messages carry task data in chunks of at most 1 MiB; leave room for headers.
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+GRPC_OPTIONS = [
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.so_reuseport", 0),
+]
+
+
+def common_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument(
+        "-c", "--config", default=None, help="testbed YAML (default ./testbed.yaml)"
+    )
+    parser.add_argument("--id", default=None, help="node id (selects the node's entry)")
+    parser.add_argument("--host", default=None, help="listen address (default from config)")
+    parser.add_argument("--port", type=int, default=None, help="gRPC port (0: a free one)")
+    parser.add_argument("--broker", default=None, help="mqtt://HOST:PORT (default broker.url)")
+    parser.add_argument("--registry", default=None, help="coordinator registry HOST:PORT")
+    parser.add_argument("--ready-file", default=None, help="write JSON here once serving")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+    return parser
+
+
+def setup_logging(node_id: str, verbose: int = 0) -> None:
+    """Every log line carries the host and the node id (STYLE.md: logs are for people)."""
+    level = [logging.INFO, logging.DEBUG][min(verbose, 1)]
+    host = socket.gethostname()
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format=f"%(asctime)s %(levelname)s {host}/{node_id} %(name)s: %(message)s",
+        force=True,
+    )
+    for noisy in ("transitions", "amqtt", "paho"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def load_node_config(args: argparse.Namespace) -> TestbedConfig:
+    return load_config(args.config, sets=args.set)
+
+
+def broker_address(args: argparse.Namespace, cfg: TestbedConfig) -> BrokerAddress:
+    url = args.broker or cfg.broker.url
+    if not url:
+        raise TestbedExit(
+            ExitCode.BROKER_UNAVAILABLE,
+            "no broker: pass --broker mqtt://HOST:PORT or set broker.url "
+            "(the coordinator passes its embedded broker's address)",
+        )
+    return BrokerAddress.from_url(url, cfg.broker)
+
+
+class StopFlag:
+    """Set by SIGTERM / SIGINT; daemons wait on it."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        logging.getLogger(__name__).info("got %s, stopping", signal.Signals(signum).name)
+        self.event.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.event.wait(timeout)
+
+
+class GrpcServer:
+    """A gRPC server on host:port (0: free) that also serves grpc.health.v1."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        add_servicers: Sequence[Callable[[grpc.Server], None]],
+        *,
+        max_workers: int = 32,
+        service_names: Sequence[str] = (),
+    ) -> None:
+        self.server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
+            options=GRPC_OPTIONS,
+        )
+        for add in add_servicers:
+            add(self.server)
+        self.health = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self.port = self.server.add_insecure_port(f"{host}:{port}")
+        if self.port == 0:
+            raise TestbedExit(ExitCode.PORT_IN_USE, f"cannot listen on {host}:{port}")
+        self.host = host
+        self._names = ["", *service_names]
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self) -> None:
+        self.server.start()
+        for name in self._names:
+            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    def stop(self, grace_s: float = 2.0) -> None:
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace_s).wait()
+
+
+def write_ready_file(path: str | None, info: dict[str, Any]) -> None:
+    """Tell the launcher we serve: atomically write `info` (address, pid, ...) as JSON."""
+    if not path:
+        return
+    target = Path(path)
+    tmp = target.with_suffix(target.suffix + ".tmp")
+    tmp.write_text(json.dumps({**info, "pid": os.getpid()}))
+    tmp.replace(target)
+
+
+def run_main(body: Callable[[], int]) -> int:
+    """Run a daemon's main body, mapping known errors to registered exit codes."""
+    try:
+        return body()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return int(ExitCode.CONFIG_INVALID)
+    except TestbedExit as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return int(exc.code)
+    except KeyboardInterrupt:
+        return int(ExitCode.INTERRUPTED)

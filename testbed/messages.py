@@ -1,0 +1,135 @@
+"""Domain dataclasses for what crosses the wire between nodes.
+
+Nodes work with these; `testbed.serde` is the only module that converts them to and
+from protobuf messages. Edge state also travels as JSON over MQTT (`to_json`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from testbed.types import EnergyPart, FailureReason, Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRef:
+    model_id: str
+    version: str = ""  # empty: the catalog's current version
+
+    def __str__(self) -> str:
+        return f"{self.model_id}@{self.version}" if self.version else self.model_id
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeTaskRequest:
+    """The header of one edge's share of a task."""
+
+    task_id: str
+    model: ModelRef
+    units: int
+    download: bool
+    agent_id: str = ""
+    task_type: str = ""
+    share: float = 1.0
+    steps: int = 0  # 0: the model's default
+    data_bytes: int = 0
+    slot: int = 0
+    upload_rate_mbps: float = 0.0
+
+
+@dataclass(slots=True)
+class EdgeTiming:
+    """Where an edge's share of a task spent its time, in milliseconds."""
+
+    receive_ms: float = 0.0
+    queue_ms: float = 0.0
+    fetch_ms: float = 0.0
+    verify_ms: float = 0.0
+    load_ms: float = 0.0
+    warmup_ms: float = 0.0
+    compute_ms: float = 0.0
+    total_ms: float = 0.0
+
+    @property
+    def switch_ms(self) -> float:
+        """T_sw as measured: fetch + verify + load + warm-up."""
+        return self.fetch_ms + self.verify_ms + self.load_ms + self.warmup_ms
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeTaskResult:
+    task_id: str
+    edge_id: str
+    outcome: Outcome
+    reason: FailureReason = FailureReason.NONE
+    detail: str = ""
+    timing: EdgeTiming = field(default_factory=EdgeTiming)
+    energy: tuple[EnergyPart, ...] = ()
+    cache_hit: bool = False
+    units_done: int = 0
+    bytes_fetched: int = 0
+    output_sha256: bytes = b""
+
+    @property
+    def energy_j(self) -> float:
+        return sum(p.energy_j for p in self.energy)
+
+
+@dataclass(frozen=True, slots=True)
+class CachedModelInfo:
+    model: ModelRef
+    size_bytes: int
+    in_use: bool = False
+    last_used_seq: int = 0
+    compute_share: float = 0.0
+    steps: int = 0
+
+
+@dataclass(slots=True)
+class CacheCounters:
+    hits: int = 0
+    misses: int = 0
+    evictions: int = 0
+    fetches: int = 0
+    bytes_fetched: int = 0
+    checksum_failures: int = 0
+    rejected_missing: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeStateSnapshot:
+    """An edge's state as published (retained) on MQTT and answered by GetState."""
+
+    edge_id: str
+    seq: int
+    queue_length: int
+    running: int
+    cached: tuple[CachedModelInfo, ...]  # least recently used first
+    cache_used_bytes: int
+    cache_capacity_bytes: int
+    counters: CacheCounters
+    cpu_ghz: float = 0.0
+    position_m: tuple[float, float] = (0.0, 0.0)
+    runtime: str = ""
+    address: str = ""
+    uplink_capacity_mbps: float = 0.0
+    timestamp_unix_s: float = 0.0
+
+    def holds(self, model_id: str) -> bool:
+        return any(c.model.model_id == model_id for c in self.cached)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> EdgeStateSnapshot:
+        raw: dict[str, Any] = json.loads(text)
+        raw["cached"] = tuple(
+            CachedModelInfo(**{**c, "model": ModelRef(**c["model"])}) for c in raw["cached"]
+        )
+        raw["counters"] = CacheCounters(**raw["counters"])
+        raw["position_m"] = tuple(raw["position_m"])
+        return cls(**raw)
