@@ -1,0 +1,1 @@
+"""The cloud node: the model repository, serving the catalog and model files over MQTT."""

@@ -1,0 +1,1 @@
+"""The edge node: task execution on real models behind an LRU model cache."""

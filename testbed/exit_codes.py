@@ -26,6 +26,7 @@ class ExitCode(enum.IntEnum):
     MODEL_INVALID = 9
     DEPENDENCY_MISSING = 10
     NOT_RUNNING = 11
+    METER_UNAVAILABLE = 12
     INTERRUPTED = 130
 
     @property
@@ -46,6 +47,7 @@ _HELP: dict[ExitCode, str] = {
     ExitCode.MODEL_INVALID: "A model file is missing, corrupt or fails its checks.",
     ExitCode.DEPENDENCY_MISSING: "An optional dependency this command needs is not installed.",
     ExitCode.NOT_RUNNING: "No bench is running (for `testbed status` / `testbed down`).",
+    ExitCode.METER_UNAVAILABLE: "The configured energy meter cannot read on this host.",
     ExitCode.INTERRUPTED: "Stopped by Ctrl-C / SIGINT; everything was torn down.",
 }
 

@@ -1,0 +1,403 @@
+"""The edge's model cache: capacity in bytes, least-recently-used eviction.
+
+A model enters after fetch (into a staging folder), sha256 verification, runtime load
+and warm-up. Space is made only when a verified model is ready to enter, by evicting
+the least recently used models that are not in use; a model in use is never evicted.
+Two tasks that need the same missing model share one download (single flight). The
+cache's files and an index survive a restart; at start every file is verified again
+and loaded, and a file that fails is dropped.
+
+Invariant (tests check it from the published state): the bytes of the models in the
+cache never exceed the capacity.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge_node.model_feed import FetchResult
+from testbed.energy import EnergyMeter, modeled
+from testbed.messages import CacheCounters, CachedModelInfo, ModelRef
+from testbed.runtime import LoadedModel, ModelRuntime
+from testbed.schema import SchemaError, dump_dataclass, load_dataclass
+from testbed.types import EnergyPart, FailureReason, TestbedError
+from testbed.zoo.catalog import ModelEntry, file_sha256, write_atomic
+
+log = logging.getLogger(__name__)
+
+INDEX_NAME = "index.json"
+STAGING = ".staging"
+
+# fetch(model, dest, on_manifest) -> FetchResult; raises TestbedError with the reason.
+Fetcher = Callable[[ModelRef, Path, Callable[[Any], None]], FetchResult]
+
+
+@dataclass
+class _Entry:
+    entry: ModelEntry
+    path: Path
+    model: LoadedModel | None = None  # None while loading
+    in_use: int = 0
+    last_used_seq: int = 0
+
+    @property
+    def ready(self) -> bool:
+        return self.model is not None
+
+
+@dataclass
+class Lease:
+    """A model held for one task; its timing and energy of getting it ready."""
+
+    model: LoadedModel
+    hit: bool
+    fetch_ms: float = 0.0
+    verify_ms: float = 0.0
+    load_ms: float = 0.0
+    warmup_ms: float = 0.0
+    bytes_fetched: int = 0
+    energy: list[EnergyPart] = field(default_factory=list)
+
+
+class ModelCache:
+    def __init__(
+        self,
+        *,
+        capacity_bytes: int,
+        cache_dir: Path,
+        runtime: ModelRuntime,
+        fetch: Fetcher,
+        meter: EnergyMeter,
+        cloud_transmit_power_w: float,
+        full_wait_s: float = 30.0,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.capacity_bytes = capacity_bytes
+        self.dir = cache_dir
+        self._runtime = runtime
+        self._fetch = fetch
+        self._meter = meter
+        self._cloud_power_w = cloud_transmit_power_w
+        self._full_wait_s = full_wait_s
+        self._on_change = on_change
+        self._entries: dict[str, _Entry] = {}  # by model id
+        self._inflight: dict[str, Future[None]] = {}
+        self._cond = threading.Condition()
+        self._seq = 0
+        self.counters = CacheCounters()
+        (self.dir / STAGING).mkdir(parents=True, exist_ok=True)
+
+    # ------------------------------------------------------------------ queries
+
+    @property
+    def used_bytes(self) -> int:
+        with self._cond:
+            return self._used()
+
+    def _used(self) -> int:
+        return sum(e.entry.size_bytes for e in self._entries.values())
+
+    def cached(self) -> list[CachedModelInfo]:
+        """Ready models, least recently used first."""
+        with self._cond:
+            ready = sorted(
+                (e for e in self._entries.values() if e.ready), key=lambda e: e.last_used_seq
+            )
+            return [
+                CachedModelInfo(
+                    ModelRef(e.entry.id, e.entry.version),
+                    e.entry.size_bytes,
+                    e.in_use > 0,
+                    e.last_used_seq,
+                )
+                for e in ready
+            ]
+
+    def counters_copy(self) -> CacheCounters:
+        with self._cond:
+            return CacheCounters(**dump_dataclass(self.counters))
+
+    # ------------------------------------------------------------------ acquire
+
+    @contextmanager
+    def acquire(self, ref: ModelRef, download: bool) -> Iterator[Lease]:
+        """Hold `ref` ready for a task; fetch it first if missing and `download`.
+
+        Raises TestbedError: MODEL_MISSING (missing, no download), MODEL_TOO_LARGE,
+        CHECKSUM_MISMATCH, FETCH_FAILED, MODEL_UNKNOWN, LOAD_FAILED, CACHE_FULL.
+        """
+        lease = self._acquire(ref, download)
+        try:
+            yield lease
+        finally:
+            self._release(ref.model_id)
+
+    def _matches(self, e: _Entry | None, ref: ModelRef) -> bool:
+        return e is not None and (not ref.version or e.entry.version == ref.version)
+
+    def _acquire(self, ref: ModelRef, download: bool) -> Lease:
+        with self._cond:
+            e = self._entries.get(ref.model_id)
+            if self._matches(e, ref) and e is not None and e.ready:
+                assert e.model is not None
+                self._pin(e)
+                self.counters.hits += 1
+                self._changed()
+                return Lease(e.model, hit=True)
+            self.counters.misses += 1
+            if not download:
+                self.counters.rejected_missing += 1
+                self._changed()
+                raise TestbedError(
+                    FailureReason.MODEL_MISSING, f"{ref} is not cached and download=0"
+                )
+            flight = self._inflight.get(ref.model_id)
+            leader = flight is None
+            if leader:
+                flight = self._inflight[ref.model_id] = Future()
+        assert flight is not None
+        if leader:
+            try:
+                lease = self._admit(ref)
+            except BaseException as exc:
+                flight.set_exception(exc)
+                raise
+            else:
+                flight.set_result(None)
+            finally:
+                with self._cond:
+                    self._inflight.pop(ref.model_id, None)
+            return lease
+        # Another task is fetching this model: wait for it instead of a second download.
+        t0 = time.perf_counter()
+        flight.result()  # re-raises the leader's failure (same reason for this task)
+        waited_ms = (time.perf_counter() - t0) * 1e3
+        with self._cond:
+            e = self._entries.get(ref.model_id)
+            if e is None or not e.ready or e.model is None:
+                raise TestbedError(FailureReason.CACHE_FULL, f"{ref} was evicted before use")
+            self._pin(e)
+            self._changed()
+            return Lease(e.model, hit=False, fetch_ms=waited_ms)
+
+    def _pin(self, e: _Entry) -> None:
+        self._seq += 1
+        e.in_use += 1
+        e.last_used_seq = self._seq
+
+    def _release(self, model_id: str) -> None:
+        with self._cond:
+            e = self._entries.get(model_id)
+            if e is not None and e.in_use > 0:
+                e.in_use -= 1
+            self._cond.notify_all()
+            self._changed()
+
+    # ------------------------------------------------------------------ admission
+
+    def _admit(self, ref: ModelRef) -> Lease:
+        staging = self.dir / STAGING / f"{ref.model_id}.{uuid.uuid4().hex[:8]}.part"
+
+        def check_size(manifest: Any) -> None:
+            if manifest.size_bytes > self.capacity_bytes:
+                raise TestbedError(
+                    FailureReason.MODEL_TOO_LARGE,
+                    f"{ref} is {manifest.size_bytes / 1e6:.1f} MB, larger than the whole cache "
+                    f"({self.capacity_bytes / 1e6:.1f} MB)",
+                )
+
+        try:
+            result = self._fetch(ref, staging, check_size)
+        except TestbedError as exc:
+            staging.unlink(missing_ok=True)
+            if exc.reason is FailureReason.CHECKSUM_MISMATCH:
+                with self._cond:
+                    self.counters.checksum_failures += 1
+                    self._changed()
+            raise
+        try:
+            entry = load_dataclass(ModelEntry, result.entry)
+        except SchemaError as exc:
+            staging.unlink(missing_ok=True)
+            raise TestbedError(FailureReason.FETCH_FAILED, f"bad catalog entry: {exc}") from None
+        lease = Lease(
+            model=None,  # type: ignore[arg-type]  # set below
+            hit=False,
+            fetch_ms=result.fetch_s * 1e3,
+            verify_ms=result.verify_s * 1e3,
+            bytes_fetched=result.bytes_received,
+        )
+        lease.energy.append(modeled("fetch", self._cloud_power_w, result.fetch_s))
+        with self._cond:
+            self.counters.fetches += 1
+            self.counters.bytes_fetched += result.bytes_received
+            slot = self._make_room(entry, staging)
+        try:
+            with self._meter.measure("load") as span:
+                t0 = time.perf_counter()
+                model = self._runtime.load(slot.path, entry)
+                lease.load_ms = (time.perf_counter() - t0) * 1e3
+            lease.energy.append(span.part)
+            with self._meter.measure("warmup") as span:
+                t0 = time.perf_counter()
+                model.warmup()
+                lease.warmup_ms = (time.perf_counter() - t0) * 1e3
+            lease.energy.append(span.part)
+        except Exception as exc:
+            with self._cond:
+                self._entries.pop(entry.id, None)
+                self._cond.notify_all()
+            slot.path.unlink(missing_ok=True)
+            if isinstance(exc, TestbedError):
+                raise
+            raise TestbedError(FailureReason.LOAD_FAILED, f"{ref}: {exc}") from exc
+        with self._cond:
+            slot.model = model
+            lease.model = model
+            self._save_index()
+            self._changed()
+        log.info(
+            "admitted %s (%.1f MB): fetch %.0f ms, verify %.0f ms, load %.0f ms, warm-up %.0f ms",
+            entry.key,
+            entry.size_mb,
+            lease.fetch_ms,
+            lease.verify_ms,
+            lease.load_ms,
+            lease.warmup_ms,
+        )
+        return lease
+
+    def _make_room(self, entry: ModelEntry, staging: Path) -> _Entry:
+        """Evict LRU idle models until `entry` fits, then place it (pinned, loading).
+
+        Called with the lock held. Waits up to `full_wait_s` for models in use to be
+        released; raises CACHE_FULL if there is still no room.
+        """
+        deadline = time.monotonic() + self._full_wait_s
+        old = self._entries.get(entry.id)
+        if old is not None and old.in_use == 0:  # another version of the same model
+            self._evict(old)
+        while True:
+            need = self._used() + entry.size_bytes - self.capacity_bytes
+            idle = sorted(
+                (e for e in self._entries.values() if e.in_use == 0 and e.ready),
+                key=lambda e: e.last_used_seq,
+            )
+            while need > 0 and idle:
+                victim = idle.pop(0)
+                need -= victim.entry.size_bytes
+                self._evict(victim)
+            if need <= 0 and entry.id not in self._entries:
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                staging.unlink(missing_ok=True)
+                raise TestbedError(
+                    FailureReason.CACHE_FULL,
+                    f"no room for {entry.key} ({entry.size_mb:.1f} MB): the models in the "
+                    f"cache are in use",
+                )
+            self._cond.wait(min(left, 0.5))
+        final = self.dir / f"{entry.id}-{entry.version}.onnx"
+        staging.replace(final)
+        slot = _Entry(entry, final)
+        self._pin(slot)
+        self._entries[entry.id] = slot
+        return slot
+
+    def _evict(self, e: _Entry) -> None:
+        self._entries.pop(e.entry.id, None)
+        if e.model is not None:
+            e.model.close()
+        e.path.unlink(missing_ok=True)
+        self.counters.evictions += 1
+        log.info("evicted %s (%.1f MB)", e.entry.key, e.entry.size_mb)
+
+    # ------------------------------------------------------------------ operator calls
+
+    def evict(self, ref: ModelRef) -> None:
+        """Drop a model now (operator call). Raises if it is in use or not cached."""
+        with self._cond:
+            e = self._entries.get(ref.model_id)
+            if not self._matches(e, ref) or e is None or not e.ready:
+                raise TestbedError(FailureReason.MODEL_MISSING, f"{ref} is not cached")
+            if e.in_use:
+                raise TestbedError(FailureReason.CACHE_FULL, f"{ref} is in use; not evicted")
+            self._evict(e)
+            self._save_index()
+            self._changed()
+
+    # ------------------------------------------------------------------ persistence
+
+    def _save_index(self) -> None:
+        rows = [
+            {
+                "entry": dump_dataclass(e.entry),
+                "file": e.path.name,
+                "last_used_seq": e.last_used_seq,
+            }
+            for e in self._entries.values()
+            if e.ready
+        ]
+        write_atomic(self.dir / INDEX_NAME, json.dumps({"models": rows}, indent=1).encode())
+
+    def restore(self) -> list[str]:
+        """Re-verify and load the models a previous run left; returns what was dropped."""
+        shutil.rmtree(self.dir / STAGING, ignore_errors=True)
+        (self.dir / STAGING).mkdir(parents=True, exist_ok=True)
+        index = self.dir / INDEX_NAME
+        dropped: list[str] = []
+        try:
+            rows = json.loads(index.read_text())["models"]
+        except FileNotFoundError:
+            rows = []
+        except (ValueError, KeyError, OSError) as exc:
+            dropped.append(f"index unreadable ({exc}); starting empty")
+            rows = []
+        rows.sort(key=lambda r: r.get("last_used_seq", 0))
+        for row in rows:
+            try:
+                entry = load_dataclass(ModelEntry, row["entry"])
+                path = self.dir / row["file"]
+                if file_sha256(path) != entry.sha256:
+                    raise ValueError("sha256 differs from the catalog's")
+                if self._used() + entry.size_bytes > self.capacity_bytes:
+                    raise ValueError("no longer fits the configured capacity")
+                model = self._runtime.load(path, entry)
+                model.warmup()
+            except Exception as exc:  # any bad file is dropped, never loaded half
+                name = row.get("file", "?")
+                dropped.append(f"{name}: {exc}")
+                (self.dir / str(name)).unlink(missing_ok=True)
+                continue
+            self._seq += 1
+            self._entries[entry.id] = _Entry(entry, path, model, 0, self._seq)
+        known = {e.path.name for e in self._entries.values()} | {INDEX_NAME, STAGING}
+        for stray in self.dir.iterdir():
+            if stray.name not in known and stray.is_file():
+                stray.unlink(missing_ok=True)
+        self._save_index()
+        return dropped
+
+    def close(self) -> None:
+        with self._cond:
+            for e in self._entries.values():
+                if e.model is not None:
+                    e.model.close()
+
+    def _changed(self) -> None:
+        try:
+            self._on_change()
+        except Exception:
+            log.exception("state callback failed")

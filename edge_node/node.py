@@ -1,0 +1,261 @@
+"""The edge node's domain: the FIFO executor over the model cache and the runtime,
+the state it publishes, and the operator calls. gRPC lives in servicer.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future
+from pathlib import Path
+
+from edge_node.executor import FifoExecutor, Job
+from edge_node.model_cache import ModelCache
+from edge_node.model_feed import FeedClient
+from testbed.config import EdgeSpec, TestbedConfig
+from testbed.emulation import stretch
+from testbed.energy import EnergyMeter
+from testbed.messages import (
+    EdgeStateSnapshot,
+    EdgeTaskRequest,
+    EdgeTaskResult,
+    EdgeTiming,
+    ModelRef,
+)
+from testbed.mqtt import MqttClient
+from testbed.runtime import ModelRuntime
+from testbed.topics import Topics
+from testbed.types import FailureReason, Outcome, TestbedError
+
+log = logging.getLogger(__name__)
+
+
+class EdgeNode:
+    def __init__(
+        self,
+        cfg: TestbedConfig,
+        spec: EdgeSpec,
+        *,
+        client: MqttClient,
+        runtime: ModelRuntime,
+        meter: EnergyMeter,
+        cache_dir: Path,
+    ) -> None:
+        self.cfg = cfg
+        self.spec = spec
+        self.address = ""
+        self._client = client
+        self._topics = Topics(cfg.broker.topic_prefix)
+        self._runtime = runtime
+        self._meter = meter
+        self._seq = 0
+        self._seq_lock = threading.Lock()
+        self._dirty = threading.Event()
+        self._stopping = threading.Event()
+        feed = FeedClient(client, self._topics, spec.id)
+        rate = spec.cloud_link_mbps if cfg.emulation.links else None
+        self.cache = ModelCache(
+            capacity_bytes=int(spec.cache_capacity_mb * 1e6),
+            cache_dir=cache_dir,
+            runtime=runtime,
+            fetch=lambda ref, dest, on_manifest: feed.fetch(
+                ref, dest, timeout_s=spec.fetch_timeout_s, rate_mbps=rate, on_manifest=on_manifest
+            ),
+            meter=meter,
+            cloud_transmit_power_w=cfg.cloud.transmit_power_w,
+            full_wait_s=cfg.run.task_timeout_s,
+            on_change=self._dirty.set,
+        )
+        self.executor = FifoExecutor(
+            spec.parallel_slots,
+            spec.queue_capacity,
+            self._run_task,
+            self._rejected,
+            on_change=self._dirty.set,
+        )
+        self._publisher = threading.Thread(target=self._publish_loop, name="state", daemon=True)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self, address: str) -> list[str]:
+        """Restore the cache, start publishing state; returns what the restore dropped."""
+        self.address = address
+        dropped = self.cache.restore()
+        for line in dropped:
+            log.warning("cache restore dropped %s", line)
+        restored = [str(c.model) for c in self.cache.cached()]
+        if restored:
+            log.info("cache restored: %s", ", ".join(restored))
+        self._publisher.start()
+        self._dirty.set()
+        return dropped
+
+    def preload(self) -> None:
+        for model_id in self.spec.preload:
+            try:
+                self.prefetch(ModelRef(model_id))
+            except TestbedError as exc:
+                log.warning("preload of %s failed: %s", model_id, exc)
+
+    def stop(self) -> None:
+        self.executor.shutdown()
+        self._stopping.set()
+        self._dirty.set()
+        self._publisher.join(timeout=2)
+        self.cache.close()
+
+    # ------------------------------------------------------------------ tasks
+
+    def submit(
+        self, request: EdgeTaskRequest, data: bytes, receive_ms: float, accepted_at: float
+    ) -> Future[EdgeTaskResult]:
+        job = Job(request, data, receive_ms, accepted_at=accepted_at)
+        if len(data) != request.data_bytes:
+            return _done(
+                self._rejected(
+                    job,
+                    FailureReason.INVALID_REQUEST,
+                    f"header announced {request.data_bytes} bytes, {len(data)} arrived",
+                )
+            )
+        if request.units < 0 or request.steps < 0:
+            return _done(self._rejected(job, FailureReason.INVALID_REQUEST, "negative work"))
+        return self.executor.submit(job)
+
+    def _run_task(self, job: Job, queue_ms: float) -> EdgeTaskResult:
+        req = job.request
+        timing = EdgeTiming(receive_ms=job.receive_ms, queue_ms=queue_ms)
+        energy = []
+        try:
+            with self.cache.acquire(req.model, req.download) as lease:
+                timing.fetch_ms = lease.fetch_ms
+                timing.verify_ms = lease.verify_ms
+                timing.load_ms = lease.load_ms
+                timing.warmup_ms = lease.warmup_ms
+                energy.extend(lease.energy)
+                digest, units_done = b"", 0
+                if req.units > 0:
+                    with self._meter.measure("compute") as span:
+                        run = lease.model.run(
+                            req.units, req.steps or None, job.data, self.spec.max_batch
+                        )
+                        stretched = stretch(run.compute_s, self.spec.cpu_ghz, self.cfg.emulation)
+                    timing.compute_ms = (run.compute_s + stretched) * 1e3
+                    energy.append(span.part)
+                    digest, units_done = run.output_sha256, run.units_done
+        except TestbedError as exc:
+            return self._result(job, timing, Outcome.FAILED, exc.reason, exc.detail, energy)
+        return self._result(
+            job,
+            timing,
+            Outcome.COMPLETED,
+            FailureReason.NONE,
+            "",
+            energy,
+            cache_hit=lease.hit,
+            units_done=units_done,
+            bytes_fetched=lease.bytes_fetched,
+            output_sha256=digest,
+        )
+
+    def _rejected(self, job: Job, reason: FailureReason, detail: str) -> EdgeTaskResult:
+        return self._result(
+            job, EdgeTiming(receive_ms=job.receive_ms), Outcome.FAILED, reason, detail, []
+        )
+
+    def _result(
+        self,
+        job: Job,
+        timing: EdgeTiming,
+        outcome: Outcome,
+        reason: FailureReason,
+        detail: str,
+        energy: list,
+        **extra,
+    ) -> EdgeTaskResult:
+        timing.total_ms = (time.perf_counter() - job.accepted_at) * 1e3
+        if outcome is Outcome.FAILED:
+            log.info("task %s failed: %s %s", job.request.task_id, reason.value, detail)
+        return EdgeTaskResult(
+            task_id=job.request.task_id,
+            edge_id=self.spec.id,
+            outcome=outcome,
+            reason=reason,
+            detail=detail,
+            timing=timing,
+            energy=tuple(energy),
+            **extra,
+        )
+
+    # ------------------------------------------------------------------ operator calls
+
+    def prefetch(self, ref: ModelRef) -> EdgeTiming:
+        """Fetch and admit `ref` now (if missing). Raises TestbedError with the reason."""
+        timing = EdgeTiming()
+        t0 = time.perf_counter()
+        with self.cache.acquire(ref, download=True) as lease:
+            timing.fetch_ms, timing.verify_ms = lease.fetch_ms, lease.verify_ms
+            timing.load_ms, timing.warmup_ms = lease.load_ms, lease.warmup_ms
+        timing.total_ms = (time.perf_counter() - t0) * 1e3
+        return timing
+
+    def evict(self, ref: ModelRef) -> None:
+        self.cache.evict(ref)
+
+    # ------------------------------------------------------------------ state
+
+    def snapshot(self) -> EdgeStateSnapshot:
+        with self._seq_lock:
+            self._seq += 1
+            seq = self._seq
+        pos = self.spec.position_m or (0.0, 0.0)
+        return EdgeStateSnapshot(
+            edge_id=self.spec.id,
+            seq=seq,
+            queue_length=self.executor.queue_length,
+            running=self.executor.running,
+            cached=tuple(self.cache.cached()),
+            cache_used_bytes=self.cache.used_bytes,
+            cache_capacity_bytes=self.cache.capacity_bytes,
+            counters=self.cache.counters_copy(),
+            cpu_ghz=self.spec.cpu_ghz,
+            position_m=(float(pos[0]), float(pos[1])),
+            runtime=self._runtime.provider,
+            address=self.address,
+            uplink_capacity_mbps=self.spec.uplink_capacity_mbps,
+            timestamp_unix_s=round(time.time(), 6),
+        )
+
+    def _publish_loop(self) -> None:
+        """Publish the retained state after every change (bursts coalesce)."""
+        topic = self._topics.edge_state(self.spec.id)
+        while True:
+            self._dirty.wait()
+            self._dirty.clear()
+            if self._stopping.is_set():
+                return
+            try:
+                self._client.publish(topic, self.snapshot().to_json(), qos=1, retain=True)
+            except Exception:
+                log.exception("publishing state failed")
+
+    def telemetry(self) -> dict:
+        c = self.cache.counters_copy()
+        return {
+            "queue_length": self.executor.queue_length,
+            "running": self.executor.running,
+            "tasks_done": self.executor.completed,
+            "cache_used_mb": round(self.cache.used_bytes / 1e6, 3),
+            "cache_hits": c.hits,
+            "cache_misses": c.misses,
+            "cache_evictions": c.evictions,
+            "energy_j": round(self._meter.energy_j(), 6),
+            "energy_method": self._meter.method.value,
+        }
+
+
+def _done(result: EdgeTaskResult) -> Future[EdgeTaskResult]:
+    fut: Future[EdgeTaskResult] = Future()
+    fut.set_result(result)
+    return fut
