@@ -1,0 +1,233 @@
+"""Start the bench as local processes: the broker (unless external), the cloud node,
+edges and agents, each with its own log file in the run folder.
+
+Each node writes a ready file (JSON with its address) once it serves; the launcher
+waits for those, and a node that exits while starting is reported with the tail of
+its log. Children live in their own process session (a terminal's Ctrl-C reaches only
+the coordinator, which tears down in order) and get SIGKILL if the coordinator dies
+(Linux PR_SET_PDEATHSIG), so no process is left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from testbed.broker import BrokerStartError, EmbeddedBroker
+from testbed.config import AgentSpec, EdgeSpec, TestbedConfig
+from testbed.exit_codes import ExitCode, TestbedExit
+from testbed.types import NodeKind
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    # Not on Linux: teardown relies on the coordinator's own cleanup.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@dataclass
+class NodeProcess:
+    node_id: str
+    kind: NodeKind
+    argv: list[str]
+    log_path: Path
+    ready_path: Path
+    proc: subprocess.Popen | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def address(self) -> str:
+        return str(self.info.get("address", ""))
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, chars: int = 1500) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+
+class Launcher:
+    """The processes of one bench. Use as a context manager: exit tears everything down."""
+
+    def __init__(
+        self,
+        cfg: TestbedConfig,
+        run_dir: Path,
+        config_path: Path,
+        *,
+        zoo_dir: Path,
+        registry_address: str | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.run_dir = run_dir
+        self.config_path = config_path
+        self.zoo_dir = zoo_dir
+        self.registry_address = registry_address
+        self.logs_dir = run_dir / "logs"
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        self.broker: EmbeddedBroker | None = None
+        self.broker_url = cfg.broker.url or ""
+        self.nodes: dict[str, NodeProcess] = {}
+        self._env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            # one thread per math library: the nodes share the host's cores
+            "OMP_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+        }
+
+    # ------------------------------------------------------------------ broker
+
+    def start_broker(self) -> str:
+        """Start the embedded broker unless `broker.url` names one; returns its URL."""
+        if self.cfg.broker.url:
+            log.info("using external MQTT broker %s", self.cfg.broker.url)
+            return self.cfg.broker.url
+        try:
+            self.broker = EmbeddedBroker.start(self.cfg.broker, self.run_dir / "broker")
+        except BrokerStartError as exc:
+            raise TestbedExit(ExitCode.BROKER_UNAVAILABLE, f"embedded broker: {exc}") from None
+        self.broker_url = self.broker.url
+        return self.broker_url
+
+    @property
+    def broker_description(self) -> str:
+        if self.broker is not None:
+            return f"embedded {self.broker.description}"
+        return f"external {self.broker_url}"
+
+    # ------------------------------------------------------------------ nodes
+
+    def _spawn(self, node_id: str, kind: NodeKind, module: str, extra: list[str]) -> NodeProcess:
+        ready = self.run_dir / "ready" / f"{node_id}.json"
+        ready.parent.mkdir(exist_ok=True)
+        ready.unlink(missing_ok=True)
+        argv = [
+            sys.executable, "-m", module,
+            "-c", str(self.config_path),
+            "--id", node_id,
+            "--broker", self.broker_url,
+            "--ready-file", str(ready),
+            *(["--registry", self.registry_address] if self.registry_address else []),
+            *extra,
+        ]  # fmt: skip
+        node = NodeProcess(node_id, kind, argv, self.logs_dir / f"{node_id}.log", ready)
+        self._start(node)
+        self.nodes[node_id] = node
+        return node
+
+    def _start(self, node: NodeProcess) -> None:
+        with open(node.log_path, "ab") as logf:
+            node.proc = subprocess.Popen(
+                node.argv,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self._env,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,  # spawn from the main thread: PDEATHSIG is per thread
+            )
+        node.info = {}
+
+    def start_cloud(self) -> NodeProcess:
+        return self._spawn("cloud", NodeKind.CLOUD, "cloud_node", ["--zoo", str(self.zoo_dir)])
+
+    def start_edge(self, spec: EdgeSpec) -> NodeProcess:
+        cache = Path(spec.cache_dir) if spec.cache_dir else self.run_dir / "cache" / spec.id
+        return self._spawn(spec.id, NodeKind.EDGE, "edge_node", ["--cache-dir", str(cache)])
+
+    def start_agent(self, spec: AgentSpec) -> NodeProcess:
+        return self._spawn(spec.id, NodeKind.AGENT, "agent_node", ["--zoo", str(self.zoo_dir)])
+
+    def wait_ready(self, nodes: list[NodeProcess], timeout_s: float | None = None) -> None:
+        """Wait until every node wrote its ready file; fail fast if one exits."""
+        limit_s = timeout_s or self.cfg.run.start_timeout_s
+        deadline = time.monotonic() + limit_s
+        pending = list(nodes)
+        while pending:
+            for node in list(pending):
+                if node.ready_path.exists():
+                    try:
+                        node.info = json.loads(node.ready_path.read_text())
+                    except ValueError:
+                        continue  # being written
+                    pending.remove(node)
+                elif not node.alive():
+                    code = node.proc.returncode if node.proc else None
+                    raise TestbedExit(
+                        ExitCode.NODE_START_FAILED,
+                        f"{node.node_id} exited with code {code} while starting; "
+                        f"log {node.log_path}:\n{node.log_tail()}",
+                    )
+            if pending and time.monotonic() > deadline:
+                names = ", ".join(n.node_id for n in pending)
+                raise TestbedExit(
+                    ExitCode.NODE_START_FAILED,
+                    f"not ready after {limit_s:g} s: {names}; see {self.logs_dir}",
+                )
+            if pending:
+                time.sleep(0.05)
+
+    def kill(self, node_id: str, sig: int = signal.SIGKILL) -> None:
+        node = self.nodes[node_id]
+        if node.alive() and node.proc is not None:
+            node.proc.send_signal(sig)
+            node.proc.wait(10)
+
+    def restart(self, node_id: str) -> NodeProcess:
+        node = self.nodes[node_id]
+        self.kill(node_id, signal.SIGTERM)
+        node.ready_path.unlink(missing_ok=True)
+        self._start(node)
+        return node
+
+    # ------------------------------------------------------------------ teardown
+
+    def stop_all(self, grace_s: float = 5.0) -> None:
+        """SIGTERM every node (agents, then edges, then the cloud), then the broker;
+        SIGKILL whatever has not exited after `grace_s`."""
+        order = {NodeKind.AGENT: 0, NodeKind.EDGE: 1, NodeKind.CLOUD: 2}
+        nodes = sorted(self.nodes.values(), key=lambda n: order.get(n.kind, 3))
+        for node in nodes:
+            if node.alive() and node.proc is not None:
+                node.proc.terminate()
+        deadline = time.monotonic() + grace_s
+        for node in nodes:
+            if node.proc is None:
+                continue
+            try:
+                node.proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in %.0f s: killed", node.node_id, grace_s)
+                node.proc.kill()
+                node.proc.wait()
+        if self.broker is not None:
+            self.broker.stop()
+
+    def __enter__(self) -> Launcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_all()
