@@ -217,7 +217,8 @@ class Poller:
         self._energy_j = 0.0
         self._last_w = max(0.0, float(read_power_w()))
         self._last_t = clock()
-        self._failing_since: float | None = None
+        self._good_t = self._last_t  # time of the last successful read
+        self._failing = False
         self._last_error: BaseException | None = None
         self.samples = 1
         self.read_errors = 0
@@ -230,16 +231,26 @@ class Poller:
 
     def sample(self) -> float:
         """Take one sample now and return the joules integrated so far."""
+        return self._sample()[0]
+
+    def _sample(self) -> tuple[float, float]:
+        """(joules so far, seconds since the last successful read)."""
         with self._lock:
             try:
                 power_w = max(0.0, float(self._read()))
             except Exception as exc:
-                power_w = self._last_w
-                self._note_failure(exc)
+                power_w = self._last_w  # hold: the best guess, and never a zero
+                self.read_errors += 1
+                self._last_error = exc
+                if not self._failing:
+                    self._failing = True
+                    log.warning("%s: read failed (%s); holding %.3f W", self._name, exc, power_w)
+                ok = False
             else:
-                if self._failing_since is not None:
+                if self._failing:
+                    self._failing = False
                     log.info("%s: reading again after %d errors", self._name, self.read_errors)
-                self._failing_since = None
+                ok = True
             now = self._clock()
             dt = now - self._last_t
             if dt > 0:
@@ -247,23 +258,19 @@ class Poller:
                 self._last_t = now
             self._last_w = power_w
             self.samples += 1
-            return self._energy_j
-
-    def _note_failure(self, exc: BaseException) -> None:
-        self.read_errors += 1
-        self._last_error = exc
-        if self._failing_since is None:
-            self._failing_since = self._clock()
-            log.warning("%s: read failed (%s); holding %.3f W", self._name, exc, self._last_w)
+            if ok:
+                self._good_t = now
+            return self._energy_j, now - self._good_t
 
     def energy_j(self) -> float:
-        """Joules integrated from the first sample up to now."""
-        energy = self.sample()
-        failing_since = self._failing_since
-        if failing_since is not None and self._clock() - failing_since > self._stale_after_s:
+        """Joules integrated from the first sample up to now.
+
+        Raises MeterError once reads have failed for more than `stale_after_s`.
+        """
+        energy, stale_s = self._sample()
+        if stale_s > self._stale_after_s:
             raise MeterError(
-                f"{self._name}: power unreadable for "
-                f"{self._clock() - failing_since:.1f} s: {self._last_error}"
+                f"{self._name}: power unreadable for {stale_s:.1f} s: {self._last_error}"
             )
         return energy
 
