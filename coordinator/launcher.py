@@ -78,8 +78,10 @@ class Launcher:
         *,
         zoo_dir: Path,
         registry_address: str | None = None,
+        keep: bool = False,
     ) -> None:
         self.cfg = cfg
+        self.keep = keep  # the bench outlives the coordinator: no PDEATHSIG
         self.run_dir = run_dir
         self.config_path = config_path
         self.zoo_dir = zoo_dir
@@ -106,7 +108,11 @@ class Launcher:
             log.info("using external MQTT broker %s", self.cfg.broker.url)
             return self.cfg.broker.url
         try:
-            self.broker = EmbeddedBroker.start(self.cfg.broker, self.run_dir / "broker")
+            self.broker = EmbeddedBroker.start(
+                self.cfg.broker,
+                self.run_dir / "broker",
+                preexec_fn=None if self.keep else _die_with_parent,
+            )
         except BrokerStartError as exc:
             raise TestbedExit(ExitCode.BROKER_UNAVAILABLE, f"embedded broker: {exc}") from None
         self.broker_url = self.broker.url
@@ -147,7 +153,8 @@ class Launcher:
                 stdin=subprocess.DEVNULL,
                 env=self._env,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,  # spawn from the main thread: PDEATHSIG is per thread
+                # spawn from the main thread: PDEATHSIG fires when the spawning thread ends
+                preexec_fn=None if self.keep else _die_with_parent,
             )
         node.info = {}
 
@@ -202,6 +209,26 @@ class Launcher:
         node.ready_path.unlink(missing_ok=True)
         self._start(node)
         return node
+
+    def describe(self) -> dict[str, Any]:
+        """What `testbed status` / `testbed down` need to find the processes."""
+        nodes: dict[str, Any] = {
+            n.node_id: {
+                "kind": n.kind.value,
+                "pid": n.pid,
+                "address": n.address,
+                "log": str(n.log_path),
+            }
+            for n in self.nodes.values()
+        }
+        if self.broker is not None:
+            nodes["broker"] = {
+                "kind": "broker",
+                "pid": self.broker.process.pid,
+                "address": "",
+                "log": str(self.broker.log_path),
+            }
+        return {"run_dir": str(self.run_dir), "broker": self.broker_description, "nodes": nodes}
 
     # ------------------------------------------------------------------ teardown
 

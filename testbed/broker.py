@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,6 +88,7 @@ class EmbeddedBroker:
         *,
         kind: BrokerKind | None = None,
         timeout_s: float = 20.0,
+        preexec_fn: Callable[[], None] | None = None,
     ) -> EmbeddedBroker:
         """Start the configured embedded broker in `workdir` (its config and log go there)."""
         kind = resolve_kind(kind or cfg.embedded)
@@ -127,6 +129,7 @@ class EmbeddedBroker:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=preexec_fn,
         )
         logf.close()
         broker = cls(kind, host, port, proc, log_path, version)

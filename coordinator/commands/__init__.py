@@ -1,0 +1,1 @@
+"""`testbed` subcommands, one module each."""

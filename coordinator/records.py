@@ -1,0 +1,171 @@
+"""Per-task records of a run, the CSV they are written to, and the run summary.
+
+One `TaskRow` per generated task, whatever happened to it: the row carries the
+outcome, the reason, every measured latency part and every energy part with the
+method that produced it.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from testbed.types import EnergyPart, FailureReason, Outcome
+
+
+@dataclass
+class TaskRow:
+    task_id: str
+    agent_id: str
+    slot: int
+    task_type: str
+    model_id: str
+    size_mbit: float
+    density_cycles_per_bit: float
+    deadline_s: float
+    units: int
+    outcome: Outcome
+    reason: FailureReason = FailureReason.NONE
+    detail: str = ""
+    edge_id: str = ""
+    share: float = 0.0
+    download: bool = False
+    steps: int = 0
+    latency_ms: float = 0.0
+    t_local_ms: float = 0.0
+    t_tx_ms: float = 0.0
+    t_switch_ms: float = 0.0
+    t_edge_queue_ms: float = 0.0
+    t_edge_compute_ms: float = 0.0
+    t_agent_queue_ms: float = 0.0
+    fetch_ms: float = 0.0
+    verify_ms: float = 0.0
+    load_ms: float = 0.0
+    warmup_ms: float = 0.0
+    cache_hit: bool = False
+    served_slot: int = 0
+    reward: float = 0.0
+    energy: list[EnergyPart] = field(default_factory=list)
+
+    @property
+    def energy_j(self) -> float:
+        return sum(p.energy_j for p in self.energy)
+
+    def csv_row(self) -> dict[str, Any]:
+        row = {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "energy"
+        }
+        row["outcome"] = self.outcome.value
+        row["reason"] = self.reason.value
+        row["energy_j"] = round(self.energy_j, 9)
+        row["energy_parts"] = ";".join(
+            f"{p.part}={p.energy_j:.9g}:{p.method.value}" for p in self.energy
+        )
+        return row
+
+
+CSV_FIELDS = [
+    *(f.name for f in dataclasses.fields(TaskRow) if f.name != "energy"),
+    "energy_j",
+    "energy_parts",
+]
+
+
+def write_csv(path: Path, rows: Iterable[TaskRow]) -> int:
+    n = 0
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(row.csv_row())
+            n += 1
+    return n
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (q in [0, 100]); NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100.0
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def summarise(rows: Sequence[TaskRow], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The run summary: counts, completion, latency, energy per part and method."""
+    done = [r for r in rows if r.outcome is Outcome.COMPLETED]
+    latencies = [r.latency_ms for r in rows if r.latency_ms > 0]
+    energy: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for r in rows:
+        for p in r.energy:
+            energy[p.part][p.method.value] += p.energy_j
+    reasons = Counter(r.reason.value for r in rows if r.outcome is Outcome.FAILED)
+    return {
+        "tasks": len(rows),
+        "completed": len(done),
+        "failed": len(rows) - len(done),
+        "completion_rate": len(done) / len(rows) if rows else math.nan,
+        "failure_reasons": dict(sorted(reasons.items())),
+        "latency_ms": {
+            "mean": sum(latencies) / len(latencies) if latencies else math.nan,
+            "p50": percentile(latencies, 50),
+            "p95": percentile(latencies, 95),
+            "max": max(latencies) if latencies else math.nan,
+        },
+        "energy_j": {
+            "total": sum(r.energy_j for r in rows),
+            "mean_per_task": sum(r.energy_j for r in rows) / len(rows) if rows else math.nan,
+            "by_part": {part: dict(methods) for part, methods in sorted(energy.items())},
+        },
+        "offloaded": sum(1 for r in rows if r.edge_id),
+        "cache_hits": sum(1 for r in rows if r.edge_id and r.cache_hit),
+        **(extra or {}),
+    }
+
+
+def write_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=2, default=_json_default, allow_nan=True) + "\n")
+
+
+def _json_default(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    if hasattr(obj, "value"):
+        return obj.value
+    return str(obj)
+
+
+def format_table(summary: dict[str, Any], cache: dict[str, dict[str, int]] | None = None) -> str:
+    """The results table `testbed up` prints."""
+    lat = summary["latency_ms"]
+    lines = [
+        f"tasks          {summary['tasks']}  (completed {summary['completed']}, "
+        f"failed {summary['failed']})",
+        f"completion     {100 * summary['completion_rate']:.1f} %",
+        f"latency (ms)   mean {lat['mean']:.1f}   p50 {lat['p50']:.1f}   p95 {lat['p95']:.1f}"
+        f"   max {lat['max']:.1f}",
+        f"energy (J)     total {summary['energy_j']['total']:.3f}   per task "
+        f"{summary['energy_j']['mean_per_task']:.4f}",
+    ]
+    for part, methods in summary["energy_j"]["by_part"].items():
+        detail = ", ".join(f"{j:.3f} {m}" for m, j in methods.items())
+        lines.append(f"  {part:<12} {detail}")
+    if summary["failure_reasons"]:
+        reasons = ", ".join(f"{k} {v}" for k, v in summary["failure_reasons"].items())
+        lines.append(f"failures       {reasons}")
+    if cache:
+        lines.append("cache          edge       hits  misses  evictions  fetched MB")
+        for edge_id, c in sorted(cache.items()):
+            lines.append(
+                f"               {edge_id:<10} {c['hits']:>4}  {c['misses']:>6}  "
+                f"{c['evictions']:>9}  {c['bytes_fetched'] / 1e6:>10.1f}"
+            )
+    return "\n".join(lines)

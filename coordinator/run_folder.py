@@ -1,0 +1,125 @@
+"""Run folders: `runs/<experiment>__<policy>__<seed>__<utc>/` with the resolved
+config, a manifest (git commit, package versions, host and board facts, broker), the
+per-task records, `summary.json` and plots (ARCHITECTURE.md §8).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import re
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from coordinator.records import write_json
+from testbed.config import TestbedConfig
+
+_PACKAGES = (
+    "aigc-testbed", "grpcio", "protobuf", "onnxruntime", "onnxruntime-gpu", "onnx", "torch",
+    "paho-mqtt", "amqtt", "numpy", "tensorrt", "nvidia-ml-py",
+)  # fmt: skip
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "x"
+
+
+def new_run_dir(out_dir: str | os.PathLike[str], experiment: str, policy: str, seed: int) -> Path:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    base = Path(out_dir) / f"{_slug(experiment)}__{_slug(Path(policy).stem)}__{seed}__{stamp}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    path.mkdir(parents=True)
+    return path
+
+
+def write_config(run_dir: Path, cfg: TestbedConfig) -> Path:
+    path = run_dir / "config.yaml"
+    path.write_text(
+        "# Resolved configuration of this run (file + environment + flags).\n" + cfg.to_yaml()
+    )
+    return path
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    commit = out.stdout.strip()
+    return f"{commit}{'+dirty' if dirty.stdout.strip() else ''}" if commit else ""
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in _PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def host_facts() -> dict[str, Any]:
+    """Facts about this host; on a Jetson also L4T release, power mode and clocks."""
+    facts: dict[str, Any] = {
+        "hostname": platform.node(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
+    }
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                facts["cpu_model"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    tegra = Path("/etc/nv_tegra_release")
+    if tegra.exists():
+        facts["l4t_release"] = tegra.read_text().splitlines()[0].strip()
+        try:
+            mode = subprocess.run(["nvpmodel", "-q"], capture_output=True, text=True, timeout=5)
+            facts["power_mode"] = mode.stdout.strip().replace("\n", " ")
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return facts
+
+
+def write_manifest(run_dir: Path, cfg: TestbedConfig, extra: dict[str, Any]) -> Path:
+    path = run_dir / "manifest.json"
+    write_json(
+        path,
+        {
+            "experiment": cfg.experiment,
+            "seed": cfg.seed,
+            "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "git_commit": git_commit(),
+            "packages": package_versions(),
+            "coordinator_host": host_facts(),
+            **extra,
+        },
+    )
+    return path

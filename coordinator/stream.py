@@ -1,0 +1,153 @@
+"""An edges-only bench: the coordinator itself is the task source.
+
+Used by `testbed up --agents 0`, the edge benchmarks and tests. Every slot, each of
+`devices` virtual devices draws its task (testbed/tasks.py, the same generator the
+agents use) and sends it whole to an edge (round robin), with the download flag set;
+the data are streamed, paced to the device→edge Shannon rate when link emulation is on.
+All tasks of a slot run concurrently; the slot ends when every one has an outcome.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from coordinator.records import TaskRow
+from testbed.config import TestbedConfig
+from testbed.edge_client import EdgeClient
+from testbed.links import Pacer, distance_m, shannon_rate_mbps
+from testbed.messages import EdgeTaskRequest, ModelRef
+from testbed.tasks import Task, TaskGenerator
+from testbed.types import EnergyMethod, EnergyPart, FailureReason, Outcome
+from testbed.zoo.catalog import Catalog, UnknownModel
+from testbed.zoo.workload import units_for
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StreamEdge:
+    edge_id: str
+    address: str
+    position_m: tuple[float, float]
+
+
+class EdgeStream:
+    def __init__(
+        self,
+        cfg: TestbedConfig,
+        catalog: Catalog,
+        edges: Sequence[StreamEdge],
+        *,
+        devices: int | None = None,
+    ) -> None:
+        if not edges:
+            raise ValueError("an edge stream needs at least one edge")
+        self.cfg = cfg
+        self.catalog = catalog
+        self.edges = list(edges)
+        specs = cfg.agent_specs()
+        n = devices if devices is not None else max(1, len(specs))
+        self.devices = [(f"device-{i}", specs[i % len(specs)].position_m) for i in range(n)]
+        types = cfg.tasks.active_types
+        self.generators = [
+            TaskGenerator(dev_id, types, cfg.tasks.arrival_prob, cfg.seed)
+            for dev_id, _ in self.devices
+        ]
+        self.clients = {e.edge_id: EdgeClient(e.address, e.edge_id) for e in self.edges}
+        self._pool = ThreadPoolExecutor(max(4, n), thread_name_prefix="stream")
+        self._next_edge = 0
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        for client in self.clients.values():
+            client.close()
+
+    def run(
+        self, slots: int, progress: Callable[[int, list[TaskRow]], None] | None = None
+    ) -> list[TaskRow]:
+        rows: list[TaskRow] = []
+        for slot in range(slots):
+            jobs = []
+            for (_device, pos), gen in zip(self.devices, self.generators, strict=True):
+                task = gen.next(slot)
+                if task is None:
+                    continue
+                edge = self.edges[self._next_edge % len(self.edges)]
+                self._next_edge += 1
+                jobs.append(self._pool.submit(self._one, task, pos, edge))
+            slot_rows = [job.result() for job in jobs]
+            rows.extend(slot_rows)
+            if progress is not None:
+                progress(slot, slot_rows)
+        return rows
+
+    def _one(self, task: Task, pos: tuple[float, float] | None, edge: StreamEdge) -> TaskRow:
+        row = TaskRow(
+            task_id=task.task_id, agent_id=task.agent_id, slot=task.slot,
+            task_type=task.task_type, model_id=task.model_id, size_mbit=task.size_mbit,
+            density_cycles_per_bit=task.density_cycles_per_bit, deadline_s=task.deadline_s,
+            units=0, outcome=Outcome.FAILED, edge_id=edge.edge_id, share=1.0, download=True,
+            steps=task.steps or 0, served_slot=task.slot,
+        )  # fmt: skip
+        try:
+            entry = self.catalog.get(task.model_id)
+        except UnknownModel as exc:
+            row.reason, row.detail = FailureReason.MODEL_UNKNOWN, str(exc)
+            return row
+        row.units = units_for(
+            task.size_mbit, task.density_cycles_per_bit, entry, self.cfg.tasks.flops_per_cycle
+        )
+        nbytes = int(task.size_mbit * 1e6 / 8)
+        data = task_data(task.task_id, nbytes)
+        rate = None
+        if self.cfg.emulation.links and pos is not None:
+            d = distance_m(pos, edge.position_m)
+            rate = float(shannon_rate_mbps(self.cfg.agents.transmit_power_w, d, self.cfg.links))
+        request = EdgeTaskRequest(
+            task_id=task.task_id, model=ModelRef(task.model_id), units=row.units, download=True,
+            agent_id=task.agent_id, task_type=task.task_type, share=1.0, steps=task.steps or 0,
+            data_bytes=nbytes, slot=task.slot, upload_rate_mbps=rate or 0.0,
+        )  # fmt: skip
+        sub = self.clients[edge.edge_id].submit(
+            request, data, timeout_s=self.cfg.run.task_timeout_s, pacer=Pacer(rate)
+        )
+        r = sub.result
+        t = r.timing
+        row.latency_ms = sub.round_trip_s * 1e3
+        row.t_tx_ms = sub.upload_s * 1e3
+        row.t_switch_ms = t.switch_ms
+        row.t_edge_queue_ms = t.queue_ms
+        row.t_edge_compute_ms = t.compute_ms
+        row.fetch_ms, row.verify_ms, row.load_ms, row.warmup_ms = (
+            t.fetch_ms, t.verify_ms, t.load_ms, t.warmup_ms,
+        )  # fmt: skip
+        row.cache_hit = r.cache_hit
+        row.energy = [
+            *r.energy,
+            EnergyPart("tx", self.cfg.agents.transmit_power_w * sub.upload_s, EnergyMethod.MODELED),
+        ]
+        if r.outcome is not Outcome.COMPLETED:
+            row.reason, row.detail = r.reason, r.detail
+        elif row.latency_ms > task.deadline_s * 1e3:
+            row.reason = FailureReason.DEADLINE
+            row.detail = f"{row.latency_ms:.0f} ms > deadline {task.deadline_s * 1e3:.0f} ms"
+        else:
+            row.outcome = Outcome.COMPLETED
+        return row
+
+
+def default_zoo_dir(cfg: TestbedConfig) -> str:
+    return os.path.join(cfg.zoo.dir, cfg.zoo.scale.value)
+
+
+def task_data(task_id: str, nbytes: int) -> bytes:
+    """The task's payload: sensor-like bytes, reproducible from the task id."""
+    seed = int.from_bytes(hashlib.sha256(task_id.encode()).digest()[:8], "little")
+    return np.random.default_rng(seed).bytes(nbytes)
