@@ -102,8 +102,8 @@ def test_detect_lists_every_candidate_with_its_reason(tmp_path: Path) -> None:
     report = dict(detect(empty_roots(tmp_path)))
     assert list(report) == [MeterKind.NVML, MeterKind.JETSON, MeterKind.RAPL, MeterKind.ESTIMATED]
     assert report[MeterKind.ESTIMATED] is None
-    assert report[MeterKind.JETSON] and "no INA3221 rails" in report[MeterKind.JETSON]
-    assert report[MeterKind.RAPL] and "does not exist" in report[MeterKind.RAPL]
+    assert "no INA3221 rails" in str(report[MeterKind.JETSON])
+    assert "does not exist" in str(report[MeterKind.RAPL])
     assert report[MeterKind.NVML] == nvml_reason()
 
 
