@@ -12,17 +12,19 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from testbed.config import ConfigError, load_config
+from testbed.config import DEFAULT_CONFIG_NAME, ConfigError, load_config
 from testbed.exit_codes import ExitCode, TestbedExit, table
 
-# Modules that add subcommands, imported lazily so `testbed --help` stays fast and a
-# command's heavy dependencies (torch) load only when it runs.
-COMMAND_MODULES = {
-    "zoo": "coordinator.zoo.cli",
-    "up": "coordinator.commands.up",
-    "status": "coordinator.commands.bench_state",
-    "down": "coordinator.commands.bench_state",
+# Subcommands by module: only the chosen command's module is imported, so
+# `testbed --help` stays fast and a command's heavy dependencies (torch) load only
+# when it runs. Each module's `register(subparsers)` adds the commands listed here.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "zoo": ("coordinator.zoo.cli", "build and list the generative model zoo"),
+    "up": ("coordinator.commands.up", "start the bench and run an experiment (the main job)"),
+    "status": ("coordinator.commands.bench_state", "show a bench left running by `up --keep`"),
+    "down": ("coordinator.commands.bench_state", "stop a bench left running by `up --keep`"),
 }
 
 
@@ -46,13 +48,18 @@ def _config_check(args: argparse.Namespace) -> int:
         return 0
     broker = cfg.broker.url or f"embedded ({cfg.broker.embedded.value})"
     types = ", ".join(t.name for t in cfg.tasks.active_types)
-    print(f"{args.file or 'defaults'}: ok")
+    source = args.file or (DEFAULT_CONFIG_NAME if Path(DEFAULT_CONFIG_NAME).exists() else None)
+    print(f"{source or 'built-in defaults'}: ok")
     print(f"  bench: 1 cloud, {cfg.edges.count} edges, {cfg.agents.count} agents; broker {broker}")
     print(f"  zoo: {cfg.zoo.scale.value} in {cfg.zoo.dir}; task types: {types}")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _chosen_command(argv: Sequence[str]) -> str | None:
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="testbed",
         description="Hardware-in-the-loop testbed for AIGC task offloading in IIoT edge computing.",
@@ -60,23 +67,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_config_commands(sub)
-    seen = set()
-    for module_name in COMMAND_MODULES.values():
-        if module_name in seen:
-            continue
-        seen.add(module_name)
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name and module_name.startswith(exc.name):
-                continue  # that command is not built yet
-            raise
-        module.register(sub)
+    chosen = _chosen_command(argv)
+    chosen_module = COMMANDS[chosen][0] if chosen in COMMANDS else None
+    if chosen_module is not None:
+        importlib.import_module(chosen_module).register(sub)
+    for name, (module, text) in COMMANDS.items():
+        if module != chosen_module:
+            sub.add_parser(name, help=text, add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
