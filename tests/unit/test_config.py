@@ -92,7 +92,7 @@ def test_precedence_file_then_env_then_flags(tmp_path: Path) -> None:
 
 
 def test_bad_override_and_bad_yaml(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="KEY.PATH=VALUE"):
+    with pytest.raises(ConfigError, match=r"KEY\.PATH=VALUE"):
         apply_overrides({}, env={}, sets=["nonsense"])
     path = tmp_path / "t.yaml"
     path.write_text("edges: [1, 2\n")
