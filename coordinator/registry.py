@@ -1,0 +1,345 @@
+"""The coordinator's node registry: who is on the bench, and is it alive.
+
+`NodeTable` is the domain: a clock-injected table of registered nodes with a
+liveness state per node (after Locust's heartbeat counter):
+
+    register ──▶ ALIVE ──(no heartbeat for missing_after_beats × interval)──▶ MISSING
+                   ▲                                                            │
+                   └──────────────── heartbeat (heals) ◀────────────────────────┤
+                                                                                │
+    deregister, or no heartbeat for remove_after_s ──────────────────────────▶ REMOVED
+
+`interval` is the heartbeat interval the node announced when it registered. Every
+(re-)registration gets a new session id; a heartbeat or deregistration that names an
+unknown node or a stale session is answered known=false / ignored, which tells the
+node to register again. State changes are reported through `on_state_change(node_id,
+old, new)` (old is None for a node that was not in the table), registrations through
+`on_register(record)`; both are called in order, outside the table's lock, and should
+be quick (log, record, wake a waiter).
+
+`Registry` is the thin gRPC servicer of testbed.v1.Registry over a `NodeTable`, with
+the background thread that calls `NodeTable.sweep`. See docs/registry.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import enum
+import functools
+import logging
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from testbed.config import RegistryConfig
+from testbed.registration import NodeInfo, node_info_from_proto
+from testbed.rpc.v1 import registry_pb2, registry_pb2_grpc
+from testbed.types import NodeKind
+
+log = logging.getLogger(__name__)
+
+
+class NodeState(enum.StrEnum):
+    """Liveness of a registered node."""
+
+    ALIVE = "alive"
+    """Heartbeats arrive."""
+    MISSING = "missing"
+    """No heartbeat for `missing_after_beats` × its interval; heals on the next one."""
+    REMOVED = "removed"
+    """Deregistered, or silent for `remove_after_s`; gone from the table."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRecord:
+    """A registered node as the table sees it; times are clock readings in s."""
+
+    info: NodeInfo
+    session_id: str
+    heartbeat_interval_s: float
+    """The interval the node announced (or the configured default)."""
+    state: NodeState
+    registered_at: float
+    last_seen: float
+    """Time of the registration or the last heartbeat of this session."""
+    last_seq: int = 0
+    """Highest heartbeat sequence number received in this session."""
+    beats: int = 0
+    """Heartbeats received in this session."""
+
+    @property
+    def node_id(self) -> str:
+        return self.info.node_id
+
+    @property
+    def kind(self) -> NodeKind:
+        return self.info.kind
+
+    def silence_s(self, now: float) -> float:
+        """Seconds since the node was last heard of."""
+        return max(0.0, now - self.last_seen)
+
+    def missed_beats(self, now: float) -> int:
+        """The liveness counter: heartbeats missed since the last one heard."""
+        return int(self.silence_s(now) // self.heartbeat_interval_s)
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One state change of one node."""
+
+    node_id: str
+    old: NodeState | None
+    new: NodeState
+
+
+StateCallback = Callable[[str, NodeState | None, NodeState], Any]
+RegisterCallback = Callable[[NodeRecord], Any]
+
+
+class NodeTable:
+    """Registered nodes and their liveness; thread-safe, clock-injected."""
+
+    def __init__(
+        self,
+        cfg: RegistryConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        on_state_change: StateCallback | None = None,
+        on_register: RegisterCallback | None = None,
+        new_session_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+    ) -> None:
+        """
+        Args:
+            cfg: `missing_after_beats`, `remove_after_s`, and `heartbeat_interval_s`
+                (used for nodes that announce no interval).
+            clock: monotonic time in s; methods take `now` to override it per call.
+            on_state_change: called as (node_id, old, new) on every state change.
+            on_register: called with the record after every (re-)registration.
+            new_session_id: makes session ids (unique per registration).
+        """
+        self.cfg = cfg or RegistryConfig()
+        self._clock = clock
+        self._on_state_change = on_state_change
+        self._on_register = on_register
+        self._new_session_id = new_session_id
+        self._nodes: dict[str, NodeRecord] = {}
+        self._lock = threading.Lock()
+        # Held while callbacks run, taken before the table lock is released: callbacks
+        # see events in the order the table made them. Re-entrant so a callback may
+        # call the table.
+        self._notify = threading.RLock()
+
+    # ------------------------------------------------------------------ queries
+
+    def get(self, node_id: str) -> NodeRecord | None:
+        with self._lock:
+            return self._nodes.get(node_id)
+
+    def nodes(
+        self, state: NodeState | None = None, kind: NodeKind | None = None
+    ) -> list[NodeRecord]:
+        """Records in registration order, filtered by state and kind when given."""
+        with self._lock:
+            return [
+                r
+                for r in self._nodes.values()
+                if (state is None or r.state is state) and (kind is None or r.kind is kind)
+            ]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._nodes)
+
+    def __contains__(self, node_id: object) -> bool:
+        with self._lock:
+            return node_id in self._nodes
+
+    def missing_after_s(self, record: NodeRecord) -> float:
+        """Silence in s after which `record` is marked MISSING."""
+        return self.cfg.missing_after_beats * record.heartbeat_interval_s
+
+    # ------------------------------------------------------------------ updates
+
+    def register(
+        self, info: NodeInfo, heartbeat_interval_s: float | None = None, now: float | None = None
+    ) -> NodeRecord:
+        """Add the node, or replace its earlier registration; always a new session.
+
+        `heartbeat_interval_s` None, ≤ 0 or not finite: the configured default.
+        Raises ValueError for an empty node id.
+        """
+        if not info.node_id:
+            raise ValueError("node_id is empty")
+        interval = heartbeat_interval_s
+        if interval is None or not math.isfinite(interval) or interval <= 0:
+            interval = self.cfg.heartbeat_interval_s
+        with self._mutate() as events:
+            now = self._now(now)
+            node_id = info.node_id
+            old = self._nodes.pop(node_id, None)  # re-inserted below: order of registration
+            record = NodeRecord(
+                info=info,
+                session_id=self._new_session_id(),
+                heartbeat_interval_s=interval,
+                state=NodeState.ALIVE,
+                registered_at=now,
+                last_seen=now,
+            )
+            self._nodes[node_id] = record
+            old_state = old.state if old is not None else None
+            if old_state is not NodeState.ALIVE:
+                events.append(lambda: self._state_changed(node_id, old_state, NodeState.ALIVE))
+            if self._on_register is not None:
+                callback = self._on_register
+                events.append(lambda: callback(record))
+        return record
+
+    def heartbeat(
+        self, node_id: str, session_id: str, seq: int = 0, now: float | None = None
+    ) -> bool:
+        """Record a heartbeat; False when the node or its session is not known (the
+        node should register again). A MISSING node heals to ALIVE."""
+        with self._mutate() as events:
+            record = self._nodes.get(node_id)
+            if record is None or record.session_id != session_id:
+                return False
+            now = self._now(now)
+            self._nodes[node_id] = dataclasses.replace(
+                record,
+                state=NodeState.ALIVE,
+                last_seen=max(record.last_seen, now),
+                last_seq=max(record.last_seq, seq),
+                beats=record.beats + 1,
+            )
+            if record.state is not NodeState.ALIVE:
+                old = record.state
+                events.append(lambda: self._state_changed(node_id, old, NodeState.ALIVE))
+        return True
+
+    def deregister(self, node_id: str, session_id: str) -> bool:
+        """Remove the node; False (and nothing changes) for an unknown or stale session."""
+        with self._mutate() as events:
+            record = self._nodes.get(node_id)
+            if record is None or record.session_id != session_id:
+                return False
+            del self._nodes[node_id]
+            old = record.state
+            events.append(lambda: self._state_changed(node_id, old, NodeState.REMOVED))
+        return True
+
+    def sweep(self, now: float | None = None) -> list[Transition]:
+        """Apply the liveness rules at time `now`; returns the transitions made.
+
+        ALIVE → MISSING when silent longer than missing_after_beats × interval;
+        any → REMOVED (and out of the table) when silent for ≥ remove_after_s.
+        """
+        transitions: list[Transition] = []
+        with self._mutate() as events:
+            now = self._now(now)
+            for node_id, record in list(self._nodes.items()):
+                silence = record.silence_s(now)
+                if silence >= self.cfg.remove_after_s:
+                    del self._nodes[node_id]
+                    transitions.append(Transition(node_id, record.state, NodeState.REMOVED))
+                elif record.state is NodeState.ALIVE and silence > self.missing_after_s(record):
+                    self._nodes[node_id] = dataclasses.replace(record, state=NodeState.MISSING)
+                    transitions.append(Transition(node_id, record.state, NodeState.MISSING))
+            events.extend(
+                functools.partial(self._state_changed, t.node_id, t.old, t.new) for t in transitions
+            )
+        return transitions
+
+    # ------------------------------------------------------------------ internals
+
+    def _now(self, now: float | None) -> float:
+        return self._clock() if now is None else now
+
+    @contextlib.contextmanager
+    def _mutate(self) -> Iterator[list[Callable[[], Any]]]:
+        """Run the body under the table lock, then its queued events, in order."""
+        events: list[Callable[[], Any]] = []
+        with self._lock:
+            yield events  # an error in the body propagates; no events run then
+            self._notify.acquire()
+        try:
+            for event in events:
+                try:
+                    event()
+                except Exception:
+                    log.exception("registry: an event callback failed")
+        finally:
+            self._notify.release()
+
+    def _state_changed(self, node_id: str, old: NodeState | None, new: NodeState) -> None:
+        log.info("registry: node %s %s → %s", node_id, old.value if old else "new", new.value)
+        if self._on_state_change is not None:
+            self._on_state_change(node_id, old, new)
+
+
+class Registry(registry_pb2_grpc.RegistryServicer):
+    """The testbed.v1.Registry servicer: unpacks requests, calls the `NodeTable`, and
+    runs the sweeper thread that applies the liveness rules."""
+
+    def __init__(self, table: NodeTable, *, sweep_interval_s: float | None = None) -> None:
+        """`sweep_interval_s`: period of the sweeper in s; default a quarter of the
+        configured heartbeat interval, at most 0.25 s."""
+        self.table = table
+        self.sweep_interval_s = sweep_interval_s or min(0.25, table.cfg.heartbeat_interval_s / 4)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add_to_server(self, server: grpc.Server) -> None:
+        registry_pb2_grpc.add_RegistryServicer_to_server(self, server)
+
+    def start(self) -> None:
+        """Start the sweeper thread."""
+        if self._thread is not None:
+            raise RuntimeError("registry sweeper already started")
+        self._thread = threading.Thread(target=self._sweep_loop, name="registry-sweep", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop the sweeper thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def _sweep_loop(self) -> None:
+        while not self._stop.wait(self.sweep_interval_s):
+            try:
+                self.table.sweep()
+            except Exception:
+                log.exception("registry: sweep failed")
+
+    # ------------------------------------------------------------------ RPCs
+
+    def RegisterNode(
+        self, request: registry_pb2.RegisterNodeRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.RegisterNodeReply:
+        try:
+            info = node_info_from_proto(request.node)
+            record = self.table.register(info, request.heartbeat_interval_s or None)
+        except ValueError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise  # not reached: abort raises
+        return registry_pb2.RegisterNodeReply(accepted=True, session_id=record.session_id)
+
+    def Heartbeat(
+        self, request: registry_pb2.HeartbeatRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.HeartbeatReply:
+        known = self.table.heartbeat(request.node_id, request.session_id, request.seq)
+        return registry_pb2.HeartbeatReply(known=known)
+
+    def Deregister(
+        self, request: registry_pb2.DeregisterRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.DeregisterReply:
+        self.table.deregister(request.node_id, request.session_id)
+        return registry_pb2.DeregisterReply()
