@@ -27,7 +27,8 @@ class Task:
     """One generated task."""
 
     task_id: str
-    """Unique within a run: "<agent id>/t<6-digit sequence number>", e.g. "agent-3/t000042"."""
+    """Unique within a run: "<agent id>/s<6-digit arrival slot>", e.g. "agent-3/s000042"
+    (at most one task arrives per agent and slot; a restarted agent keeps the same ids)."""
     agent_id: str
     slot: int
     """The slot the task arrived in."""
@@ -104,7 +105,7 @@ class TaskGenerator:
         ttype = self.types[min(int(type_u * len(self.types)), len(self.types) - 1)]
         lo, hi = ttype.size_mbit
         task = Task(
-            task_id=f"{self.agent_id}/t{self._count:06d}",
+            task_id=f"{self.agent_id}/s{slot:06d}",
             agent_id=self.agent_id,
             slot=slot,
             task_type=ttype.name,
