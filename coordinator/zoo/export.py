@@ -79,7 +79,7 @@ def export_onnx(
         torch.onnx.export(
             model,
             example_inputs(family),
-            buffer,
+            buffer,  # type: ignore[arg-type]  # a file-like object is accepted
             dynamo=False,
             input_names=list(inputs),
             output_names=list(outputs),

@@ -65,16 +65,17 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, width: int, film_width: int = 0) -> None:
         super().__init__()
+        self.width = width
         self.norm = nn.LayerNorm(width)
         self.fc1 = nn.Linear(width, EXPANSION * width)
         self.fc2 = nn.Linear(EXPANSION * width, width)
-        self.film = nn.Linear(film_width, 2 * width) if film_width else None
+        self.film: nn.Linear | None = nn.Linear(film_width, 2 * width) if film_width else None
 
     def forward(self, h: torch.Tensor, emb: torch.Tensor | None = None) -> torch.Tensor:
         y = self.norm(h)
         if self.film is not None and emb is not None:
-            scale, shift = self.film(emb).chunk(2, dim=1)
-            y = y * (1 + scale) + shift
+            film = self.film(emb)  # sliced by constants, not chunk(): keeps shapes static
+            y = y * (1 + film[:, : self.width]) + film[:, self.width :]
         return h + self.fc2(F.silu(self.fc1(y)))
 
 
@@ -87,6 +88,7 @@ class TrajectoryDenoiser(nn.Module):
         signal = SENSOR_CHANNELS * WINDOW_LENGTH
         half = TIME_FEATURES // 2
         freqs = torch.exp(-math.log(10_000.0) * torch.arange(half, dtype=torch.float32) / half)
+        self.freqs: torch.Tensor
         self.register_buffer("freqs", freqs * TIME_SCALE, persistent=False)
         self.time_mlp = nn.Sequential(nn.Linear(TIME_FEATURES, w), nn.SiLU(), nn.Linear(w, w))
         self.cond_proj = nn.Linear(CONTEXT_SIZE, w)
@@ -175,7 +177,7 @@ def flops_per_sample(model: nn.Module) -> int:
 
     Every Linear of these models runs once per sample, so this is exact for the
     matrix products; element-wise work (bias, norms, activations, the score) is left
-    out — under 1 % of the total for every zoo model.
+    out: about 2 % of the total at the tiny scale, under 1 % from the demo scale on.
     """
     return sum(
         2 * m.in_features * m.out_features for m in model.modules() if isinstance(m, nn.Linear)

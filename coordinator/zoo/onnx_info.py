@@ -14,7 +14,7 @@ from onnx import TensorProto
 
 from testbed.zoo.catalog import BATCH_DIM, TensorDType, TensorSpec
 
-_DTYPES = {
+_DTYPES: dict[int, TensorDType] = {
     TensorProto.FLOAT: TensorDType.FLOAT32,
     TensorProto.FLOAT16: TensorDType.FLOAT16,
     TensorProto.INT64: TensorDType.INT64,

@@ -130,13 +130,13 @@ def train_generator(
         "d_loss_last": float(np.mean(d_losses[-k:])),
     }
 
-    recipe, target = data.process_recipes(rng, settings.eval_samples, plant)
-    z = rng.standard_normal((settings.eval_samples, LATENT_SIZE)).astype(np.float32)
+    real_recipes, targets = data.process_recipes(rng, settings.eval_samples, plant)
+    z_eval = rng.standard_normal((settings.eval_samples, LATENT_SIZE)).astype(np.float32)
     with torch.no_grad():
-        generated = model(_tensor(z), _tensor(target)).numpy()
-    figures["quality_mae"] = float(np.abs(plant.quality(generated) - target).mean())
-    shuffled = target[rng.permutation(settings.eval_samples)]
-    figures["quality_mae_baseline"] = float(np.abs(plant.quality(recipe) - shuffled).mean())
+        generated = model(_tensor(z_eval), _tensor(targets)).numpy()
+    figures["quality_mae"] = float(np.abs(plant.quality(generated) - targets).mean())
+    shuffled = targets[rng.permutation(settings.eval_samples)]
+    figures["quality_mae_baseline"] = float(np.abs(plant.quality(real_recipes) - shuffled).mean())
     return figures
 
 

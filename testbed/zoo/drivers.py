@@ -16,7 +16,7 @@ import hashlib
 import math
 import zlib
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -70,7 +70,7 @@ class Payload:
     @property
     def seed(self) -> int:
         """CRC-32 of the bytes the run reads (for the samplers that draw noise)."""
-        return zlib.crc32(self.raw)
+        return zlib.crc32(self.raw.data)
 
     def window(self, first_sample: int, n: int, per_sample: int) -> np.ndarray:
         """Float32 values for `n` samples of `per_sample` values each (a view)."""
@@ -271,4 +271,4 @@ def values_per_sample(entry: ModelEntry) -> int:
 
 
 class _Hash(Protocol):
-    def update(self, data: bytes | np.ndarray, /) -> None: ...
+    def update(self, data: Any, /) -> None: ...

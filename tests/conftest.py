@@ -1,0 +1,1 @@
+from tests.zoo_fixtures import tiny_zoo  # noqa: F401

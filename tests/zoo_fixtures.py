@@ -1,0 +1,98 @@
+"""`tiny_zoo`: the tiny model zoo, built once and cached across test sessions.
+
+The zoo is built into `.zoo/tiny-test` and reused while the sources that decide its
+bytes (coordinator/zoo, testbed/zoo) and the versions of torch, onnx and numpy stay the
+same; otherwise it is rebuilt (≈ 15 s on 2 cores). Every file is checked against the
+catalog's sha256 before reuse. A file lock keeps parallel test processes from building
+it twice. Treat the folder as read-only: copy it (`shutil.copytree`) to modify it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib.metadata
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from testbed.config import ZooScale
+from testbed.zoo.catalog import Catalog, CatalogError, file_sha256
+
+REPO = Path(__file__).resolve().parents[1]
+CACHE_DIR = REPO / ".zoo" / "tiny-test"
+KEY_FILE = ".source-key"
+TINY_ZOO_SEED = 0
+TINY_ZOO_TRAIN_STEPS = 200
+_SOURCES = ("coordinator/zoo", "testbed/zoo")
+_PACKAGES = ("torch", "onnx", "numpy")
+
+
+def zoo_source_key() -> str:
+    """Hash of everything that decides the tiny zoo's bytes."""
+    digest = hashlib.sha256(f"{TINY_ZOO_SEED}/{TINY_ZOO_TRAIN_STEPS}".encode())
+    for folder in _SOURCES:
+        for path in sorted((REPO / folder).glob("*.py")):
+            digest.update(path.relative_to(REPO).as_posix().encode())
+            digest.update(path.read_bytes())
+    for name in _PACKAGES:
+        try:
+            digest.update(f"{name}={importlib.metadata.version(name)}".encode())
+        except importlib.metadata.PackageNotFoundError:
+            digest.update(f"{name}=absent".encode())
+    return digest.hexdigest()
+
+
+def _is_valid(folder: Path, key: str) -> bool:
+    try:
+        if (folder / KEY_FILE).read_text() != key:
+            return False
+        catalog = Catalog.load(folder)
+    except (OSError, CatalogError):
+        return False
+    return all(
+        e.path(folder).is_file() and file_sha256(e.path(folder)) == e.sha256
+        for e in catalog.entries
+    )
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def build_tiny_zoo(folder: Path = CACHE_DIR) -> Path:
+    """The cached tiny zoo in `folder`, (re)built if its sources changed."""
+    key = zoo_source_key()
+    with _locked(folder.with_name(folder.name + ".lock")):
+        if _is_valid(folder, key):
+            return folder
+        pytest.importorskip("torch", reason="building the tiny zoo needs torch")
+        pytest.importorskip("onnx", reason="building the tiny zoo needs onnx")
+        from coordinator.zoo.build import build_zoo
+
+        shutil.rmtree(folder, ignore_errors=True)
+        build_zoo(
+            ZooScale.TINY,
+            folder,
+            seed=TINY_ZOO_SEED,
+            train_steps=TINY_ZOO_TRAIN_STEPS,
+            progress=lambda _line: None,
+        )
+        (folder / KEY_FILE).write_text(key)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_zoo() -> Path:
+    """Folder of the tiny zoo (catalog.json + six ONNX files); read-only."""
+    return build_tiny_zoo()
