@@ -22,7 +22,13 @@ import numpy as np
 from testbed.config import RuntimeKind
 from testbed.types import FailureReason, TestbedError
 from testbed.zoo.catalog import ModelEntry, ModelFamily
-from testbed.zoo.drivers import Payload, make_driver, values_per_sample
+from testbed.zoo.drivers import (
+    Payload,
+    RunState,
+    make_driver,
+    noise_generator,
+    values_per_sample,
+)
 
 CPU_PROVIDER = "CPUExecutionProvider"
 CUDA_PROVIDER = "CUDAExecutionProvider"
@@ -148,7 +154,8 @@ class ModelRuntime:
 
 
 class LoadedModel:
-    """A model ready to run on its runtime's provider."""
+    """A model ready to run on its runtime's provider; `run` may be called from several
+    threads at once (ONNX Runtime sessions are thread-safe, a run's state is its own)."""
 
     def __init__(self, entry: ModelEntry, session: Any, path: Path) -> None:
         """Wrap an open session; `ValueError` if its inputs lack sizes the driver needs."""
@@ -193,11 +200,12 @@ class LoadedModel:
         invocations = 0
         if units:
             batch_cap = min(max_batch, units)
-            driver = self._driver
-            driver.begin(Payload(data, units, self._per_sample, batch_cap), digest)
+            payload = Payload(data, units, self._per_sample, batch_cap)
+            run = RunState(payload, digest, noise_generator(payload.seed))
             try:
                 for first in range(0, units, batch_cap):
-                    invocations += driver.run_batch(first, min(batch_cap, units - first), steps)
+                    size = min(batch_cap, units - first)
+                    invocations += self._driver.run_batch(run, first, size, steps)
             except Exception as exc:  # ORT raises its own (pybind) exception types
                 raise TestbedError(
                     FailureReason.INTERNAL, f"{self.entry.id}: inference failed: {exc}"

@@ -12,8 +12,8 @@ models that follow them and the runtime relies on them.
 
 from __future__ import annotations
 
-import hashlib
 import math
+import threading
 import zlib
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -89,52 +89,62 @@ def _numel(shape: tuple[int, ...]) -> int:
     return math.prod(shape)
 
 
-class Driver:
-    """Runs batches of samples of one loaded model; built once per model at load.
+class RunState:
+    """What one run owns: its payload, its digest and its noise generator.
 
-    A run calls `begin` with its payload and digest, then `run_batch` per batch.
+    Kept apart from the drivers so that one loaded model can serve runs from several
+    threads at once (an edge with `parallel_slots` > 1).
     """
 
-    uses_noise = False
-    """Whether the sampler draws noise (seeded from the payload at `begin`)."""
+    __slots__ = ("digest", "payload", "rng")
 
-    def __init__(self, entry: ModelEntry, call: Call) -> None:
-        self.entry = entry
-        self.call = call
-        self.payload = Payload(b"", 0, 1, 1)
-        self.digest: _Hash = hashlib.sha256()
-        self.rng = np.random.Generator(np.random.PCG64(0))
-
-    def begin(self, payload: Payload, digest: _Hash) -> None:
-        """Start a run on `payload`, hashing every output into `digest`."""
-        self.payload, self.digest = payload, digest
-        if self.uses_noise:
-            _reseed(self.rng, payload.seed)
-
-    def run_batch(self, first_sample: int, batch: int, steps: int) -> int:
-        """Generate samples `first_sample … first_sample+batch−1` with `steps` passes
-        each (diffusion) and hash their outputs; return the number of invocations."""
-        raise NotImplementedError
+    def __init__(self, payload: Payload, digest: _Hash, rng: np.random.Generator) -> None:
+        self.payload = payload
+        self.digest = digest
+        self.rng = rng
 
 
-def _reseed(rng: np.random.Generator, seed: int) -> None:
-    """Re-seed a PCG64 generator in place (≈2 µs, against ≈15 µs for a new one)."""
+_thread = threading.local()
+
+
+def noise_generator(seed: int) -> np.random.Generator:
+    """This thread's PCG64 generator, re-seeded in place with `seed`.
+
+    Re-seeding through the state takes ≈2 µs, creating a generator ≈15 µs: a run of a
+    small model would pay that on every task.
+    """
+    rng = getattr(_thread, "rng", None)
+    if rng is None:
+        rng = _thread.rng = np.random.Generator(np.random.PCG64(0))
     rng.bit_generator.state = {
         "bit_generator": "PCG64",
         "state": {"state": (seed * 0x9E3779B97F4A7C15 + 1) % (1 << 128), "inc": (seed << 1) | 1},
         "has_uint32": 0,
         "uinteger": 0,
     }
+    return rng
+
+
+class Driver:
+    """Turns batches of samples into invocations of one model; built once at load,
+    holds nothing of a run (that is `RunState`)."""
+
+    def __init__(self, entry: ModelEntry, call: Call) -> None:
+        self.entry = entry
+        self.call = call
+
+    def run_batch(self, run: RunState, first_sample: int, batch: int, steps: int) -> int:
+        """Generate samples `first_sample … first_sample+batch−1` with `steps` passes
+        each (diffusion), hash their outputs into `run.digest`; return the invocations."""
+        raise NotImplementedError
 
 
 class DiffusionSampler(Driver):
     """Reverse diffusion with DDIM: `steps` denoiser calls per batch.
 
-    x_T is Gaussian noise from a generator seeded by the payload; the context `cond`
-    of each sample is read from the payload. The generated trajectories are hashed.
+    x_T is Gaussian noise from the run's generator; the context `cond` of each sample
+    is read from the payload. The generated trajectories are hashed.
     """
-
-    uses_noise = True
 
     def __init__(self, entry: ModelEntry, call: Call) -> None:
         super().__init__(entry, call)
@@ -142,24 +152,21 @@ class DiffusionSampler(Driver):
         self.cond_size = _numel(entry.input("cond").sample_shape)
         if entry.train_timesteps < 1:
             raise ValueError(f"diffusion model {entry.id!r} has no train_timesteps")
-        self.t_buf = np.empty(0, dtype=np.float32)
-        self.x0_buf = np.empty((0, *self.x_shape), dtype=np.float32)
         self.plans: dict[int, DdimPlan] = {}
 
     def plan(self, steps: int) -> DdimPlan:
         """The DDIM constants of `steps` steps (computed once per step count)."""
-        if steps not in self.plans:
-            self.plans[steps] = ddim_plan(self.entry.train_timesteps, steps)
-        return self.plans[steps]
+        plan = self.plans.get(steps)
+        if plan is None:
+            plan = self.plans[steps] = ddim_plan(self.entry.train_timesteps, steps)
+        return plan
 
-    def run_batch(self, first_sample: int, batch: int, steps: int) -> int:
+    def run_batch(self, run: RunState, first_sample: int, batch: int, steps: int) -> int:
         plan = self.plan(steps)
-        if len(self.t_buf) < batch:
-            self.t_buf = np.empty(batch, dtype=np.float32)
-            self.x0_buf = np.empty((batch, *self.x_shape), dtype=np.float32)
-        x = self.rng.standard_normal((batch, *self.x_shape), dtype=np.float32)
-        cond = self.payload.window(first_sample, batch, self.cond_size).reshape(batch, -1)
-        t, x0 = self.t_buf[:batch], self.x0_buf[:batch]
+        x = run.rng.standard_normal((batch, *self.x_shape), dtype=np.float32)
+        cond = run.payload.window(first_sample, batch, self.cond_size).reshape(batch, -1)
+        t = np.empty(batch, dtype=np.float32)
+        x0 = np.empty_like(x)
         feeds = {"x": x, "t": t, "cond": cond}
         for i in range(steps):
             t.fill(plan.t_input[i])
@@ -172,25 +179,23 @@ class DiffusionSampler(Driver):
             x *= plan.keep[i]
             x0 *= plan.x0_weight[i]
             x += x0
-        self.digest.update(x)
+        run.digest.update(x)
         return steps
 
 
 class GeneratorSampler(Driver):
-    """Conditional GAN sampling: z from a payload-seeded generator, `cond` from the payload."""
-
-    uses_noise = True
+    """Conditional GAN sampling: z from the run's generator, `cond` from the payload."""
 
     def __init__(self, entry: ModelEntry, call: Call) -> None:
         super().__init__(entry, call)
         self.z_size = _numel(entry.input("z").sample_shape)
         self.cond_size = _numel(entry.input("cond").sample_shape)
 
-    def run_batch(self, first_sample: int, batch: int, steps: int) -> int:
-        z = self.rng.standard_normal((batch, self.z_size), dtype=np.float32)
-        cond = self.payload.window(first_sample, batch, self.cond_size).reshape(batch, -1)
+    def run_batch(self, run: RunState, first_sample: int, batch: int, steps: int) -> int:
+        z = run.rng.standard_normal((batch, self.z_size), dtype=np.float32)
+        cond = run.payload.window(first_sample, batch, self.cond_size).reshape(batch, -1)
         (sample,) = self.call({"z": z, "cond": cond})
-        self.digest.update(sample)
+        run.digest.update(sample)
         return 1
 
 
@@ -202,11 +207,11 @@ class AnomalyScorer(Driver):
         self.x_shape = entry.input("x").sample_shape
         self.x_size = _numel(self.x_shape)
 
-    def run_batch(self, first_sample: int, batch: int, steps: int) -> int:
-        x = self.payload.window(first_sample, batch, self.x_size).reshape(batch, *self.x_shape)
+    def run_batch(self, run: RunState, first_sample: int, batch: int, steps: int) -> int:
+        x = run.payload.window(first_sample, batch, self.x_size).reshape(batch, *self.x_shape)
         recon, score = self.call({"x": x})
-        self.digest.update(recon)
-        self.digest.update(score)
+        run.digest.update(recon)
+        run.digest.update(score)
         return 1
 
 
@@ -223,24 +228,24 @@ class GenericDriver(Driver):
         self.inputs = [(s.name, s.dtype, s.sample_shape) for s in entry.inputs]
         self.repeat = entry.family is ModelFamily.DIFFUSION
 
-    def run_batch(self, first_sample: int, batch: int, steps: int) -> int:
+    def run_batch(self, run: RunState, first_sample: int, batch: int, steps: int) -> int:
         feeds = {}
         for name, dtype, shape in self.inputs:
             n = _numel(shape)
             if dtype is TensorDType.BOOL:
                 feeds[name] = np.zeros((batch, *shape), dtype=np.bool_)
             elif dtype in (TensorDType.FLOAT32, TensorDType.FLOAT16):
-                block = self.payload.window(first_sample, batch, n)
+                block = run.payload.window(first_sample, batch, n)
                 feeds[name] = block.astype(dtype.value, copy=False).reshape(batch, *shape)
             else:
-                block = self.payload.raw_window(first_sample, batch, n)
+                block = run.payload.raw_window(first_sample, batch, n)
                 feeds[name] = block.astype(dtype.value).reshape(batch, *shape)
         calls = steps if self.repeat else 1
         outputs: list[np.ndarray] = []
         for _ in range(calls):
             outputs = self.call(feeds)
         for out in outputs:
-            self.digest.update(np.ascontiguousarray(out))
+            run.digest.update(np.ascontiguousarray(out))
         return calls
 
 

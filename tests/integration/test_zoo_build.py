@@ -10,6 +10,7 @@ import math
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -169,6 +170,16 @@ def test_outputs_depend_on_the_data_and_only_on_it(
         assert model.run(8, 4, PAYLOAD, 4).output_sha256 == a
         assert model.run(8, 4, other, 4).output_sha256 != a
         assert model.run(8, 4, b"", 4).output_sha256 == model.run(8, 4, b"", 4).output_sha256
+
+
+def test_one_model_serves_parallel_runs(catalog: Catalog, tiny_zoo: Path, runtime: ModelRuntime):
+    entry = catalog.get("diffusion-s")
+    payloads = [bytes([i]) * 3000 for i in range(8)]
+    with runtime.load(entry.path(tiny_zoo), entry) as model:
+        alone = [model.run(6, 5, p, 4).output_sha256 for p in payloads]
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            together = list(pool.map(lambda p: model.run(6, 5, p, 4).output_sha256, payloads))
+    assert together == alone and len(set(alone)) == len(payloads)
 
 
 def test_a_corrupt_or_missing_file_fails_to_load(

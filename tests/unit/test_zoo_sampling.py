@@ -14,7 +14,13 @@ from testbed.runtime import (
     choose_providers,
 )
 from testbed.zoo.catalog import ModelEntry, ModelFamily, TensorDType, TensorSpec
-from testbed.zoo.drivers import FALLBACK_PAYLOAD, DiffusionSampler, Payload
+from testbed.zoo.drivers import (
+    FALLBACK_PAYLOAD,
+    DiffusionSampler,
+    Payload,
+    RunState,
+    noise_generator,
+)
 from testbed.zoo.schedule import alpha_bar, ddim_plan, time_input
 
 T = 1000
@@ -76,8 +82,9 @@ def test_ddim_with_an_exact_denoiser_lands_on_its_target(steps: int):
     data = bytes(range(0, 250, 7))
     sampler = DiffusionSampler(diffusion_entry(), exact)
     hashed = Capture()
-    sampler.begin(Payload(data, units=4, per_sample=16, max_batch=4), hashed)
-    assert sampler.run_batch(0, 4, steps) == steps
+    payload = Payload(data, units=4, per_sample=16, max_batch=4)
+    run = RunState(payload, hashed, noise_generator(payload.seed))
+    assert sampler.run_batch(run, 0, 4, steps) == steps
     assert calls == [4] * steps
     cond = Payload(data, 4, 16, 4).window(0, 4, 3).reshape(4, 3)
     expected = np.resize(cond, (4, 2, 8)) * 0.9
@@ -117,6 +124,13 @@ def test_an_empty_payload_falls_back_deterministically():
     a, b = Payload(b"", 2, 8, 2), Payload(b"", 2, 8, 2)
     np.testing.assert_array_equal(a.window(0, 2, 8), b.window(0, 2, 8))
     np.testing.assert_array_equal(a.raw, np.frombuffer(FALLBACK_PAYLOAD[:16], np.uint8))
+
+
+def test_noise_is_reseeded_per_run():
+    a = noise_generator(42).standard_normal(5)
+    noise_generator(7).standard_normal(100)
+    np.testing.assert_array_equal(noise_generator(42).standard_normal(5), a)
+    assert not np.array_equal(noise_generator(43).standard_normal(5), a)
 
 
 def test_time_input_is_the_fraction_of_the_schedule():
