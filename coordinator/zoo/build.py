@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
 from torch import nn
 
@@ -175,8 +176,6 @@ def built_with() -> dict[str, str]:
 
 
 def _entry(built: BuiltModel, scale: ZooScale, seed: int, file: str, blob: bytes) -> ModelEntry:
-    import onnx
-
     inputs, outputs = signature(onnx.load_from_string(blob))
     row = built.row
     return ModelEntry(

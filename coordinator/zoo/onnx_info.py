@@ -46,13 +46,20 @@ def signature(model: onnx.ModelProto) -> tuple[list[TensorSpec], list[TensorSpec
     return inputs, [_spec(v) for v in model.graph.output]
 
 
-def _shapes(model: onnx.ModelProto, batch: int) -> dict[str, list[int]]:
-    """Static shapes of every tensor after shape inference, symbolic dims set to `batch`."""
+def _shapes(model: onnx.ModelProto, inputs: list[TensorSpec]) -> dict[str, list[int]]:
+    """Static shapes of every tensor after shape inference for ONE sample: the batch is
+    1, the other dimensions of an input come from `inputs` (else symbolic ones are 1)."""
     model = onnx.ModelProto.FromString(model.SerializeToString())
+    given = {spec.name: spec.shape for spec in inputs}
     for value in model.graph.input:
-        for dim in value.type.tensor_type.shape.dim:
-            if not dim.HasField("dim_value"):
-                dim.dim_value = batch
+        sizes = given.get(value.name, [])
+        for i, dim in enumerate(value.type.tensor_type.shape.dim):
+            if i == 0:
+                dim.dim_value = 1  # one sample
+            elif i < len(sizes) and isinstance(sizes[i], int):
+                dim.dim_value = int(sizes[i])
+            elif not dim.HasField("dim_value"):
+                dim.dim_value = 1
     inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
     shapes: dict[str, list[int]] = {
         init.name: list(init.dims) for init in inferred.graph.initializer
@@ -65,14 +72,15 @@ def _shapes(model: onnx.ModelProto, batch: int) -> dict[str, list[int]]:
     return shapes
 
 
-def graph_flops(model: onnx.ModelProto) -> tuple[int, int]:
+def graph_flops(model: onnx.ModelProto, inputs: list[TensorSpec] | None = None) -> tuple[int, int]:
     """FLOPs of one forward pass for one sample, counted from the graph.
 
-    Counts 2 per multiply-add of MatMul, Gemm, Conv and ConvTranspose (the same rule
+    `inputs` gives sizes for the graph's symbolic dimensions (see `signature`); the
+    batch is 1. Counts 2 per multiply-add of MatMul, Gemm, Conv and ConvTranspose (the same rule
     as the zoo's architecture count); other ops are left out. Returns (flops, nodes
     skipped because shape inference left their shapes unknown).
     """
-    shapes = _shapes(model, batch=1)
+    shapes = _shapes(model, inputs or [])
     flops, skipped = 0, 0
     for node in model.graph.node:
         if node.op_type not in ("MatMul", "Gemm", "Conv", "ConvTranspose"):

@@ -89,7 +89,7 @@ def register_model(
     inputs, outputs = signature(model)
     inputs = _fix_shapes(inputs, input_shapes or {})
     if flops_per_invocation is None:
-        flops_per_invocation, skipped = graph_flops(model)
+        flops_per_invocation, skipped = graph_flops(model, inputs)
         if flops_per_invocation <= 0 or skipped:
             raise RegisterError(
                 f"cannot count the FLOPs of {source.name} from its graph "

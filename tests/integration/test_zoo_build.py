@@ -10,6 +10,7 @@ import math
 import shutil
 import subprocess
 import sys
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -23,7 +24,7 @@ torch = pytest.importorskip("torch")
 from coordinator.zoo.build import ZOO, build_model, build_zoo, deterministic_torch  # noqa: E402
 from coordinator.zoo.export import export_onnx, io_names  # noqa: E402
 from coordinator.zoo.onnx_info import graph_flops  # noqa: E402
-from coordinator.zoo.register import register_model  # noqa: E402
+from coordinator.zoo.register import RegisterError, register_model  # noqa: E402
 from testbed.config import RuntimeKind, ZooScale  # noqa: E402
 from testbed.runtime import ModelRuntime  # noqa: E402
 from testbed.types import FailureReason, TestbedError  # noqa: E402
@@ -241,6 +242,53 @@ def test_an_operator_model_is_registered_and_runs_generically(
     with runtime.load(entry.path(zoo), entry) as model:
         result = model.run(units=5, steps=None, data=PAYLOAD, max_batch=2)
     assert result.invocations == math.ceil(5 / 2) * 8
+
+
+class _TinyUnet(torch.nn.Module):
+    """A stand-in for an operator's image denoiser: symbolic height and width."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(4, 8, 3, padding=1)
+
+    def forward(self, sample: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+        return self.conv(sample) * timestep.float().view(-1, 1, 1, 1)
+
+
+def test_an_operator_model_with_symbolic_sizes_needs_them(tmp_path: Path, runtime: ModelRuntime):
+    source = tmp_path / "unet.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            _TinyUnet(),
+            (torch.zeros(2, 4, 16, 16), torch.zeros(2, dtype=torch.int64)),
+            str(source),
+            dynamo=False,
+            input_names=["sample", "timestep"],
+            output_names=["out"],
+            dynamic_axes={
+                "sample": {0: "b", 2: "h", 3: "w"},
+                "timestep": {0: "b"},
+                "out": {0: "b"},
+            },
+        )
+    zoo = tmp_path / "zoo"
+    with pytest.raises(RegisterError, match="--input-shape sample="):
+        register_model(zoo, source, "unet", ModelFamily.DIFFUSION, default_steps=10)
+    entry = register_model(
+        zoo,
+        source,
+        "unet",
+        ModelFamily.DIFFUSION,
+        default_steps=10,
+        input_shapes={"sample": [4, 24, 24]},
+    )
+    assert entry.flops_per_invocation == 2 * 8 * (4 * 3 * 3) * 24 * 24  # Conv2d, per sample
+    assert entry.inputs[0].shape == ["batch", 4, 24, 24] and entry.params == 8 * 4 * 9 + 8
+    with runtime.load(entry.path(zoo), entry) as model:
+        a = model.run(units=3, steps=None, data=PAYLOAD, max_batch=2)
+        b = model.run(units=3, steps=None, data=PAYLOAD[1:], max_batch=2)
+    assert a.invocations == 2 * 10 and a.output_sha256 != b.output_sha256
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
