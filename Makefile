@@ -10,7 +10,7 @@ PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 
 help:
 	@echo "make demo       set up .venv, build the demo model zoo, run 'testbed up'"
-	@echo "make test       set up .venv with the dev extras, lint, run the whole test suite"
+	@echo "make test       set up .venv with the dev extras, lint, type-check, run the whole suite"
 	@echo "make lint       ruff check + format check"
 	@echo "make typecheck  mypy on testbed/ and the node packages"
 	@echo "make proto      regenerate testbed/rpc from proto/"
@@ -36,6 +36,7 @@ demo: $(VENV)/.run
 test: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy testbed agent_node edge_node cloud_node
 	$(PY) -m pytest
 
 lint: $(VENV)/.dev

@@ -57,7 +57,9 @@ class ModelRepository:
             try:
                 if os.stat(catalog_path(self.root)).st_mtime != self._mtime:
                     self._catalog = self._reload()
-                    log.info("catalog changed on disk: reloaded (%d models)", len(self._catalog))
+                    log.info(
+                        "catalog changed on disk: reloaded (%d models)", len(self._catalog.entries)
+                    )
             except OSError:
                 pass  # keep serving the catalog we have
             return self._catalog

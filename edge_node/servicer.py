@@ -20,6 +20,7 @@ class EdgeServicer(edge_pb2_grpc.EdgeServiceServicer):
         first = next(request_iterator, None)
         if first is None or first.WhichOneof("part") != "header":
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a header")
+            raise AssertionError("unreachable: abort raises")
         accepted_at = time.perf_counter()
         request = serde.task_header_from_pb(first.header)
         parts = [msg.data for msg in request_iterator if msg.WhichOneof("part") == "data"]

@@ -495,7 +495,7 @@ def _resolve(spec_cls: type, group: Any, path: str, prefix: str) -> list[Any]:
     for i in range(group.count):
         override = group.nodes[i] if i < len(group.nodes) else {}
         merged = {**dump_dataclass(shared), "id": f"{prefix}-{i}", **override}
-        spec = load_dataclass(spec_cls, merged, f"{path}.nodes[{i}]")
+        spec: Any = load_dataclass(spec_cls, merged, f"{path}.nodes[{i}]")
         if spec.id in ids:
             raise SchemaError([(f"{path}.nodes[{i}].id", f"duplicate node id {spec.id!r}")])
         ids.add(spec.id)

@@ -179,7 +179,10 @@ class MqttClient:
     def _wrap(self, handler: Handler) -> Callable[..., None]:
         def on_message(_client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
             try:
-                handler(msg.topic, msg.payload)
+                handler(
+                    msg.topic,
+                    bytes(msg.payload) if isinstance(msg.payload, bytearray) else msg.payload,
+                )
             except Exception:  # a handler bug must not kill the network thread
                 log.exception("MQTT handler for %s failed", msg.topic)
 

@@ -126,7 +126,7 @@ class _Loader:
             hint = _did_you_mean(str(value), [str(mb.value) for mb in tp])
             self.error(path, f"expected {_type_name(tp)}, got {_describe(value)}{hint}")
             return None
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             return self.load(tp, value, path)
         if origin is list:
             if not isinstance(value, list):
@@ -254,9 +254,13 @@ def iter_field_docs(cls: type, path: str = "") -> typing.Iterator[tuple[str, str
         yield sub, f.metadata.get("doc", "")
         tp = hints[f.name]
         inner = [a for a in typing.get_args(tp) if a is not type(None)]
-        if typing.get_origin(tp) is list and inner and dataclasses.is_dataclass(inner[0]):
+        if typing.get_origin(tp) is list and inner and _is_dataclass_type(inner[0]):
             yield from iter_field_docs(inner[0], sub + "[]")
-        elif dataclasses.is_dataclass(tp):
-            yield from iter_field_docs(tp, sub)  # type: ignore[arg-type]
-        elif len(inner) == 1 and dataclasses.is_dataclass(inner[0]):
+        elif _is_dataclass_type(tp):
+            yield from iter_field_docs(tp, sub)
+        elif len(inner) == 1 and _is_dataclass_type(inner[0]):
             yield from iter_field_docs(inner[0], sub)
+
+
+def _is_dataclass_type(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from testbed.messages import (
     CacheCounters,
@@ -21,7 +22,7 @@ _OUTCOME_TO_PB = {
     Outcome.COMPLETED: pb.TASK_OUTCOME_COMPLETED,
     Outcome.FAILED: pb.TASK_OUTCOME_FAILED,
 }
-_OUTCOME_FROM_PB = {v: k for k, v in _OUTCOME_TO_PB.items()}
+_OUTCOME_FROM_PB: dict[int, Outcome] = {v: k for k, v in _OUTCOME_TO_PB.items()}
 
 _REASON_TO_PB = {
     r: (
@@ -31,13 +32,13 @@ _REASON_TO_PB = {
     )
     for r in FailureReason
 }
-_REASON_FROM_PB = {v: k for k, v in _REASON_TO_PB.items()}
+_REASON_FROM_PB: dict[int, FailureReason] = {v: k for k, v in _REASON_TO_PB.items()}
 
 _METHOD_TO_PB = {m: pb.EnergyMethod.Value(f"ENERGY_METHOD_{m.name}") for m in EnergyMethod}
 _METHOD_FROM_PB = {v: k for k, v in _METHOD_TO_PB.items()}
 
 
-def outcome_to_pb(outcome: Outcome) -> int:
+def outcome_to_pb(outcome: Outcome) -> Any:
     return _OUTCOME_TO_PB[outcome]
 
 
@@ -45,7 +46,7 @@ def outcome_from_pb(value: int) -> Outcome:
     return _OUTCOME_FROM_PB.get(value, Outcome.FAILED)
 
 
-def reason_to_pb(reason: FailureReason) -> int:
+def reason_to_pb(reason: FailureReason) -> Any:
     return _REASON_TO_PB[reason]
 
 
