@@ -24,3 +24,11 @@ def test_exit_codes_are_unique_and_documented() -> None:
 
     assert len({c.value for c in ExitCode}) == len(ExitCode)
     assert all(c.help for c in ExitCode)
+
+
+def test_exit_code_table_in_the_docs_matches_the_registry() -> None:
+    from testbed.exit_codes import ExitCode
+
+    text = (ROOT / "docs" / "cli.md").read_text()
+    for code in ExitCode:
+        assert f"| {code.value} | {code.name} | {code.help} |" in text, code.name
