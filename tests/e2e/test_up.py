@@ -1,0 +1,101 @@
+"""`testbed up` as a user runs it: a subprocess, its output, its run folder, Ctrl-C."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
+
+
+def bench_config(tmp_path: Path, tiny_zoo: Path, **extra: object) -> Path:
+    (tmp_path / "zoo").mkdir()
+    (tmp_path / "zoo" / "tiny").symlink_to(tiny_zoo)
+    data = {
+        "zoo": {"scale": "tiny", "dir": str(tmp_path / "zoo")},
+        "edges": {"count": 2, "cache_capacity_mb": 6.0, "energy": {"meter": "estimated"}},
+        "agents": {"count": 3, "energy": {"meter": "estimated"}},
+        "cloud": {"energy": {"meter": "estimated"}},
+        "tasks": {"num_types": 3, "flops_per_cycle": 1.0},
+        "run": {"out_dir": str(tmp_path / "runs"), "slots": 4},
+        **extra,
+    }
+    path = tmp_path / "testbed.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def run_testbed(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "coordinator.cli", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+def test_up_runs_reports_and_writes_the_run_folder(tmp_path: Path, tiny_zoo: Path) -> None:
+    config = bench_config(tmp_path, tiny_zoo)
+    out = run_testbed("up", "-c", str(config), "--slots", "3")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "broker: embedded" in out.stdout
+    assert "completion" in out.stdout and "latency (ms)" in out.stdout
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert {"config.yaml", "manifest.json", "tasks.csv", "summary.json", "logs"} <= {
+        p.name for p in run_dir.iterdir()
+    }
+    rows = list(csv.DictReader((run_dir / "tasks.csv").open()))
+    assert len(rows) == 3 * 3  # 3 devices x 3 slots, arrival probability 1
+    assert len({r["task_id"] for r in rows}) == len(rows)  # exactly one outcome per task
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["tasks"] == 9 and summary["completed"] + summary["failed"] == 9
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["broker"].startswith("embedded") and "edge-1" in manifest["nodes"]
+    assert all(r["energy_parts"] for r in rows if r["outcome"] == "completed")
+
+
+def test_missing_zoo_is_a_clear_error(tmp_path: Path) -> None:
+    config = tmp_path / "t.yaml"
+    config.write_text(yaml.safe_dump({"zoo": {"dir": str(tmp_path / "nothing")}}))
+    out = run_testbed("up", "-c", str(config))
+    assert out.returncode == 4, out.stderr
+    assert "testbed zoo build" in out.stderr and "Traceback" not in out.stderr
+
+
+def _children_of(config: Path) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if str(config.parent / "runs") in cmdline:
+            found.append(proc)
+    return found
+
+
+def test_ctrl_c_tears_everything_down(tmp_path: Path, tiny_zoo: Path) -> None:
+    config = bench_config(tmp_path, tiny_zoo)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "coordinator.cli", "up", "-c", str(config), "--slots", "100000"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 120
+    for line in proc.stdout:
+        if "bench up" in line or time.monotonic() > deadline:
+            break
+    time.sleep(1.0)
+    nodes = _children_of(config)
+    assert len(nodes) >= 3  # cloud and two edges at least
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(60) == 130
+    _gone, alive = psutil.wait_procs(nodes, timeout=10)
+    assert not alive, [p.cmdline() for p in alive]
+    assert not _children_of(config)
