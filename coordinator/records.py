@@ -1,6 +1,6 @@
 """Per-task records of a run, the CSV they are written to, and the run summary.
 
-One `TaskRow` per generated task, whatever happened to it: the row carries the
+One `TaskRecord` per generated task, whatever happened to it: the row carries the
 outcome, the reason, every measured latency part and every energy part with the
 method that produced it.
 """
@@ -13,78 +13,40 @@ import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from testbed.types import EnergyPart, FailureReason, Outcome
+from testbed.messages import TaskRecord
+from testbed.types import Outcome
 
 
-@dataclass
-class TaskRow:
-    task_id: str
-    agent_id: str
-    slot: int
-    task_type: str
-    model_id: str
-    size_mbit: float
-    density_cycles_per_bit: float
-    deadline_s: float
-    units: int
-    outcome: Outcome
-    reason: FailureReason = FailureReason.NONE
-    detail: str = ""
-    edge_id: str = ""
-    share: float = 0.0
-    download: bool = False
-    steps: int = 0
-    latency_ms: float = 0.0
-    t_local_ms: float = 0.0
-    t_tx_ms: float = 0.0
-    t_switch_ms: float = 0.0
-    t_edge_queue_ms: float = 0.0
-    t_edge_compute_ms: float = 0.0
-    t_agent_queue_ms: float = 0.0
-    fetch_ms: float = 0.0
-    verify_ms: float = 0.0
-    load_ms: float = 0.0
-    warmup_ms: float = 0.0
-    cache_hit: bool = False
-    served_slot: int = 0
-    reward: float = 0.0
-    energy: list[EnergyPart] = field(default_factory=list)
-
-    @property
-    def energy_j(self) -> float:
-        return sum(p.energy_j for p in self.energy)
-
-    def csv_row(self) -> dict[str, Any]:
-        row = {
-            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "energy"
-        }
-        row["outcome"] = self.outcome.value
-        row["reason"] = self.reason.value
-        row["energy_j"] = round(self.energy_j, 9)
-        row["energy_parts"] = ";".join(
-            f"{p.part}={p.energy_j:.9g}:{p.method.value}" for p in self.energy
-        )
-        return row
+def csv_row(record: TaskRecord) -> dict[str, Any]:
+    row = {
+        f.name: getattr(record, f.name) for f in dataclasses.fields(record) if f.name != "energy"
+    }
+    row["outcome"] = record.outcome.value
+    row["reason"] = record.reason.value
+    row["energy_j"] = round(record.energy_j, 9)
+    row["energy_parts"] = ";".join(
+        f"{p.part}={p.energy_j:.9g}:{p.method.value}" for p in record.energy
+    )
+    return row
 
 
 CSV_FIELDS = [
-    *(f.name for f in dataclasses.fields(TaskRow) if f.name != "energy"),
+    *(f.name for f in dataclasses.fields(TaskRecord) if f.name != "energy"),
     "energy_j",
     "energy_parts",
 ]
 
 
-def write_csv(path: Path, rows: Iterable[TaskRow]) -> int:
+def write_csv(path: Path, rows: Iterable[TaskRecord]) -> int:
     n = 0
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
         writer.writeheader()
         for row in rows:
-            writer.writerow(row.csv_row())
+            writer.writerow(csv_row(row))
             n += 1
     return n
 
@@ -99,7 +61,7 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
-def summarise(rows: Sequence[TaskRow], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def summarise(rows: Sequence[TaskRecord], extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The run summary: counts, completion, latency, energy per part and method."""
     done = [r for r in rows if r.outcome is Outcome.COMPLETED]
     latencies = [r.latency_ms for r in rows if r.latency_ms > 0]

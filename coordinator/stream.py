@@ -9,21 +9,17 @@ All tasks of a slot run concurrently; the slot ends when every one has an outcom
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import numpy as np
-
-from coordinator.records import TaskRow
 from testbed.config import TestbedConfig
 from testbed.edge_client import EdgeClient
 from testbed.links import Pacer, distance_m, shannon_rate_mbps
-from testbed.messages import EdgeTaskRequest, ModelRef
-from testbed.tasks import Task, TaskGenerator
+from testbed.messages import EdgeTaskRequest, ModelRef, TaskRecord
+from testbed.tasks import Task, TaskGenerator, task_data
 from testbed.types import EnergyMethod, EnergyPart, FailureReason, Outcome
 from testbed.zoo.catalog import Catalog, UnknownModel
 from testbed.zoo.workload import units_for
@@ -70,9 +66,9 @@ class EdgeStream:
             client.close()
 
     def run(
-        self, slots: int, progress: Callable[[int, list[TaskRow]], None] | None = None
-    ) -> list[TaskRow]:
-        rows: list[TaskRow] = []
+        self, slots: int, progress: Callable[[int, list[TaskRecord]], None] | None = None
+    ) -> list[TaskRecord]:
+        rows: list[TaskRecord] = []
         for slot in range(slots):
             jobs = []
             for (_device, pos), gen in zip(self.devices, self.generators, strict=True):
@@ -88,8 +84,8 @@ class EdgeStream:
                 progress(slot, slot_rows)
         return rows
 
-    def _one(self, task: Task, pos: tuple[float, float] | None, edge: StreamEdge) -> TaskRow:
-        row = TaskRow(
+    def _one(self, task: Task, pos: tuple[float, float] | None, edge: StreamEdge) -> TaskRecord:
+        row = TaskRecord(
             task_id=task.task_id, agent_id=task.agent_id, slot=task.slot,
             task_type=task.task_type, model_id=task.model_id, size_mbit=task.size_mbit,
             density_cycles_per_bit=task.density_cycles_per_bit, deadline_s=task.deadline_s,
@@ -145,9 +141,3 @@ class EdgeStream:
 
 def default_zoo_dir(cfg: TestbedConfig) -> str:
     return os.path.join(cfg.zoo.dir, cfg.zoo.scale.value)
-
-
-def task_data(task_id: str, nbytes: int) -> bytes:
-    """The task's payload: sensor-like bytes, reproducible from the task id."""
-    seed = int.from_bytes(hashlib.sha256(task_id.encode()).digest()[:8], "little")
-    return np.random.default_rng(seed).bytes(nbytes)

@@ -133,3 +133,50 @@ class EdgeStateSnapshot:
         raw["counters"] = CacheCounters(**raw["counters"])
         raw["position_m"] = tuple(raw["position_m"])
         return cls(**raw)
+
+
+@dataclass
+class TaskRecord:
+    """One task's measured life: exactly one per generated task (times in ms)."""
+
+    task_id: str
+    agent_id: str
+    slot: int
+    task_type: str
+    model_id: str
+    size_mbit: float
+    density_cycles_per_bit: float
+    deadline_s: float
+    units: int
+    outcome: Outcome
+    reason: FailureReason = FailureReason.NONE
+    detail: str = ""
+    edge_id: str = ""
+    share: float = 0.0
+    download: bool = False
+    steps: int = 0
+    latency_ms: float = 0.0
+    t_local_ms: float = 0.0
+    t_tx_ms: float = 0.0
+    t_switch_ms: float = 0.0
+    t_edge_queue_ms: float = 0.0
+    t_edge_compute_ms: float = 0.0
+    t_agent_queue_ms: float = 0.0
+    fetch_ms: float = 0.0
+    verify_ms: float = 0.0
+    load_ms: float = 0.0
+    warmup_ms: float = 0.0
+    cache_hit: bool = False
+    served_slot: int = 0
+    local_units: int = 0
+    edge_units: int = 0
+    reward: float = 0.0  # filled in by the coordinator (reward (18) of the measured numbers)
+    energy: list[EnergyPart] = field(default_factory=list)
+
+    @property
+    def energy_j(self) -> float:
+        return sum(p.energy_j for p in self.energy)
+
+    @property
+    def completed(self) -> bool:
+        return self.outcome is Outcome.COMPLETED

@@ -13,7 +13,9 @@ from testbed.messages import (
     EdgeTaskResult,
     EdgeTiming,
     ModelRef,
+    TaskRecord,
 )
+from testbed.rpc.v1 import agent_pb2 as agent_pb
 from testbed.rpc.v1 import common_pb2 as pb
 from testbed.rpc.v1 import edge_pb2 as edge_pb
 from testbed.types import EnergyMethod, EnergyPart, FailureReason, Outcome
@@ -218,4 +220,41 @@ def edge_state_from_pb(msg: edge_pb.EdgeState) -> EdgeStateSnapshot:
         address=msg.address,
         uplink_capacity_mbps=msg.uplink_capacity_mbps,
         timestamp_unix_s=msg.timestamp_unix_s,
+    )
+
+
+_RECORD_SCALARS = (
+    "task_id", "agent_id", "slot", "served_slot", "task_type", "model_id", "size_mbit",
+    "density_cycles_per_bit", "deadline_s", "units", "steps", "edge_id", "share", "download",
+    "detail", "latency_ms", "t_local_ms", "t_tx_ms", "t_switch_ms", "t_edge_queue_ms",
+    "t_edge_compute_ms", "t_agent_queue_ms", "cache_hit", "local_units", "edge_units",
+)  # fmt: skip
+
+
+def task_record_to_pb(r: TaskRecord) -> agent_pb.TaskRecord:
+    timing = EdgeTiming(
+        fetch_ms=r.fetch_ms, verify_ms=r.verify_ms, load_ms=r.load_ms, warmup_ms=r.warmup_ms,
+        queue_ms=r.t_edge_queue_ms, compute_ms=r.t_edge_compute_ms,
+    )  # fmt: skip
+    return agent_pb.TaskRecord(
+        **{name: getattr(r, name) for name in _RECORD_SCALARS},
+        outcome=outcome_to_pb(r.outcome),
+        reason=reason_to_pb(r.reason),
+        edge_timing=timing_to_pb(timing),
+        energy=[energy_to_pb(p) for p in r.energy],
+        targets=[pb.TargetShare(edge_id=r.edge_id, share=r.share)] if r.edge_id else [],
+    )
+
+
+def task_record_from_pb(msg: agent_pb.TaskRecord) -> TaskRecord:
+    t = msg.edge_timing
+    return TaskRecord(
+        **{name: getattr(msg, name) for name in _RECORD_SCALARS},
+        outcome=outcome_from_pb(msg.outcome),
+        reason=reason_from_pb(msg.reason),
+        fetch_ms=t.fetch_ms,
+        verify_ms=t.verify_ms,
+        load_ms=t.load_ms,
+        warmup_ms=t.warmup_ms,
+        energy=[energy_from_pb(p) for p in msg.energy],
     )

@@ -169,3 +169,10 @@ class TaskQueue:
     def full(self) -> bool:
         with self._lock:
             return len(self._items) >= self.capacity
+
+
+def task_data(task_id: str, nbytes: int) -> bytes:
+    """The task's payload of `nbytes` bytes (D Mbit of sensor-like data), reproducible
+    from the task id so a rerun streams the same bytes and gets the same outputs."""
+    seed = int.from_bytes(hashlib.sha256(task_id.encode("utf-8")).digest()[:8], "little")
+    return np.random.default_rng(seed).bytes(nbytes)

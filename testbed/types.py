@@ -41,6 +41,7 @@ class FailureReason(enum.StrEnum):
     SHUTTING_DOWN = "shutting_down"
     LOCAL_FAILED = "local_failed"
     NO_TASK_SLOT = "no_task_slot"
+    AGENT_UNREACHABLE = "agent_unreachable"
 
 
 class EnergyMethod(enum.StrEnum):

@@ -14,7 +14,7 @@ from typing import Any
 from coordinator.commands.bench_state import write_bench_file
 from coordinator.launcher import Launcher
 from coordinator.progress import ProgressBar
-from coordinator.records import TaskRow, format_table, summarise, write_csv, write_json
+from coordinator.records import TaskRecord, format_table, summarise, write_csv, write_json
 from coordinator.run_folder import new_run_dir, write_config, write_manifest
 from coordinator.stream import EdgeStream, StreamEdge
 from testbed.config import TestbedConfig, load_config
@@ -120,7 +120,7 @@ def run_up(args: argparse.Namespace) -> int:
 
 def _run(
     cfg: TestbedConfig, launcher: Launcher, catalog: Catalog, run_dir: Path
-) -> tuple[list[TaskRow], dict[str, Any]]:
+) -> tuple[list[TaskRecord], dict[str, Any]]:
     t0 = time.monotonic()
     broker_url = launcher.start_broker()
     print(f"broker: {launcher.broker_description}")
@@ -143,7 +143,7 @@ def _run(
     bar = ProgressBar(cfg.run.slots, "slots")
     completed = [0, 0]
 
-    def progress(_slot: int, slot_rows: list[TaskRow]) -> None:
+    def progress(_slot: int, slot_rows: list[TaskRecord]) -> None:
         completed[0] += sum(r.outcome is Outcome.COMPLETED for r in slot_rows)
         completed[1] += len(slot_rows)
         bar.update(

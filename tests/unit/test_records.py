@@ -6,12 +6,12 @@ import csv
 import math
 from pathlib import Path
 
-from coordinator.records import TaskRow, percentile, summarise, write_csv
+from coordinator.records import TaskRecord, percentile, summarise, write_csv
 from testbed.types import EnergyMethod, EnergyPart, FailureReason, Outcome
 
 
-def _row(i: int, outcome: Outcome, latency_ms: float, reason=FailureReason.NONE) -> TaskRow:
-    return TaskRow(
+def _row(i: int, outcome: Outcome, latency_ms: float, reason=FailureReason.NONE) -> TaskRecord:
+    return TaskRecord(
         task_id=f"a/t{i}", agent_id="a", slot=i, task_type="k", model_id="m", size_mbit=1.0,
         density_cycles_per_bit=10.0, deadline_s=1.0, units=2, outcome=outcome, reason=reason,
         latency_ms=latency_ms,

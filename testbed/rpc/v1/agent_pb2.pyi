@@ -52,96 +52,100 @@ class StepRequest(_message.Message):
     def __init__(self, slot: _Optional[int] = ..., noise_std: _Optional[float] = ..., generate: _Optional[bool] = ...) -> None: ...
 
 class Action(_message.Message):
-    __slots__ = ("target", "ratio", "download", "targets", "raw")
+    __slots__ = ("target", "ratio", "download", "raw")
     TARGET_FIELD_NUMBER: _ClassVar[int]
     RATIO_FIELD_NUMBER: _ClassVar[int]
     DOWNLOAD_FIELD_NUMBER: _ClassVar[int]
-    TARGETS_FIELD_NUMBER: _ClassVar[int]
     RAW_FIELD_NUMBER: _ClassVar[int]
     target: int
     ratio: float
     download: bool
-    targets: _containers.RepeatedCompositeFieldContainer[_common_pb2.TargetShare]
     raw: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, target: _Optional[int] = ..., ratio: _Optional[float] = ..., download: _Optional[bool] = ..., targets: _Optional[_Iterable[_Union[_common_pb2.TargetShare, _Mapping]]] = ..., raw: _Optional[_Iterable[float]] = ...) -> None: ...
+    def __init__(self, target: _Optional[int] = ..., ratio: _Optional[float] = ..., download: _Optional[bool] = ..., raw: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class TaskRecord(_message.Message):
-    __slots__ = ("task_id", "agent_id", "slot", "served_slot", "task_type", "model", "size_mbit", "density_cycles_per_bit", "deadline_s", "units", "steps", "action", "outcome", "reason", "detail", "t_local_ms", "t_tx_ms", "t_switch_ms", "t_edge_compute_ms", "t_edge_queue_ms", "t_agent_queue_ms", "latency_ms", "energy", "cache_hit", "edge_timing", "edge_id")
+    __slots__ = ("task_id", "agent_id", "slot", "served_slot", "task_type", "model_id", "size_mbit", "density_cycles_per_bit", "deadline_s", "units", "steps", "edge_id", "share", "download", "outcome", "reason", "detail", "latency_ms", "t_local_ms", "t_tx_ms", "t_switch_ms", "t_edge_queue_ms", "t_edge_compute_ms", "t_agent_queue_ms", "edge_timing", "energy", "cache_hit", "local_units", "edge_units", "targets")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     SLOT_FIELD_NUMBER: _ClassVar[int]
     SERVED_SLOT_FIELD_NUMBER: _ClassVar[int]
     TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
-    MODEL_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     SIZE_MBIT_FIELD_NUMBER: _ClassVar[int]
     DENSITY_CYCLES_PER_BIT_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_S_FIELD_NUMBER: _ClassVar[int]
     UNITS_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
-    ACTION_FIELD_NUMBER: _ClassVar[int]
+    EDGE_ID_FIELD_NUMBER: _ClassVar[int]
+    SHARE_FIELD_NUMBER: _ClassVar[int]
+    DOWNLOAD_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
     T_LOCAL_MS_FIELD_NUMBER: _ClassVar[int]
     T_TX_MS_FIELD_NUMBER: _ClassVar[int]
     T_SWITCH_MS_FIELD_NUMBER: _ClassVar[int]
-    T_EDGE_COMPUTE_MS_FIELD_NUMBER: _ClassVar[int]
     T_EDGE_QUEUE_MS_FIELD_NUMBER: _ClassVar[int]
+    T_EDGE_COMPUTE_MS_FIELD_NUMBER: _ClassVar[int]
     T_AGENT_QUEUE_MS_FIELD_NUMBER: _ClassVar[int]
-    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    EDGE_TIMING_FIELD_NUMBER: _ClassVar[int]
     ENERGY_FIELD_NUMBER: _ClassVar[int]
     CACHE_HIT_FIELD_NUMBER: _ClassVar[int]
-    EDGE_TIMING_FIELD_NUMBER: _ClassVar[int]
-    EDGE_ID_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_UNITS_FIELD_NUMBER: _ClassVar[int]
+    EDGE_UNITS_FIELD_NUMBER: _ClassVar[int]
+    TARGETS_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     agent_id: str
     slot: int
     served_slot: int
     task_type: str
-    model: _common_pb2.ModelRef
+    model_id: str
     size_mbit: float
     density_cycles_per_bit: float
     deadline_s: float
     units: int
     steps: int
-    action: Action
+    edge_id: str
+    share: float
+    download: bool
     outcome: _common_pb2.TaskOutcome
     reason: _common_pb2.FailureReason
     detail: str
+    latency_ms: float
     t_local_ms: float
     t_tx_ms: float
     t_switch_ms: float
-    t_edge_compute_ms: float
     t_edge_queue_ms: float
+    t_edge_compute_ms: float
     t_agent_queue_ms: float
-    latency_ms: float
+    edge_timing: _common_pb2.EdgeTiming
     energy: _containers.RepeatedCompositeFieldContainer[_common_pb2.EnergyPart]
     cache_hit: bool
-    edge_timing: _common_pb2.EdgeTiming
-    edge_id: str
-    def __init__(self, task_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., slot: _Optional[int] = ..., served_slot: _Optional[int] = ..., task_type: _Optional[str] = ..., model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., size_mbit: _Optional[float] = ..., density_cycles_per_bit: _Optional[float] = ..., deadline_s: _Optional[float] = ..., units: _Optional[int] = ..., steps: _Optional[int] = ..., action: _Optional[_Union[Action, _Mapping]] = ..., outcome: _Optional[_Union[_common_pb2.TaskOutcome, str]] = ..., reason: _Optional[_Union[_common_pb2.FailureReason, str]] = ..., detail: _Optional[str] = ..., t_local_ms: _Optional[float] = ..., t_tx_ms: _Optional[float] = ..., t_switch_ms: _Optional[float] = ..., t_edge_compute_ms: _Optional[float] = ..., t_edge_queue_ms: _Optional[float] = ..., t_agent_queue_ms: _Optional[float] = ..., latency_ms: _Optional[float] = ..., energy: _Optional[_Iterable[_Union[_common_pb2.EnergyPart, _Mapping]]] = ..., cache_hit: _Optional[bool] = ..., edge_timing: _Optional[_Union[_common_pb2.EdgeTiming, _Mapping]] = ..., edge_id: _Optional[str] = ...) -> None: ...
+    local_units: int
+    edge_units: int
+    targets: _containers.RepeatedCompositeFieldContainer[_common_pb2.TargetShare]
+    def __init__(self, task_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., slot: _Optional[int] = ..., served_slot: _Optional[int] = ..., task_type: _Optional[str] = ..., model_id: _Optional[str] = ..., size_mbit: _Optional[float] = ..., density_cycles_per_bit: _Optional[float] = ..., deadline_s: _Optional[float] = ..., units: _Optional[int] = ..., steps: _Optional[int] = ..., edge_id: _Optional[str] = ..., share: _Optional[float] = ..., download: _Optional[bool] = ..., outcome: _Optional[_Union[_common_pb2.TaskOutcome, str]] = ..., reason: _Optional[_Union[_common_pb2.FailureReason, str]] = ..., detail: _Optional[str] = ..., latency_ms: _Optional[float] = ..., t_local_ms: _Optional[float] = ..., t_tx_ms: _Optional[float] = ..., t_switch_ms: _Optional[float] = ..., t_edge_queue_ms: _Optional[float] = ..., t_edge_compute_ms: _Optional[float] = ..., t_agent_queue_ms: _Optional[float] = ..., edge_timing: _Optional[_Union[_common_pb2.EdgeTiming, _Mapping]] = ..., energy: _Optional[_Iterable[_Union[_common_pb2.EnergyPart, _Mapping]]] = ..., cache_hit: _Optional[bool] = ..., local_units: _Optional[int] = ..., edge_units: _Optional[int] = ..., targets: _Optional[_Iterable[_Union[_common_pb2.TargetShare, _Mapping]]] = ...) -> None: ...
 
 class StepReport(_message.Message):
-    __slots__ = ("agent_id", "slot", "observation", "action", "tasks", "next_observation", "queue_length", "acted", "step_ms")
+    __slots__ = ("agent_id", "slot", "acted", "observation", "action", "tasks", "queue_length", "step_ms")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     SLOT_FIELD_NUMBER: _ClassVar[int]
+    ACTED_FIELD_NUMBER: _ClassVar[int]
     OBSERVATION_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
-    NEXT_OBSERVATION_FIELD_NUMBER: _ClassVar[int]
     QUEUE_LENGTH_FIELD_NUMBER: _ClassVar[int]
-    ACTED_FIELD_NUMBER: _ClassVar[int]
     STEP_MS_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     slot: int
+    acted: bool
     observation: _containers.RepeatedScalarFieldContainer[float]
     action: Action
     tasks: _containers.RepeatedCompositeFieldContainer[TaskRecord]
-    next_observation: _containers.RepeatedScalarFieldContainer[float]
     queue_length: int
-    acted: bool
     step_ms: float
-    def __init__(self, agent_id: _Optional[str] = ..., slot: _Optional[int] = ..., observation: _Optional[_Iterable[float]] = ..., action: _Optional[_Union[Action, _Mapping]] = ..., tasks: _Optional[_Iterable[_Union[TaskRecord, _Mapping]]] = ..., next_observation: _Optional[_Iterable[float]] = ..., queue_length: _Optional[int] = ..., acted: _Optional[bool] = ..., step_ms: _Optional[float] = ...) -> None: ...
+    def __init__(self, agent_id: _Optional[str] = ..., slot: _Optional[int] = ..., acted: _Optional[bool] = ..., observation: _Optional[_Iterable[float]] = ..., action: _Optional[_Union[Action, _Mapping]] = ..., tasks: _Optional[_Iterable[_Union[TaskRecord, _Mapping]]] = ..., queue_length: _Optional[int] = ..., step_ms: _Optional[float] = ...) -> None: ...
 
 class StatusRequest(_message.Message):
     __slots__ = ()

@@ -38,6 +38,7 @@ class FailureReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FAILURE_REASON_SHUTTING_DOWN: _ClassVar[FailureReason]
     FAILURE_REASON_LOCAL_FAILED: _ClassVar[FailureReason]
     FAILURE_REASON_NO_TASK_SLOT: _ClassVar[FailureReason]
+    FAILURE_REASON_AGENT_UNREACHABLE: _ClassVar[FailureReason]
 
 class EnergyMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -73,6 +74,7 @@ FAILURE_REASON_INTERNAL: FailureReason
 FAILURE_REASON_SHUTTING_DOWN: FailureReason
 FAILURE_REASON_LOCAL_FAILED: FailureReason
 FAILURE_REASON_NO_TASK_SLOT: FailureReason
+FAILURE_REASON_AGENT_UNREACHABLE: FailureReason
 ENERGY_METHOD_UNSPECIFIED: EnergyMethod
 ENERGY_METHOD_NVML_COUNTER: EnergyMethod
 ENERGY_METHOD_NVML_POWER: EnergyMethod
