@@ -238,18 +238,18 @@ class ModelCache:
             verify_ms=result.verify_s * 1e3,
             bytes_fetched=result.bytes_received,
         )
-        lease.energy.append(modeled("fetch", self._cloud_power_w, result.fetch_s))
+        lease.energy.append(modeled("cloud_tx", self._cloud_power_w, result.fetch_s))
         with self._cond:
             self.counters.fetches += 1
             self.counters.bytes_fetched += result.bytes_received
             slot = self._make_room(entry, staging)
         try:
-            with self._meter.measure("load") as span:
+            with self._meter.measure("edge_load") as span:
                 t0 = time.perf_counter()
                 model = self._runtime.load(slot.path, entry)
                 lease.load_ms = (time.perf_counter() - t0) * 1e3
             lease.energy.append(span.part)
-            with self._meter.measure("warmup") as span:
+            with self._meter.measure("edge_warmup") as span:
                 t0 = time.perf_counter()
                 model.warmup()
                 lease.warmup_ms = (time.perf_counter() - t0) * 1e3

@@ -136,7 +136,7 @@ class EdgeNode:
                 energy.extend(lease.energy)
                 digest, units_done = b"", 0
                 if req.units > 0:
-                    with self._meter.measure("compute") as span:
+                    with self._meter.measure("edge_compute") as span:
                         run = lease.model.run(
                             req.units, req.steps or None, job.data, self.spec.max_batch
                         )
