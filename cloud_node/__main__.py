@@ -20,12 +20,15 @@ from testbed.daemon import (
     load_node_config,
     run_main,
     setup_logging,
+    register_node,
     write_ready_file,
 )
 from testbed.exit_codes import ExitCode, TestbedExit
 from testbed.mqtt import MqttClient, MqttUnavailable
+from testbed.registration import NodeInfo
 from testbed.telemetry import TelemetryPublisher
 from testbed.topics import Topics
+from testbed.types import NodeKind
 from testbed.zoo.catalog import CatalogError, CatalogNotFound
 
 log = logging.getLogger("cloud_node")
@@ -91,6 +94,14 @@ def _run(args) -> int:
         address.url,
         "on" if cfg.emulation.links else "off",
     )
+    registration = register_node(
+        args,
+        cfg,
+        NodeInfo(
+            node_id, NodeKind.CLOUD, grpc_server.address, cfg.cloud.position_m,
+            {"host": platform.node()},
+        ),
+    )  # fmt: skip
     write_ready_file(
         args.ready_file,
         {
@@ -103,6 +114,8 @@ def _run(args) -> int:
     )
     stop.wait()
     telemetry.stop()
+    if registration is not None:
+        registration.close()
     server.stop()
     client.publish(topics.status(node_id), b"offline", retain=True).wait_for_publish(2)
     client.close()

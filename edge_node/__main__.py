@@ -22,15 +22,18 @@ from testbed.daemon import (
     load_node_config,
     run_main,
     setup_logging,
+    register_node,
     write_ready_file,
 )
 from testbed.energy import MeterUnavailable, open_meter
 from testbed.exit_codes import ExitCode, TestbedExit
 from testbed.mqtt import MqttClient, MqttUnavailable
+from testbed.registration import NodeInfo
 from testbed.rpc.v1 import edge_pb2_grpc
 from testbed.runtime import ModelRuntime
 from testbed.telemetry import TelemetryPublisher
 from testbed.topics import Topics
+from testbed.types import NodeKind
 
 log = logging.getLogger("edge_node")
 
@@ -79,6 +82,14 @@ def _run(args) -> int:
     node.start(server.address)
     server.start()
     client.publish(topics.status(node_id), b"online", retain=True)
+    facts = {
+        "host": platform.node(),
+        "runtime": runtime.provider,
+        "energy_method": meter.method.value,
+    }
+    registration = register_node(
+        args, cfg, NodeInfo(node_id, NodeKind.EDGE, server.address, spec.position_m, facts)
+    )
     telemetry = TelemetryPublisher(
         client,
         topics.telemetry(node_id),
@@ -99,18 +110,13 @@ def _run(args) -> int:
     )
     write_ready_file(
         args.ready_file,
-        {
-            "node_id": node_id,
-            "kind": "edge",
-            "address": server.address,
-            "host": platform.node(),
-            "runtime": runtime.provider,
-            "energy_method": meter.method.value,
-        },
+        {"node_id": node_id, "kind": "edge", "address": server.address, **facts},
     )
     node.preload()
     stop.wait()
     telemetry.stop()
+    if registration is not None:
+        registration.close()
     server.stop(1.0)
     node.stop()
     client.publish(topics.status(node_id), b"offline", retain=True).wait_for_publish(2)

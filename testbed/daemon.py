@@ -23,6 +23,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from testbed.config import ConfigError, TestbedConfig, load_config
 from testbed.exit_codes import ExitCode, TestbedExit
 from testbed.mqtt import BrokerAddress
+from testbed.registration import NodeInfo, NodeRegistration, RegistrationRefused
 
 # gRPC messages carry task data in chunks of at most 1 MiB; leave room for headers.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -132,6 +133,27 @@ class GrpcServer:
     def stop(self, grace_s: float = 2.0) -> None:
         self.health.enter_graceful_shutdown()
         self.server.stop(grace_s).wait()
+
+
+def register_node(
+    args: argparse.Namespace,
+    cfg: TestbedConfig,
+    info: NodeInfo,
+) -> NodeRegistration | None:
+    """Register with the coordinator's registry (when `--registry` is given) and keep
+    heartbeats going; the registration re-registers by itself if the coordinator
+    forgets the node or comes back after being down."""
+    if not args.registry:
+        return None
+    registration = NodeRegistration(args.registry, info, cfg.registry.heartbeat_interval_s)
+    try:
+        registration.start(timeout_s=cfg.run.start_timeout_s)
+    except (grpc.RpcError, RegistrationRefused) as exc:
+        registration.close(deregister=False)
+        raise TestbedExit(
+            ExitCode.NODE_START_FAILED, f"cannot register with {args.registry}: {exc}"
+        ) from None
+    return registration
 
 
 def write_ready_file(path: str | None, info: dict[str, Any]) -> None:

@@ -1,0 +1,304 @@
+"""The board's domain: draw tasks, decide on the board, execute, measure, report.
+
+One `step(slot)`: the slot's task (if one arrives) joins the FIFO queue; the task at
+its head is served: the policy sees the observation (16) and picks (target, x, d)
+(17); the local share runs as real model invocations here while the offloaded share
+is streamed to the edge at the same time, paced to the emulated link rate r_ij; the
+task's latency is the later of the two paths; every part's energy is labelled with
+its method. Every task ends in exactly one record.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from agent_node.edges import EdgeDirectory, EdgeEndpoint
+from agent_node.local_models import LocalModels
+from testbed.config import AgentSpec, TestbedConfig
+from testbed.edge_client import Submission
+from testbed.emulation import stretch
+from testbed.energy import EnergyMeter, modeled
+from testbed.links import Pacer
+from testbed.messages import EdgeTaskRequest, ModelRef, TaskRecord
+from testbed.mqtt import MqttClient
+from testbed.observation import Decision, ObservationSpec, observe
+from testbed.policies import DecisionContext, Policy, PolicyKind, make_policy
+from testbed.runtime import ModelRuntime
+from testbed.tasks import Task, TaskGenerator, TaskQueue, agent_seed_words, task_data
+from testbed.types import FailureReason, Outcome, TestbedError
+from testbed.zoo.workload import split_units, units_for
+
+log = logging.getLogger(__name__)
+
+
+class NotConfigured(Exception):
+    """Step or LoadPolicy before Configure."""
+
+
+@dataclass
+class StepResult:
+    acted: bool
+    records: list[TaskRecord] = field(default_factory=list)
+    observation: np.ndarray | None = None
+    decision: Decision | None = None
+    queue_length: int = 0
+    step_ms: float = 0.0
+
+
+@dataclass
+class _Run:
+    """Everything Configure sets up for one run."""
+
+    cfg: TestbedConfig
+    spec: AgentSpec
+    position_m: tuple[float, float]
+    cpu_ghz: float
+    edges: EdgeDirectory
+    generator: TaskGenerator
+    queue: TaskQueue
+    rng: np.random.Generator
+    obs_spec: ObservationSpec
+    policy: Policy
+    run_id: str
+
+
+class Agent:
+    def __init__(self, agent_id: str, mqtt: MqttClient, zoo_dir: Path, meter: EnergyMeter) -> None:
+        self.agent_id = agent_id
+        self.meter = meter
+        self._mqtt = mqtt
+        self._zoo_dir = zoo_dir
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="upload")
+        self._run: _Run | None = None
+        self._models: LocalModels | None = None
+        self.generated = 0
+        self.finished = 0
+        self._arrived_at: dict[str, float] = {}
+
+    @property
+    def run(self) -> _Run | None:
+        return self._run
+
+    # ------------------------------------------------------------------ control
+
+    def configure(self, cfg: TestbedConfig, edges: list[EdgeEndpoint], run_id: str) -> None:
+        specs = {s.id: s for s in cfg.agent_specs()}
+        if self.agent_id not in specs:
+            raise ValueError(f"the run's config has no agent {self.agent_id!r}")
+        spec = specs[self.agent_id]
+        assert spec.position_m is not None and spec.cpu_ghz is not None  # resolved by config
+        with self._lock:
+            if self._run is not None:
+                self._run.edges.close()
+            if self._models is None:
+                runtime = ModelRuntime(spec.runtime, spec.intra_op_threads)
+                self._models = LocalModels(self._zoo_dir, runtime)
+            obs_spec = ObservationSpec.from_config(cfg)
+            policy = cfg.run.policy if cfg.run.policy in set(PolicyKind) else "greedy"
+            self._run = _Run(
+                cfg=cfg,
+                spec=spec,
+                position_m=spec.position_m,
+                cpu_ghz=spec.cpu_ghz,
+                edges=EdgeDirectory(cfg, edges, spec.position_m, self._mqtt),
+                generator=TaskGenerator(
+                    self.agent_id, cfg.tasks.active_types, cfg.tasks.arrival_prob, cfg.seed
+                ),
+                queue=TaskQueue(spec.queue_capacity),
+                rng=np.random.default_rng([*agent_seed_words(cfg.seed, self.agent_id), 7]),
+                obs_spec=obs_spec,
+                policy=make_policy(policy, obs_spec),
+                run_id=run_id,
+            )
+            self._arrived_at.clear()
+        log.info(
+            "configured for run %s: %d edges, f=%.2f GHz at %s, policy %s",
+            run_id, len(edges), spec.cpu_ghz, spec.position_m, self._run.policy.kind.value,
+        )  # fmt: skip
+
+    def load_policy(self, name: str, onnx_model: bytes, spec_json: str) -> None:
+        with self._lock:
+            run = self._require()
+            bench = ObservationSpec.from_config(run.cfg)
+            spec = ObservationSpec.from_json(spec_json) if spec_json else bench
+            if (spec.task_types, spec.num_edges) != (bench.task_types, bench.num_edges):
+                raise ValueError(
+                    f"the policy was made for task types {list(spec.task_types)} and "
+                    f"{spec.num_edges} edges; this bench has {list(bench.task_types)} and "
+                    f"{bench.num_edges}"
+                )
+            run.policy = make_policy(name, spec, onnx_model=onnx_model)
+            run.obs_spec = spec
+        log.info("policy %s loaded (model_aware=%s)", name, spec.model_aware)
+
+    def _require(self) -> _Run:
+        if self._run is None:
+            raise NotConfigured("Configure first")
+        return self._run
+
+    def close(self) -> None:
+        if self._run is not None:
+            self._run.edges.close()
+        if self._models is not None:
+            self._models.close()
+        self._pool.shutdown(wait=False)
+
+    # ------------------------------------------------------------------ one slot
+
+    def step(self, slot: int, noise_std: float = 0.0, generate: bool = True) -> StepResult:
+        t0 = time.perf_counter()
+        with self._lock:
+            run = self._require()
+            result = StepResult(acted=False)
+            if generate:
+                task = run.generator.next(slot)
+                if task is not None:
+                    self.generated += 1
+                    self._arrived_at[task.task_id] = time.perf_counter()
+                    rejected = run.queue.push(task)
+                    if rejected is not None:
+                        result.records.append(self._unserved(run, rejected, slot))
+            task = run.queue.pop()
+            if task is not None:
+                obs = self._observe(run, task)
+                views = run.edges.views()
+                ctx = DecisionContext(run.obs_spec, obs, task, run.position_m, views, run.rng)
+                decision = run.policy.decide(ctx, noise_std)
+                result.records.append(self._serve(run, task, decision, slot))
+                result.acted, result.observation, result.decision = True, obs, decision
+            self.finished += len(result.records)
+            result.queue_length = len(run.queue)
+        result.step_ms = (time.perf_counter() - t0) * 1e3
+        return result
+
+    def _observe(self, run: _Run, task: Task) -> np.ndarray:
+        spec, views = run.obs_spec, run.edges.views()
+        return observe(
+            spec,
+            has_task=1.0,
+            task_type=spec.task_types.index(task.task_type),
+            size_mbit=task.size_mbit,
+            density_cycles_per_bit=task.density_cycles_per_bit,
+            deadline_s=task.deadline_s,
+            self_position_m=run.position_m,
+            self_ghz=run.cpu_ghz,
+            self_queue=len(run.queue),
+            edge_position_m=[v.position_m for v in views],
+            edge_ghz=[v.cpu_ghz for v in views],
+            rate_mbps=[v.rate_mbps for v in views],
+            edge_queue=[v.queue_length for v in views],
+            edge_alive=[float(v.alive) for v in views],
+            edge_cache_free=[v.cache_free for v in views],
+            edge_cached=[[float(m in v.cached) for m in spec.models] for v in views],
+        )
+
+    # ------------------------------------------------------------------ execution
+
+    def _record(self, task: Task, slot: int) -> TaskRecord:
+        return TaskRecord(
+            task_id=task.task_id, agent_id=self.agent_id, slot=task.slot,
+            task_type=task.task_type, model_id=task.model_id, size_mbit=task.size_mbit,
+            density_cycles_per_bit=task.density_cycles_per_bit, deadline_s=task.deadline_s,
+            units=0, outcome=Outcome.FAILED, steps=task.steps or 0, served_slot=slot,
+        )  # fmt: skip
+
+    def _unserved(self, run: _Run, task: Task, slot: int) -> TaskRecord:
+        record = self._record(task, slot)
+        record.reason = FailureReason.QUEUE_FULL
+        record.detail = f"the board's queue holds {len(run.queue)} tasks"
+        self._arrived_at.pop(task.task_id, None)
+        return record
+
+    def _serve(self, run: _Run, task: Task, decision: Decision, slot: int) -> TaskRecord:
+        cfg, me, edges, models = run.cfg, run.spec, run.edges, self._models
+        assert models is not None  # created by configure
+        record = self._record(task, slot)
+        start = time.perf_counter()
+        record.t_agent_queue_ms = (start - self._arrived_at.pop(task.task_id, start)) * 1e3
+        try:
+            entry = models.entry(task.model_id)
+        except TestbedError as exc:
+            record.reason, record.detail = exc.reason, exc.detail
+            return record
+        units = units_for(
+            task.size_mbit, task.density_cycles_per_bit, entry, cfg.tasks.flops_per_cycle
+        )
+        target = decision.target if 0 <= decision.target < len(edges.endpoints) else -1
+        local_units, edge_units = split_units(units, decision.ratio if target >= 0 else 0.0)
+        if edge_units == 0:
+            target = -1
+        share = edge_units / units if target >= 0 else 0.0
+        record.units, record.local_units, record.edge_units = units, local_units, edge_units
+        nbytes = int(task.size_mbit * 1e6 / 8)
+        data = task_data(task.task_id, nbytes)
+        edge_bytes = round(share * nbytes)
+        future = None
+        if target >= 0:
+            endpoint = edges.endpoints[target]
+            view = edges.views()[target]
+            record.edge_id, record.share, record.download = (
+                endpoint.edge_id,
+                share,
+                decision.download,
+            )
+            request = EdgeTaskRequest(
+                task_id=task.task_id, model=ModelRef(task.model_id), units=edge_units,
+                download=decision.download, agent_id=self.agent_id, task_type=task.task_type,
+                share=share, steps=task.steps or 0, data_bytes=edge_bytes, slot=slot,
+                upload_rate_mbps=view.rate_mbps if cfg.emulation.links else 0.0,
+            )  # fmt: skip
+            pacer = Pacer(view.rate_mbps if cfg.emulation.links else None)
+            future = self._pool.submit(
+                edges.clients[target].submit, request, data[:edge_bytes],
+                timeout_s=cfg.run.task_timeout_s, pacer=pacer,
+            )  # fmt: skip
+        local_error: TestbedError | None = None
+        if local_units > 0:
+            try:
+                model = models.get(task.model_id)
+                with self.meter.measure("local_compute") as span:
+                    work = model.run(local_units, task.steps, data[edge_bytes:], me.max_batch)
+                    slept = stretch(work.compute_s, run.cpu_ghz, cfg.emulation)
+                record.t_local_ms = (work.compute_s + slept) * 1e3
+                record.energy.append(span.part)
+            except TestbedError as exc:
+                local_error = exc
+        if future is not None:
+            self._edge_part(run, record, future.result())
+        record.latency_ms = (time.perf_counter() - start) * 1e3
+        if record.reason is not FailureReason.NONE:
+            return record  # the edge's failure is the task's outcome
+        if local_error is not None:
+            record.reason = FailureReason.LOCAL_FAILED
+            record.detail = f"{local_error.reason.value}: {local_error.detail}"
+        elif record.latency_ms > task.deadline_s * 1e3:
+            record.reason = FailureReason.DEADLINE
+            record.detail = f"{record.latency_ms:.0f} ms > {task.deadline_s * 1e3:.0f} ms"
+        else:
+            record.outcome = Outcome.COMPLETED
+        return record
+
+    def _edge_part(self, run: _Run, record: TaskRecord, sub: Submission) -> None:
+        r = sub.result
+        t = r.timing
+        record.t_tx_ms = sub.upload_s * 1e3
+        record.t_switch_ms = t.switch_ms
+        record.t_edge_queue_ms = t.queue_ms
+        record.t_edge_compute_ms = t.compute_ms
+        record.fetch_ms, record.verify_ms = t.fetch_ms, t.verify_ms
+        record.load_ms, record.warmup_ms = t.load_ms, t.warmup_ms
+        record.cache_hit = r.cache_hit
+        record.energy.append(modeled("tx", run.spec.transmit_power_w, sub.upload_s))
+        record.energy.extend(r.energy)
+        if r.outcome is not Outcome.COMPLETED:
+            record.reason, record.detail = r.reason, r.detail
+            if r.reason is FailureReason.EDGE_UNREACHABLE:
+                run.edges.mark_unreachable(record.edge_id)

@@ -1,0 +1,238 @@
+"""The agent's observation (16) and action (17): one fixed, documented layout.
+
+The same code builds the observation on a board (batch of 1) and in the twin (batches
+of many environments × agents), so a policy trained in one runs in the other. Layout,
+for K task types, L distinct models among them and M edges (docs/observation.md):
+
+    task      type one-hot (K), D / size_max, C / density_max, deadline / deadline_max
+    self      x / W, y / H, f_i / ghz_ref, queue / queue_ref
+    edge j    x / W, y / H, f_j / ghz_ref, r_ij / rate_ref, queue_j / queue_ref,
+              alive_j, free cache fraction_j,
+              [model-aware only:] c_jk (holds the task's model), cached models (L)
+    cloud     x / W, y / H
+
+The action is a vector of M + 3 numbers: target scores (none, edge 0..M−1; the
+largest wins), the offload ratio x in [0, 1], and the download flag d as a
+probability (d = 1 when > 0.5). Without a download action (MADDPG-NoModel) d is 1.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from testbed.config import TestbedConfig
+
+FloatArray = npt.NDArray[np.float32]
+
+TASK_EXTRA = ("size", "density", "deadline")
+SELF_FEATURES = ("self_x", "self_y", "self_ghz", "self_queue")
+EDGE_FEATURES = ("x", "y", "ghz", "rate", "queue", "alive", "cache_free")
+CLOUD_FEATURES = ("cloud_x", "cloud_y")
+
+
+@dataclass(frozen=True)
+class ObservationSpec:
+    """Sizes and normalisers of the observation; stored beside every exported actor."""
+
+    task_types: tuple[str, ...]
+    task_models: tuple[str, ...]  # the model of each task type, same order
+    num_edges: int
+    model_aware: bool = True
+    download_action: bool = True
+    area_m: tuple[float, float] = (1000.0, 1000.0)
+    cloud_position_m: tuple[float, float] = (500.0, 500.0)
+    size_max_mbit: float = 1.0
+    density_max: float = 1.0
+    deadline_max_s: float = 1.0
+    ghz_ref: float = 10.0
+    queue_ref: float = 10.0
+    rate_ref_mbps: float = 100.0
+    version: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """Distinct models of the task types, in first-seen order."""
+        return tuple(dict.fromkeys(self.task_models))
+
+    @property
+    def edge_width(self) -> int:
+        return len(EDGE_FEATURES) + ((1 + len(self.models)) if self.model_aware else 0)
+
+    @property
+    def obs_dim(self) -> int:
+        k = len(self.task_types)
+        return k + len(TASK_EXTRA) + len(SELF_FEATURES) + self.num_edges * self.edge_width + 2
+
+    @property
+    def action_dim(self) -> int:
+        return self.num_edges + 3
+
+    def feature_names(self) -> list[str]:
+        names = [f"type={t}" for t in self.task_types] + list(TASK_EXTRA) + list(SELF_FEATURES)
+        for j in range(self.num_edges):
+            names += [f"edge{j}_{f}" for f in EDGE_FEATURES]
+            if self.model_aware:
+                names += [f"edge{j}_holds_task_model"]
+                names += [f"edge{j}_cached={m}" for m in self.models]
+        return names + list(CLOUD_FEATURES)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ObservationSpec:
+        raw = json.loads(text)
+        for key in ("task_types", "task_models", "area_m", "cloud_position_m"):
+            raw[key] = tuple(raw[key])
+        return cls(**raw)
+
+    @classmethod
+    def from_config(cls, cfg: TestbedConfig, *, model_aware: bool = True) -> ObservationSpec:
+        types = cfg.tasks.active_types
+        edges = cfg.edge_specs()
+        return cls(
+            task_types=tuple(t.name for t in types),
+            task_models=tuple(t.model for t in types),
+            num_edges=len(edges),
+            model_aware=model_aware,
+            download_action=model_aware,
+            area_m=tuple(cfg.topology.area_m),  # type: ignore[arg-type]
+            cloud_position_m=tuple(cfg.cloud.position_m),  # type: ignore[arg-type]
+            size_max_mbit=max(t.size_mbit[1] for t in types),
+            density_max=max(t.density_cycles_per_bit for t in types),
+            deadline_max_s=max(t.deadline_s for t in types),
+            ghz_ref=max([e.cpu_ghz for e in edges] + [cfg.agents.cpu_ghz_range[1]]),
+            queue_ref=float(cfg.agents.queue_capacity),
+            rate_ref_mbps=max(e.uplink_capacity_mbps for e in edges) if edges else 100.0,
+        )
+
+
+def observe(
+    spec: ObservationSpec,
+    *,
+    has_task: Any,
+    task_type: Any,
+    size_mbit: Any,
+    density_cycles_per_bit: Any,
+    deadline_s: Any,
+    self_position_m: Any,
+    self_ghz: Any,
+    self_queue: Any,
+    edge_position_m: Any,
+    edge_ghz: Any,
+    rate_mbps: Any,
+    edge_queue: Any,
+    edge_alive: Any,
+    edge_cache_free: Any,
+    edge_cached: Any,
+) -> FloatArray:
+    """Observations for a batch (any leading shape `B`): float32 of shape B + (obs_dim,).
+
+    Per task: `has_task`, `task_type` (index into spec.task_types), size, density,
+    deadline — shape B. Self: position B+(2,), clock, queue length — B. Edges: position
+    B+(M, 2) or (M, 2), clock B+(M,) or (M,), rate r_ij, queue, alive (0/1), free cache
+    fraction — B+(M,), cached models B+(M, L) (0/1, in spec.models order). A slot with
+    no task has zeros in the task part.
+    """
+    has = np.asarray(has_task, dtype=np.float32)
+    batch = has.shape
+    m = spec.num_edges
+    k = len(spec.task_types)
+    w, h = spec.area_m
+    scale_xy = np.array([w, h], dtype=np.float32)
+
+    def b(x: Any, tail: tuple[int, ...] = ()) -> FloatArray:
+        return np.broadcast_to(np.asarray(x, dtype=np.float32), (*batch, *tail))
+
+    ttype = np.asarray(task_type, dtype=np.int64)
+    onehot = (np.arange(k) == ttype[..., None]).astype(np.float32) * has[..., None]
+    task = (
+        np.stack(
+            [
+                b(size_mbit) / spec.size_max_mbit,
+                b(density_cycles_per_bit) / spec.density_max,
+                b(deadline_s) / spec.deadline_max_s,
+            ],
+            axis=-1,
+        )
+        * has[..., None]
+    )
+    me = np.concatenate(
+        [
+            b(self_position_m, (2,)) / scale_xy,
+            b(self_ghz)[..., None] / spec.ghz_ref,
+            b(self_queue)[..., None] / spec.queue_ref,
+        ],
+        axis=-1,
+    )
+    edges = [
+        b(edge_position_m, (m, 2)) / scale_xy,
+        b(edge_ghz, (m,))[..., None] / spec.ghz_ref,
+        b(rate_mbps, (m,))[..., None] / spec.rate_ref_mbps,
+        b(edge_queue, (m,))[..., None] / spec.queue_ref,
+        b(edge_alive, (m,))[..., None],
+        b(edge_cache_free, (m,))[..., None],
+    ]
+    if spec.model_aware:
+        cached = b(edge_cached, (m, len(spec.models)))
+        model_of_type = np.array([spec.models.index(x) for x in spec.task_models], dtype=np.int64)
+        task_model = model_of_type[np.clip(ttype, 0, k - 1)]
+        holds = (
+            np.take_along_axis(
+                cached, np.broadcast_to(task_model[..., None, None], (*batch, m, 1)), axis=-1
+            )
+            * has[..., None, None]
+        )
+        edges += [holds, cached]
+    edge_block = np.concatenate(edges, axis=-1).reshape((*batch, m * spec.edge_width))
+    cloud = np.broadcast_to(np.asarray(spec.cloud_position_m, np.float32) / scale_xy, (*batch, 2))
+    return np.concatenate([onehot, task, me, edge_block, cloud], axis=-1).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A decoded action: target edge index (−1: none), ratio x, download d."""
+
+    target: int
+    ratio: float
+    download: bool
+    raw: tuple[float, ...] = ()
+
+
+def decode(spec: ObservationSpec, raw: Any) -> tuple[Any, Any, Any]:
+    """Decode action vectors (shape B + (M + 3,)) into (target, ratio, download) arrays.
+
+    A target of none means ratio 0; a ratio of 0 means no target.
+    """
+    raw = np.asarray(raw, dtype=np.float32)
+    m = spec.num_edges
+    target = np.argmax(raw[..., : m + 1], axis=-1) - 1
+    ratio = np.clip(raw[..., m + 1], 0.0, 1.0)
+    ratio = np.where(target < 0, 0.0, ratio)
+    target = np.where(ratio <= 0.0, -1, target)
+    if spec.download_action:
+        download = raw[..., m + 2] > 0.5
+    else:
+        download = np.ones(raw.shape[:-1], dtype=bool)
+    return target, ratio, download
+
+
+def encode(spec: ObservationSpec, target: int, ratio: float, download: bool) -> FloatArray:
+    """The action vector a heuristic's decision corresponds to (for logs and replay)."""
+    raw = np.zeros(spec.action_dim, dtype=np.float32)
+    raw[target + 1] = 1.0
+    raw[spec.num_edges + 1] = ratio
+    raw[spec.num_edges + 2] = 1.0 if download else 0.0
+    return raw
+
+
+def decide(spec: ObservationSpec, raw: Any) -> Decision:
+    """Decode one action vector."""
+    target, ratio, download = decode(spec, raw)
+    return Decision(int(target), float(ratio), bool(download), tuple(float(v) for v in raw))
