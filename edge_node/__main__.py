@@ -20,9 +20,9 @@ from testbed.daemon import (
     broker_address,
     common_parser,
     load_node_config,
+    register_node,
     run_main,
     setup_logging,
-    register_node,
     write_ready_file,
 )
 from testbed.energy import MeterUnavailable, open_meter
