@@ -7,6 +7,13 @@ Two tasks that need the same missing model share one download (single flight). T
 cache's files and an index survive a restart; at start every file is verified again
 and loaded, and a file that fails is dropped.
 
+Kept off a task's path (benchmarks/cold_admission.py): the catalog entry a manifest
+carries is validated as soon as the manifest arrives, while the chunks stream in (a
+bad entry also abandons the download at once), and the index is written by its own
+thread (`IndexWriter`), outside the cache's lock, so cache hits never wait on a file
+write; `close()` flushes it. An index a crash left a moment behind is safe: restore
+drops files the index does not name and entries whose file is missing.
+
 Invariant (tests check it from the published state): the bytes of the models in the
 cache never exceed the capacity.
 """
@@ -20,7 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +77,67 @@ class Lease:
     energy: list[EnergyPart] = field(default_factory=list)
 
 
+IndexRow = tuple[ModelEntry, str, int]
+"""A cached model in the index: its catalog entry, its file name, its last-use order."""
+
+
+class IndexWriter:
+    """Writes the cache index on a daemon thread: the latest snapshot wins (a burst of
+    changes is one write), through a temporary file and a rename (no torn index)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._cond = threading.Condition()
+        self._pending: list[IndexRow] | None = None
+        self._writing = False
+        self._thread: threading.Thread | None = None
+
+    def submit(self, rows: list[IndexRow]) -> None:
+        """Queue `rows` (replacing a snapshot not yet written); returns at once."""
+        with self._cond:
+            self._pending = rows
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="cache-index", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Wait until every submitted snapshot is on disk; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: self._pending is None and not self._writing, timeout_s
+            )
+
+    def write_now(self, rows: list[IndexRow]) -> None:
+        """Write `rows` on the calling thread (after anything queued)."""
+        self.flush()
+        self._write(rows)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._pending is not None)
+                rows, self._pending = self._pending, None
+                self._writing = True
+            try:
+                self._write(rows or [])
+            except Exception:  # the next change writes it again; a restart re-verifies
+                log.exception("writing the cache index %s failed", self.path)
+            finally:
+                with self._cond:
+                    self._writing = False
+                    self._cond.notify_all()
+
+    def _write(self, rows: list[IndexRow]) -> None:
+        doc = {
+            "models": [
+                {"entry": dump_dataclass(entry), "file": name, "last_used_seq": seq}
+                for entry, name, seq in rows
+            ]
+        }
+        write_atomic(self.path, json.dumps(doc, indent=1).encode())
+
+
 class ModelCache:
     def __init__(
         self,
@@ -96,6 +164,7 @@ class ModelCache:
         self._cond = threading.Condition()
         self._seq = 0
         self.counters = CacheCounters()
+        self._index = IndexWriter(self.dir / INDEX_NAME)
         (self.dir / STAGING).mkdir(parents=True, exist_ok=True)
 
     # ------------------------------------------------------------------ queries
@@ -208,17 +277,22 @@ class ModelCache:
 
     def _admit(self, ref: ModelRef) -> Lease:
         staging = self.dir / STAGING / f"{ref.model_id}.{uuid.uuid4().hex[:8]}.part"
+        parsed: list[ModelEntry] = []
 
-        def check_size(manifest: Any) -> None:
+        def on_manifest(manifest: Any) -> None:
+            """Runs while the chunks stream in: refuse early, parse the entry off the
+            task's path."""
             if manifest.size_bytes > self.capacity_bytes:
                 raise TestbedError(
                     FailureReason.MODEL_TOO_LARGE,
                     f"{ref} is {manifest.size_bytes / 1e6:.1f} MB, larger than the whole cache "
                     f"({self.capacity_bytes / 1e6:.1f} MB)",
                 )
+            parsed.append(_parse_entry(manifest.entry))
 
         try:
-            result = self._fetch(ref, staging, check_size)
+            result = self._fetch(ref, staging, on_manifest)
+            entry = parsed[0] if parsed else _parse_entry(result.entry)
         except TestbedError as exc:
             staging.unlink(missing_ok=True)
             if exc.reason is FailureReason.CHECKSUM_MISMATCH:
@@ -226,11 +300,6 @@ class ModelCache:
                     self.counters.checksum_failures += 1
                     self._changed()
             raise
-        try:
-            entry = load_dataclass(ModelEntry, result.entry)
-        except SchemaError as exc:
-            staging.unlink(missing_ok=True)
-            raise TestbedError(FailureReason.FETCH_FAILED, f"bad catalog entry: {exc}") from None
         lease = Lease(
             model=None,  # type: ignore[arg-type]  # set below
             hit=False,
@@ -340,17 +409,12 @@ class ModelCache:
 
     # ------------------------------------------------------------------ persistence
 
+    def _index_rows(self) -> list[IndexRow]:
+        return [(e.entry, e.path.name, e.last_used_seq) for e in self._entries.values() if e.ready]
+
     def _save_index(self) -> None:
-        rows = [
-            {
-                "entry": dump_dataclass(e.entry),
-                "file": e.path.name,
-                "last_used_seq": e.last_used_seq,
-            }
-            for e in self._entries.values()
-            if e.ready
-        ]
-        write_atomic(self.dir / INDEX_NAME, json.dumps({"models": rows}, indent=1).encode())
+        """Queue the index for writing (called with the lock held: snapshots stay in order)."""
+        self._index.submit(self._index_rows())
 
     def restore(self) -> list[str]:
         """Re-verify and load the models a previous run left; returns what was dropped."""
@@ -370,11 +434,9 @@ class ModelCache:
             try:
                 entry = load_dataclass(ModelEntry, row["entry"])
                 path = self.dir / row["file"]
-                if file_sha256(path) != entry.sha256:
-                    raise ValueError("sha256 differs from the catalog's")
                 if self._used() + entry.size_bytes > self.capacity_bytes:
                     raise ValueError("no longer fits the configured capacity")
-                model = self._runtime.load(path, entry)
+                model = self._load_reverified(path, entry)
                 model.warmup()
             except Exception as exc:  # any bad file is dropped, never loaded half
                 name = row.get("file", "?")
@@ -387,10 +449,38 @@ class ModelCache:
         for stray in self.dir.iterdir():
             if stray.name not in known and stray.is_file():
                 stray.unlink(missing_ok=True)
-        self._save_index()
+        self._index.write_now(self._index_rows())
         return dropped
 
+    def _load_reverified(self, path: Path, entry: ModelEntry) -> LoadedModel:
+        """Load a file this cache verified when it admitted it, hashing it again on a
+        helper thread meanwhile (file reads and sha256 release the GIL, so a restart
+        costs about max(hash, load) instead of their sum). A file whose sha256 differs
+        from the catalog's is refused and its session closed: it is never used, though
+        ONNX Runtime has parsed it — fine for our own files, never for fresh downloads
+        (those are verified before they are loaded)."""
+        with ThreadPoolExecutor(1, thread_name_prefix="reverify") as pool:
+            digest = pool.submit(file_sha256, path)
+            try:
+                model = self._runtime.load(path, entry)
+            except Exception:
+                if digest.result() != entry.sha256:  # the real cause, if both fail
+                    raise ValueError("sha256 differs from the catalog's") from None
+                raise
+            if digest.result() != entry.sha256:
+                model.close()
+                raise ValueError("sha256 differs from the catalog's")
+        return model
+
+    def sync(self, timeout_s: float = 10.0) -> bool:
+        """Wait until the index on disk matches the cache; False on timeout."""
+        return self._index.flush(timeout_s)
+
     def close(self) -> None:
+        """Write the index out and release every session."""
+        with self._cond:
+            self._save_index()
+        self._index.flush()
         with self._cond:
             for e in self._entries.values():
                 if e.model is not None:
@@ -401,3 +491,11 @@ class ModelCache:
             self._on_change()
         except Exception:
             log.exception("state callback failed")
+
+
+def _parse_entry(raw: Any) -> ModelEntry:
+    """The catalog entry a manifest carries; FETCH_FAILED if it is not a valid one."""
+    try:
+        return load_dataclass(ModelEntry, raw)
+    except SchemaError as exc:
+        raise TestbedError(FailureReason.FETCH_FAILED, f"bad catalog entry: {exc}") from None
