@@ -1,0 +1,123 @@
+"""`python -m benchmarks [NAME ...] [--quick] [--json OUT] [--list] [--strict]`.
+
+Runs the named benchmarks (default: all) in order, each printing its own lines, then
+a table: benchmark, case, ours, reference, ratio, added, goal, PASS/MISS. Exits 0 when
+every benchmark ran (a missed goal is a finding, not a crash: the machine may be
+busy), 1 if one failed to run, and 2 with `--strict` if a goal was missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import REPO, Result, fmt, machine
+
+BENCHMARKS: dict[str, str] = {
+    "model_fetch": "cloud→edge model fetch over MQTT vs raw 1 MiB QoS 1 throughput",
+    "cold_admission": "verify + session + warm-up vs bare InferenceSession + one run",
+    "cached_switch": "ModelCache.acquire on a hit (µs) vs a bare locked LRU hit",
+    "submit_task": "SubmitTask round trip, tiny model, units=1 vs bare gRPC unary echo",
+}
+
+
+def _table(results: list[Result]) -> str:
+    header = ("benchmark", "case", "ours", "reference", "ratio", "added", "goal", "")
+    rows: list[tuple[str, ...]] = [header]
+    for r in results:
+        for c in r.cases:
+            rows.append(
+                (
+                    r.name,
+                    c.label,
+                    f"{fmt(c.ours)} {r.unit}",
+                    f"{fmt(c.reference)} {r.unit}",
+                    f"{c.ratio:.2f}",
+                    f"{fmt(c.added)} {r.unit}",
+                    r.goal.text,
+                    "PASS" if r.passed_case(c) else "MISS",
+                )
+            )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        )
+        return out.stdout.strip()
+    except OSError:
+        return ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("names", nargs="*", metavar="NAME", help=", ".join(BENCHMARKS))
+    parser.add_argument("--quick", action="store_true", help="short variants (seconds each)")
+    parser.add_argument("--json", metavar="OUT", help="also write the results as JSON here")
+    parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    parser.add_argument("--strict", action="store_true", help="exit 2 if a goal was missed")
+    args = parser.parse_args(argv)
+    unknown = [n for n in args.names if n not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {list(BENCHMARKS)}")
+    names = args.names or list(BENCHMARKS)
+    print("benchmarks:")
+    for name, what in BENCHMARKS.items():
+        print(f"  {'*' if name in names else ' '} {name:15} {what}")
+    if args.list:
+        return 0
+    facts = machine()
+    print(
+        f"machine: {facts['cpu']}, {facts['cores']} cores, load {facts['load_1min']}, "
+        f"Python {facts['python']}{' (quick)' if args.quick else ''}",
+        flush=True,
+    )
+    results: list[Result] = []
+    failed: dict[str, str] = {}
+    for name in names:
+        print(f"\n== {name}", flush=True)
+        t0 = time.perf_counter()
+        try:
+            module = importlib.import_module(f"benchmarks.{name}")
+            results.append(module.run(args.quick))
+        except Exception:
+            failed[name] = traceback.format_exc()
+            print(f"{name}: FAILED TO RUN\n{failed[name]}", file=sys.stderr, flush=True)
+        print(f"({name}: {time.perf_counter() - t0:.1f} s)", flush=True)
+    print()
+    if results:
+        print(_table(results))
+    for name in failed:
+        print(f"{name}: did not run (see the error above)")
+    if args.json:
+        doc: dict[str, Any] = {
+            "when_unix_s": round(time.time(), 3),
+            "git_commit": _git_commit(),
+            "quick": args.quick,
+            "machine": facts,
+            "results": [r.to_json() for r in results],
+            "failed": failed,
+        }
+        Path(args.json).write_text(json.dumps(doc, indent=1, ensure_ascii=False))
+        print(f"wrote {args.json}")
+    if failed:
+        return 1
+    if args.strict and not all(r.passed for r in results):
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

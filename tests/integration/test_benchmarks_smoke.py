@@ -1,0 +1,40 @@
+"""`python -m benchmarks --quick` runs every benchmark end to end and prints, for each,
+our figure, the bare reference and the ratio. No timing is asserted here: goals are
+the benchmarks' business (a busy machine may miss them)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.__main__ import BENCHMARKS
+from benchmarks.common import REPO, TINY_ZOO_ENV
+
+pytestmark = pytest.mark.slow
+
+
+def test_quick_benchmarks_print_ours_reference_and_ratio(tiny_zoo: Path, tmp_path: Path):
+    out_json = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--json", str(out_json)],
+        cwd=REPO,
+        env={**os.environ, TINY_ZOO_ENV: str(tiny_zoo)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for name in BENCHMARKS:
+        line = re.compile(rf"^{name} \[.+\]: ours [\d.]+ \S+, reference [\d.]+ \S+, ratio [\d.]+,")
+        assert any(line.match(row) for row in proc.stdout.splitlines()), (
+            f"{name} printed no ours/reference/ratio line:\n{proc.stdout[-3000:]}"
+        )
+    table = proc.stdout.split("\nbenchmark ", 1)
+    assert len(table) == 2, "no final table"
+    assert all(name in table[1] for name in BENCHMARKS)
+    assert out_json.is_file()
