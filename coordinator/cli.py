@@ -10,12 +10,17 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from testbed.config import DEFAULT_CONFIG_NAME, ConfigError, load_config
 from testbed.exit_codes import ExitCode, TestbedExit, table
+
+# gRPC's core logs an INFO line whenever the coordinator starts a node process while
+# its own gRPC threads run; the child only execs, so the line is noise.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 # Subcommands by module: only the chosen command's module is imported, so
 # `testbed --help` stays fast and a command's heavy dependencies (torch) load only

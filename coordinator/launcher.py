@@ -4,14 +4,13 @@ edges and agents, each with its own log file in the run folder.
 Each node writes a ready file (JSON with its address) once it serves; the launcher
 waits for those, and a node that exits while starting is reported with the tail of
 its log. Children live in their own process session (a terminal's Ctrl-C reaches only
-the coordinator, which tears down in order) and get SIGKILL if the coordinator dies
-(Linux PR_SET_PDEATHSIG), so no process is left behind.
+the coordinator, which tears down in order) and stop if the coordinator dies (Linux
+PR_SET_PDEATHSIG, set by each child: testbed.daemon.exit_with_parent), so no process
+is left behind.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -25,18 +24,11 @@ from typing import Any
 
 from testbed.broker import BrokerStartError, EmbeddedBroker
 from testbed.config import AgentSpec, EdgeSpec, TestbedConfig
+from testbed.daemon import PARENT_ENV
 from testbed.exit_codes import ExitCode, TestbedExit
 from testbed.types import NodeKind
 
 log = logging.getLogger(__name__)
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    # Not on Linux: teardown relies on the coordinator's own cleanup.
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 @dataclass
@@ -93,6 +85,8 @@ class Launcher:
         self.nodes: dict[str, NodeProcess] = {}
         self._env = {
             **os.environ,
+            # each node exits with the coordinator (testbed.daemon.exit_with_parent)
+            **({} if keep else {PARENT_ENV: str(os.getpid())}),
             "PYTHONUNBUFFERED": "1",
             # one thread per math library: the nodes share the host's cores
             "OMP_NUM_THREADS": "1",
@@ -111,7 +105,7 @@ class Launcher:
             self.broker = EmbeddedBroker.start(
                 self.cfg.broker,
                 self.run_dir / "broker",
-                preexec_fn=None if self.keep else _die_with_parent,
+                die_with_parent=not self.keep,
             )
         except BrokerStartError as exc:
             raise TestbedExit(ExitCode.BROKER_UNAVAILABLE, f"embedded broker: {exc}") from None
@@ -153,8 +147,6 @@ class Launcher:
                 stdin=subprocess.DEVNULL,
                 env=self._env,
                 start_new_session=True,
-                # spawn from the main thread: PDEATHSIG fires when the spawning thread ends
-                preexec_fn=None if self.keep else _die_with_parent,
             )
         node.info = {}
 

@@ -108,11 +108,11 @@ def _run(args) -> int:
         meter.describe(),
         address.url,
     )
+    node.preload()  # before the ready file: the bench starts with the models deployed
     write_ready_file(
         args.ready_file,
         {"node_id": node_id, "kind": "edge", "address": server.address, **facts},
     )
-    node.preload()
     stop.wait()
     telemetry.stop()
     if registration is not None:

@@ -20,7 +20,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,7 +87,7 @@ class EmbeddedBroker:
         *,
         kind: BrokerKind | None = None,
         timeout_s: float = 20.0,
-        preexec_fn: Callable[[], None] | None = None,
+        die_with_parent: bool = False,
     ) -> EmbeddedBroker:
         """Start the configured embedded broker in `workdir` (its config and log go there)."""
         kind = resolve_kind(kind or cfg.embedded)
@@ -119,6 +118,9 @@ class EmbeddedBroker:
                 )
             )
             cmd = [binary, "-c", str(conf)]
+            setpriv = shutil.which("setpriv")
+            if die_with_parent and setpriv:  # util-linux: SIGKILL if the coordinator dies
+                cmd = [setpriv, "--pdeathsig", "KILL", *cmd]
             version = _mosquitto_version(binary)
         else:
             cmd = [sys.executable, "-m", "testbed.broker", "--host", host, "--port", str(port)]
@@ -129,7 +131,10 @@ class EmbeddedBroker:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=preexec_fn,
+            env={
+                **os.environ,
+                **({"TESTBED_PARENT_PID": str(os.getpid())} if die_with_parent else {}),
+            },
         )
         logf.close()
         broker = cls(kind, host, port, proc, log_path, version)
@@ -211,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1883)
     args = parser.parse_args(argv)
+    from testbed.daemon import exit_with_parent
+
+    exit_with_parent()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s broker: %(message)s")
     print(
         f"amqtt {_amqtt_version()} listening on {args.host}:{args.port} (pid {os.getpid()})",

@@ -5,6 +5,8 @@ server with the standard health service, and the ready file the launcher waits f
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -166,8 +168,29 @@ def write_ready_file(path: str | None, info: dict[str, Any]) -> None:
     tmp.replace(target)
 
 
+PARENT_ENV = "TESTBED_PARENT_PID"
+_PR_SET_PDEATHSIG = 1
+
+
+def exit_with_parent() -> None:
+    """When started by a launcher that set TESTBED_PARENT_PID, get SIGTERM if it dies
+    (Linux PR_SET_PDEATHSIG), so no node outlives a killed coordinator.
+
+    The child sets this itself, after exec: a launcher that runs gRPC threads must not
+    run Python code between fork and exec (gRPC's fork handlers would break the child).
+    """
+    parent = os.environ.get(PARENT_ENV)
+    if not parent:
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != int(parent):  # the parent died before prctl took effect
+        raise SystemExit(int(ExitCode.NODE_LOST))
+
+
 def run_main(body: Callable[[], int]) -> int:
     """Run a daemon's main body, mapping known errors to registered exit codes."""
+    exit_with_parent()
     try:
         return body()
     except ConfigError as exc:

@@ -1,0 +1,125 @@
+"""Actor networks as ONNX files that run on the boards.
+
+An actor maps one observation (testbed/observation.py) to an action vector of M + 3:
+target scores (none, edge 0..M−1), the offload ratio (sigmoid) and the download
+probability (sigmoid). The exported file carries its `ObservationSpec` in the ONNX
+metadata (`testbed.observation_spec`), so a bench can check that it fits before
+sending it to the boards. torch is imported only to build and export.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from testbed.exit_codes import ExitCode, TestbedExit
+from testbed.observation import ObservationSpec
+
+SPEC_KEY = "testbed.observation_spec"
+INPUT_NAME = "obs"
+OUTPUT_NAME = "action"
+
+
+@dataclass(frozen=True)
+class ActorFile:
+    """An actor ready for `LoadPolicy`: its bytes and the spec it was trained for."""
+
+    model: bytes
+    spec: ObservationSpec
+    path: str = ""
+
+
+def build_actor(spec: ObservationSpec, hidden: tuple[int, ...] = (256, 256), seed: int = 0) -> Any:
+    """A fresh actor network (torch.nn.Module) for `spec`: MLP + the action heads."""
+    import torch
+    from torch import nn
+
+    class Actor(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            layers: list[nn.Module] = []
+            width = spec.obs_dim
+            for h in hidden:
+                layers += [nn.Linear(width, h), nn.ReLU()]
+                width = h
+            self.body = nn.Sequential(*layers)
+            self.head = nn.Linear(width, spec.action_dim)
+            self.num_edges = spec.num_edges
+
+        def logits(self, obs: torch.Tensor) -> torch.Tensor:
+            """Raw head output: target logits, ratio logit, download logit."""
+            return self.head(self.body(obs))
+
+        def forward(self, obs: torch.Tensor) -> torch.Tensor:
+            out = self.logits(obs)
+            m = self.num_edges
+            return torch.cat([out[:, : m + 1], torch.sigmoid(out[:, m + 1 :])], dim=1)
+
+    torch.manual_seed(seed)
+    return Actor()
+
+
+def export_actor(actor: Any, spec: ObservationSpec, path: str | Path | None = None) -> bytes:
+    """Export `actor` (its deterministic forward) to ONNX with the spec in the metadata;
+    write it to `path` if given. Returns the file's bytes."""
+    import warnings
+
+    import onnx
+    import torch
+
+    buffer = io.BytesIO()
+    was_training = actor.training
+    actor.eval()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            actor,
+            (torch.zeros(1, spec.obs_dim),),
+            buffer,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    actor.train(was_training)
+    model = onnx.load_from_string(buffer.getvalue())
+    entry = model.metadata_props.add()
+    entry.key, entry.value = SPEC_KEY, spec.to_json()
+    onnx.checker.check_model(model)
+    data = model.SerializeToString()
+    if path is not None:
+        Path(path).write_bytes(data)
+    return data
+
+
+def read_actor(path: str | Path) -> ActorFile:
+    """Read an actor file and the spec in its metadata; a clear error if it has none."""
+    import onnx
+
+    try:
+        data = Path(path).read_bytes()
+        model = onnx.load_from_string(data)
+    except (OSError, Exception) as exc:  # onnx raises its own DecodeError types
+        raise TestbedExit(ExitCode.MODEL_INVALID, f"cannot read actor {path}: {exc}") from None
+    meta = {p.key: p.value for p in model.metadata_props}
+    if SPEC_KEY not in meta:
+        raise TestbedExit(
+            ExitCode.MODEL_INVALID,
+            f"{path} carries no {SPEC_KEY!r} metadata: export actors with "
+            "coordinator.actors.export_actor (or `testbed train`)",
+        )
+    return ActorFile(data, ObservationSpec.from_json(meta[SPEC_KEY]), str(path))
+
+
+def check_fits(actor: ActorFile, bench: ObservationSpec) -> None:
+    """Raise a clear error if the actor was made for another bench."""
+    if (actor.spec.task_types, actor.spec.num_edges) != (bench.task_types, bench.num_edges):
+        raise TestbedExit(
+            ExitCode.MODEL_INVALID,
+            f"actor {actor.path} was trained for task types {list(actor.spec.task_types)} and "
+            f"{actor.spec.num_edges} edges; this bench has {list(bench.task_types)} and "
+            f"{bench.num_edges} edges",
+        )

@@ -1,0 +1,391 @@
+"""The live bench: every node a process, the coordinator's registry, the slot driver.
+
+`LiveBench.step(slot)` calls `Step` on every agent in parallel and waits for all of
+them (one barrier per slot), then computes each task's reward (18) with
+testbed/costs.py from the measured numbers. An agent that does not answer still has
+its slot's task recorded — the coordinator draws the same task the board would have
+(the generator is a function of seed, agent and slot) and records it as failed with
+`agent_unreachable` — so every generated task appears exactly once. A board that
+restarts re-registers and is configured again before its next step.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+
+from coordinator.actors import ActorFile, check_fits
+from coordinator.launcher import Launcher
+from coordinator.registry import NodeRecord, NodeState, NodeTable, Registry
+from testbed import costs, serde
+from testbed.config import TestbedConfig
+from testbed.daemon import GRPC_OPTIONS, GrpcServer
+from testbed.exit_codes import ExitCode, TestbedExit
+from testbed.messages import TaskRecord
+from testbed.observation import Decision, ObservationSpec
+from testbed.policies import PolicyKind
+from testbed.rpc.v1 import agent_pb2, agent_pb2_grpc, common_pb2, registry_pb2_grpc
+from testbed.tasks import TaskGenerator
+from testbed.types import FailureReason, NodeKind, Outcome
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PolicySource:
+    """What `LoadPolicy` sends: a heuristic by name, or an ONNX actor."""
+
+    name: str
+    actor: ActorFile | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> PolicySource:
+        if text in set(PolicyKind) and text != PolicyKind.ONNX:
+            return cls(text)
+        from coordinator.actors import read_actor
+
+        return cls(PolicyKind.ONNX.value, read_actor(text))
+
+    @property
+    def label(self) -> str:
+        return Path(self.actor.path).stem if self.actor else self.name
+
+
+@dataclass
+class AgentStep:
+    """One agent's answer to one slot."""
+
+    agent_id: str
+    acted: bool
+    observation: np.ndarray | None = None
+    decision: Decision | None = None
+    step_ms: float = 0.0
+    reachable: bool = True
+
+
+@dataclass
+class SlotResult:
+    slot: int
+    records: list[TaskRecord]
+    steps: dict[str, AgentStep]
+    wall_ms: float
+    max_step_ms: float
+
+    @property
+    def overhead_ms(self) -> float:
+        """Orchestration: slot wall time minus the longest measured agent step."""
+        return self.wall_ms - self.max_step_ms
+
+
+@dataclass
+class NodeEvent:
+    t_s: float
+    slot: int
+    node_id: str
+    old: str
+    new: str
+
+
+@dataclass
+class _AgentHandle:
+    agent_id: str
+    address: str
+    channel: grpc.Channel
+    stub: agent_pb2_grpc.AgentServiceStub
+    generator: TaskGenerator
+    session: str = ""
+    needs_configure: bool = True
+
+
+@dataclass
+class LiveBench:
+    """Start with `start()`, drive with `step()`, end with `close()` (or `with`)."""
+
+    cfg: TestbedConfig
+    run_dir: Path
+    config_path: Path
+    zoo_dir: Path
+    keep: bool = False
+    events: list[NodeEvent] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.table = NodeTable(
+            self.cfg.registry,
+            on_state_change=self._on_state_change,
+            on_register=self._on_register,
+        )
+        self.registry = Registry(self.table)
+        self._registry_server = GrpcServer(
+            "127.0.0.1", 0,
+            [lambda s: registry_pb2_grpc.add_RegistryServicer_to_server(self.registry, s)],
+            service_names=["testbed.v1.Registry"],
+        )  # fmt: skip
+        self.launcher = Launcher(
+            self.cfg, self.run_dir, self.config_path, zoo_dir=self.zoo_dir,
+            registry_address=self._registry_server.address, keep=self.keep,
+        )  # fmt: skip
+        self.agents: dict[str, _AgentHandle] = {}
+        self.policy = PolicySource(self.cfg.run.policy)
+        self.obs_spec = ObservationSpec.from_config(self.cfg)
+        self._lock = threading.Lock()
+        self._slot = -1
+        self._closing = False
+        self._t0 = time.monotonic()
+        self._pool = ThreadPoolExecutor(max(4, self.cfg.agents.count), thread_name_prefix="step")
+        self._weights = {t.name: t.weight for t in self.cfg.tasks.types}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self, policy: PolicySource | None = None) -> None:
+        """Start broker, registry, cloud, edges and agents; configure the agents."""
+        self.policy = policy or self.policy
+        if self.policy.actor is not None:
+            check_fits(self.policy.actor, self.obs_spec)
+        self._registry_server.start()
+        self.registry.start()
+        self.launcher.start_broker()
+        cloud = self.launcher.start_cloud()
+        edges = [self.launcher.start_edge(s) for s in self.cfg.edge_specs()]
+        self.launcher.wait_ready([cloud, *edges])
+        agents = [self.launcher.start_agent(s) for s in self.cfg.agent_specs()]
+        self.launcher.wait_ready(agents)
+        for node in agents:
+            channel = grpc.insecure_channel(node.address, options=GRPC_OPTIONS)
+            self.agents[node.node_id] = _AgentHandle(
+                node.node_id, node.address, channel, agent_pb2_grpc.AgentServiceStub(channel),
+                TaskGenerator(
+                    node.node_id, self.cfg.tasks.active_types, self.cfg.tasks.arrival_prob,
+                    self.cfg.seed,
+                ),
+            )  # fmt: skip
+        self._wait_registered([cloud.node_id, *(e.node_id for e in edges), *self.agents])
+        with self._lock:
+            for handle in self.agents.values():
+                record = self.table.get(handle.agent_id)
+                handle.session = record.session_id if record else ""
+        for handle, error in zip(
+            self.agents.values(), self._pool.map(self._configure, self.agents.values()), strict=True
+        ):
+            if error:
+                raise TestbedExit(ExitCode.NODE_START_FAILED, f"{handle.agent_id}: {error}")
+
+    def _wait_registered(self, node_ids: list[str]) -> None:
+        deadline = time.monotonic() + self.cfg.run.start_timeout_s
+        while time.monotonic() < deadline:
+            missing = [n for n in node_ids if self.table.get(n) is None]
+            if not missing:
+                return
+            time.sleep(0.05)
+        raise TestbedExit(ExitCode.NODE_START_FAILED, f"never registered: {', '.join(missing)}")
+
+    def close(self) -> None:
+        self._closing = True
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for handle in self.agents.values():
+            handle.channel.close()
+        if not self.keep:
+            self.launcher.stop_all()
+        self.registry.stop()
+        self._registry_server.stop(0.5)
+
+    def __enter__(self) -> LiveBench:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ registry events
+
+    def _on_register(self, record: NodeRecord) -> None:
+        if record.kind is not NodeKind.AGENT:
+            return
+        with self._lock:
+            handle = self.agents.get(record.node_id)
+            if handle is not None and handle.session and handle.session != record.session_id:
+                log.info("%s registered again: it will be configured again", record.node_id)
+                handle.needs_configure = True
+                handle.address = record.info.address or handle.address
+            if handle is not None:
+                handle.session = record.session_id
+
+    def _on_state_change(self, node_id: str, old: NodeState | None, new: NodeState) -> None:
+        if self._closing:
+            return  # nodes deregistering at teardown are not events of the run
+        event = NodeEvent(
+            round(time.monotonic() - self._t0, 3), self._slot, node_id,
+            old.value if old else "new", new.value,
+        )  # fmt: skip
+        self.events.append(event)
+        if old is not None:
+            log.warning("node %s: %s -> %s (slot %d)", node_id, old.value, new.value, self._slot)
+
+    def node_states(self) -> dict[str, str]:
+        return {r.node_id: r.state.value for r in self.table.nodes()}
+
+    # ------------------------------------------------------------------ agents
+
+    def _configure(self, handle: _AgentHandle) -> str:
+        """Configure + LoadPolicy; returns an error text ('' on success)."""
+        request = agent_pb2.ConfigureRequest(
+            agent_id=handle.agent_id,
+            config_yaml=self.cfg.to_yaml(),
+            run_id=self.run_dir.name,
+            edges=[
+                agent_pb2.EdgeEndpoint(
+                    edge_id=s.id,
+                    address=self.launcher.nodes[s.id].address,
+                    position=common_pb2.Position(x_m=s.position_m[0], y_m=s.position_m[1]),
+                )
+                for s in self.cfg.edge_specs()
+                if s.position_m is not None
+            ],
+        )
+        actor = self.policy.actor
+        policy = agent_pb2.LoadPolicyRequest(
+            name=self.policy.name,
+            onnx_model=actor.model if actor else b"",
+            spec_json=actor.spec.to_json() if actor else "",
+            seed=self.cfg.seed,
+        )
+        timeout = self.cfg.run.start_timeout_s
+        try:
+            handle.stub.Configure(request, timeout=timeout)
+            handle.stub.LoadPolicy(policy, timeout=timeout)
+        except grpc.RpcError as exc:
+            return f"{exc.code().name}: {exc.details()}"
+        handle.needs_configure = False
+        return ""
+
+    def load_policy(self, policy: PolicySource) -> None:
+        """Send a new policy (e.g. freshly trained actor weights) to every agent."""
+        if policy.actor is not None:
+            check_fits(policy.actor, self.obs_spec)
+        self.policy = policy
+        for handle in self.agents.values():
+            handle.needs_configure = True
+
+    def _step_one(
+        self, handle: _AgentHandle, slot: int, noise_std: float, generate: bool
+    ) -> tuple[AgentStep, list[TaskRecord]]:
+        if handle.needs_configure:
+            error = self._configure(handle)
+            if error:
+                return self._unreachable(handle, slot, generate, f"not configured: {error}")
+        try:
+            report = handle.stub.Step(
+                agent_pb2.StepRequest(slot=slot, noise_std=noise_std, generate=generate),
+                timeout=self.cfg.run.step_timeout_s,
+            )
+        except grpc.RpcError as exc:
+            if exc.code() in (grpc.StatusCode.FAILED_PRECONDITION,):
+                handle.needs_configure = True
+            return self._unreachable(handle, slot, generate, f"{exc.code().name}")
+        records = [serde.task_record_from_pb(r) for r in report.tasks]
+        step = AgentStep(handle.agent_id, report.acted, step_ms=report.step_ms)
+        if report.acted:
+            step.observation = np.asarray(report.observation, dtype=np.float32)
+            a = report.action
+            step.decision = Decision(a.target, a.ratio, a.download, tuple(a.raw))
+        return step, records
+
+    def _unreachable(
+        self, handle: _AgentHandle, slot: int, generate: bool, detail: str
+    ) -> tuple[AgentStep, list[TaskRecord]]:
+        task = handle.generator.next(slot) if generate else None
+        records = []
+        if task is not None:
+            records.append(
+                TaskRecord(
+                    task_id=task.task_id,
+                    agent_id=task.agent_id,
+                    slot=slot,
+                    task_type=task.task_type,
+                    model_id=task.model_id,
+                    size_mbit=task.size_mbit,
+                    density_cycles_per_bit=task.density_cycles_per_bit,
+                    deadline_s=task.deadline_s,
+                    units=0,
+                    outcome=Outcome.FAILED,
+                    reason=FailureReason.AGENT_UNREACHABLE,
+                    detail=detail,
+                    served_slot=slot,
+                )
+            )
+        log.warning("%s did not answer slot %d: %s", handle.agent_id, slot, detail)
+        return AgentStep(handle.agent_id, False, reachable=False), records
+
+    # ------------------------------------------------------------------ slots
+
+    def step(self, slot: int, noise_std: float = 0.0, generate: bool = True) -> SlotResult:
+        self._slot = slot
+        t0 = time.perf_counter()
+        futures = [
+            self._pool.submit(self._step_one, h, slot, noise_std, generate)
+            for h in self.agents.values()
+        ]
+        steps: dict[str, AgentStep] = {}
+        records: list[TaskRecord] = []
+        for future in futures:
+            step, recs = future.result()
+            steps[step.agent_id] = step
+            records.extend(recs)
+        wall_ms = (time.perf_counter() - t0) * 1e3
+        for r in records:
+            r.reward = self.reward(r)
+        max_step = max((s.step_ms for s in steps.values()), default=0.0)
+        return SlotResult(slot, records, steps, wall_ms, max_step)
+
+    def reward(self, record: TaskRecord) -> float:
+        """Reward (18) of the measured latency and energy."""
+        latency_s = record.latency_ms / 1e3
+        if record.outcome is not Outcome.COMPLETED and latency_s <= 0:
+            latency_s = record.deadline_s  # never served: charge the whole deadline
+        return float(
+            costs.reward(
+                latency_s,
+                record.energy_j,
+                self._weights.get(record.task_type, 1.0),
+                self.cfg.reward,
+                violated=record.outcome is not Outcome.COMPLETED,
+            )
+        )
+
+    def run(
+        self, slots: int, progress: Callable[[SlotResult], None] | None = None,
+        noise_std: float = 0.0,
+    ) -> list[SlotResult]:  # fmt: skip
+        results = []
+        for slot in range(slots):
+            result = self.step(slot, noise_std)
+            results.append(result)
+            if progress is not None:
+                progress(result)
+        return results
+
+    def cache_counters(self) -> dict[str, dict[str, Any]]:
+        from testbed.edge_client import EdgeClient
+
+        out = {}
+        for spec in self.cfg.edge_specs():
+            node = self.launcher.nodes.get(spec.id)
+            if node is None or not node.alive():
+                continue
+            try:
+                with EdgeClient(node.address, spec.id) as client:
+                    c = client.state(timeout_s=2).counters
+            except grpc.RpcError:
+                continue
+            out[spec.id] = {
+                "hits": c.hits, "misses": c.misses, "evictions": c.evictions,
+                "bytes_fetched": c.bytes_fetched,
+            }  # fmt: skip
+        return out
