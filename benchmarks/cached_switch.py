@@ -68,9 +68,7 @@ def _cache_with(tmp: Path, zoo: Path, models: list[dict[str, Any]]) -> Any:
     from testbed.messages import ModelRef
     from testbed.runtime import ModelRuntime
 
-    fetchers = {
-        m["id"]: StagedFetcher(zoo / m["file"], tmp / f"{m['id']}.staged", m) for m in models
-    }
+    fetchers = {m["id"]: StagedFetcher(zoo / m["file"], m) for m in models}
     dirty = threading.Event()
     cache = ModelCache(
         capacity_bytes=sum(int(m["size_bytes"]) for m in models) * 2,
@@ -81,8 +79,7 @@ def _cache_with(tmp: Path, zoo: Path, models: list[dict[str, Any]]) -> Any:
         cloud_transmit_power_w=0.0,
         on_change=dirty.set,  # what the edge node passes: wakes its state publisher
     )
-    for model_id, fetcher in fetchers.items():  # admitted through the real path
-        fetcher.stage()
+    for model_id in fetchers:  # admitted through the real path
         with cache.acquire(ModelRef(model_id), download=True):
             pass
     return cache

@@ -108,11 +108,6 @@ class IndexWriter:
                 lambda: self._pending is None and not self._writing, timeout_s
             )
 
-    def write_now(self, rows: list[IndexRow]) -> None:
-        """Write `rows` on the calling thread (after anything queued)."""
-        self.flush()
-        self._write(rows)
-
     def _loop(self) -> None:
         while True:
             with self._cond:
@@ -418,8 +413,11 @@ class ModelCache:
 
     def restore(self) -> list[str]:
         """Re-verify and load the models a previous run left; returns what was dropped."""
-        shutil.rmtree(self.dir / STAGING, ignore_errors=True)
-        (self.dir / STAGING).mkdir(parents=True, exist_ok=True)
+        for leftover in (self.dir / STAGING).iterdir():  # downloads a crash interrupted
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
         index = self.dir / INDEX_NAME
         dropped: list[str] = []
         try:
@@ -430,46 +428,49 @@ class ModelCache:
             dropped.append(f"index unreadable ({exc}); starting empty")
             rows = []
         rows.sort(key=lambda r: r.get("last_used_seq", 0))
-        for row in rows:
-            try:
-                entry = load_dataclass(ModelEntry, row["entry"])
-                path = self.dir / row["file"]
-                if self._used() + entry.size_bytes > self.capacity_bytes:
-                    raise ValueError("no longer fits the configured capacity")
-                model = self._load_reverified(path, entry)
-                model.warmup()
-            except Exception as exc:  # any bad file is dropped, never loaded half
-                name = row.get("file", "?")
-                dropped.append(f"{name}: {exc}")
-                (self.dir / str(name)).unlink(missing_ok=True)
-                continue
-            self._seq += 1
-            self._entries[entry.id] = _Entry(entry, path, model, 0, self._seq)
+        with ThreadPoolExecutor(1, thread_name_prefix="reverify") as hasher:
+            for row in rows:
+                try:
+                    entry = load_dataclass(ModelEntry, row["entry"])
+                    path = self.dir / row["file"]
+                    if self._used() + entry.size_bytes > self.capacity_bytes:
+                        raise ValueError("no longer fits the configured capacity")
+                    model = self._load_reverified(path, entry, hasher)
+                    model.warmup()
+                except Exception as exc:  # any bad file is dropped, never loaded half
+                    name = row.get("file", "?")
+                    dropped.append(f"{name}: {exc}")
+                    (self.dir / str(name)).unlink(missing_ok=True)
+                    continue
+                self._seq += 1
+                self._entries[entry.id] = _Entry(entry, path, model, 0, self._seq)
         known = {e.path.name for e in self._entries.values()} | {INDEX_NAME, STAGING}
         for stray in self.dir.iterdir():
             if stray.name not in known and stray.is_file():
                 stray.unlink(missing_ok=True)
-        self._index.write_now(self._index_rows())
+        with self._cond:
+            self._save_index()
         return dropped
 
-    def _load_reverified(self, path: Path, entry: ModelEntry) -> LoadedModel:
+    def _load_reverified(
+        self, path: Path, entry: ModelEntry, hasher: ThreadPoolExecutor
+    ) -> LoadedModel:
         """Load a file this cache verified when it admitted it, hashing it again on a
         helper thread meanwhile (file reads and sha256 release the GIL, so a restart
         costs about max(hash, load) instead of their sum). A file whose sha256 differs
         from the catalog's is refused and its session closed: it is never used, though
         ONNX Runtime has parsed it — fine for our own files, never for fresh downloads
         (those are verified before they are loaded)."""
-        with ThreadPoolExecutor(1, thread_name_prefix="reverify") as pool:
-            digest = pool.submit(file_sha256, path)
-            try:
-                model = self._runtime.load(path, entry)
-            except Exception:
-                if digest.result() != entry.sha256:  # the real cause, if both fail
-                    raise ValueError("sha256 differs from the catalog's") from None
-                raise
-            if digest.result() != entry.sha256:
-                model.close()
-                raise ValueError("sha256 differs from the catalog's")
+        digest = hasher.submit(file_sha256, path)
+        try:
+            model = self._runtime.load(path, entry)
+        except Exception:
+            if digest.result() != entry.sha256:  # the real cause, if both fail
+                raise ValueError("sha256 differs from the catalog's") from None
+            raise
+        if digest.result() != entry.sha256:
+            model.close()
+            raise ValueError("sha256 differs from the catalog's")
         return model
 
     def sync(self, timeout_s: float = 10.0) -> bool:
