@@ -119,6 +119,9 @@ class Agent:
                 run_id=run_id,
             )
             self._arrived_at.clear()
+        unheard = self._run.edges.wait_synced(timeout_s=2.0)
+        if unheard:
+            log.warning("no state yet from %s: deciding without it", ", ".join(unheard))
         log.info(
             "configured for run %s: %d edges, f=%.2f GHz at %s, policy %s",
             run_id, len(edges), spec.cpu_ghz, spec.position_m, self._run.policy.kind.value,

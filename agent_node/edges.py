@@ -37,6 +37,8 @@ class EdgeDirectory:
         mqtt: MqttClient,
     ) -> None:
         self._lock = threading.Lock()
+        self._synced = threading.Condition(self._lock)
+        self._heard: set[str] = set()
         self._topics = Topics(cfg.broker.topic_prefix)
         self._mqtt = mqtt
         specs = {s.id: s for s in cfg.edge_specs()}
@@ -64,6 +66,13 @@ class EdgeDirectory:
         for client in self.clients:
             client.close()
 
+    def wait_synced(self, timeout_s: float) -> list[str]:
+        """Wait until every edge's (retained) state has arrived; returns the edges still
+        unheard of after `timeout_s` (dead or not yet started)."""
+        with self._synced:
+            self._synced.wait_for(lambda: len(self._heard) == len(self._index), timeout_s)
+            return sorted(set(self._index) - self._heard)
+
     def views(self) -> tuple[EdgeView, ...]:
         with self._lock:
             return tuple(self._views)
@@ -76,6 +85,9 @@ class EdgeDirectory:
             i = self._index.get(edge_id)
             if i is not None:
                 self._views[i] = replace(self._views[i], **changes)  # type: ignore[arg-type]
+                if "cached" in changes:
+                    self._heard.add(edge_id)
+                    self._synced.notify_all()
 
     def _on_state(self, _topic: str, payload: bytes) -> None:
         state = EdgeStateSnapshot.from_json(payload)

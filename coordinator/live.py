@@ -99,11 +99,27 @@ class NodeEvent:
 class _AgentHandle:
     agent_id: str
     address: str
-    channel: grpc.Channel
-    stub: agent_pb2_grpc.AgentServiceStub
     generator: TaskGenerator
     session: str = ""
     needs_configure: bool = True
+    needs_policy: bool = True
+    channel: grpc.Channel | None = None
+    stub: agent_pb2_grpc.AgentServiceStub | None = None
+    _connected_to: str = ""
+
+    def connect(self) -> agent_pb2_grpc.AgentServiceStub:
+        """The stub for the agent's current address (it changes when a board restarts)."""
+        if self.stub is None or self._connected_to != self.address:
+            if self.channel is not None:
+                self.channel.close()
+            self.channel = grpc.insecure_channel(self.address, options=GRPC_OPTIONS)
+            self.stub = agent_pb2_grpc.AgentServiceStub(self.channel)
+            self._connected_to = self.address
+        return self.stub
+
+    def close(self) -> None:
+        if self.channel is not None:
+            self.channel.close()
 
 
 @dataclass
@@ -159,9 +175,9 @@ class LiveBench:
         agents = [self.launcher.start_agent(s) for s in self.cfg.agent_specs()]
         self.launcher.wait_ready(agents)
         for node in agents:
-            channel = grpc.insecure_channel(node.address, options=GRPC_OPTIONS)
             self.agents[node.node_id] = _AgentHandle(
-                node.node_id, node.address, channel, agent_pb2_grpc.AgentServiceStub(channel),
+                node.node_id,
+                node.address,
                 TaskGenerator(
                     node.node_id, self.cfg.tasks.active_types, self.cfg.tasks.arrival_prob,
                     self.cfg.seed,
@@ -191,7 +207,7 @@ class LiveBench:
         self._closing = True
         self._pool.shutdown(wait=False, cancel_futures=True)
         for handle in self.agents.values():
-            handle.channel.close()
+            handle.close()
         if not self.keep:
             self.launcher.stop_all()
         self.registry.stop()
@@ -234,7 +250,7 @@ class LiveBench:
     # ------------------------------------------------------------------ agents
 
     def _configure(self, handle: _AgentHandle) -> str:
-        """Configure + LoadPolicy; returns an error text ('' on success)."""
+        """Configure (if needed) + LoadPolicy; returns an error text ('' on success)."""
         request = agent_pb2.ConfigureRequest(
             agent_id=handle.agent_id,
             config_yaml=self.cfg.to_yaml(),
@@ -257,12 +273,17 @@ class LiveBench:
             seed=self.cfg.seed,
         )
         timeout = self.cfg.run.start_timeout_s
+        stub = handle.connect()
         try:
-            handle.stub.Configure(request, timeout=timeout)
-            handle.stub.LoadPolicy(policy, timeout=timeout)
+            if handle.needs_configure:
+                stub.Configure(request, timeout=timeout)
+                handle.needs_configure = False
+                handle.needs_policy = True
+            if handle.needs_policy:
+                stub.LoadPolicy(policy, timeout=timeout)
+                handle.needs_policy = False
         except grpc.RpcError as exc:
             return f"{exc.code().name}: {exc.details()}"
-        handle.needs_configure = False
         return ""
 
     def load_policy(self, policy: PolicySource) -> None:
@@ -271,17 +292,17 @@ class LiveBench:
             check_fits(policy.actor, self.obs_spec)
         self.policy = policy
         for handle in self.agents.values():
-            handle.needs_configure = True
+            handle.needs_policy = True
 
     def _step_one(
         self, handle: _AgentHandle, slot: int, noise_std: float, generate: bool
     ) -> tuple[AgentStep, list[TaskRecord]]:
-        if handle.needs_configure:
+        if handle.needs_configure or handle.needs_policy:
             error = self._configure(handle)
             if error:
                 return self._unreachable(handle, slot, generate, f"not configured: {error}")
         try:
-            report = handle.stub.Step(
+            report = handle.connect().Step(
                 agent_pb2.StepRequest(slot=slot, noise_std=noise_std, generate=generate),
                 timeout=self.cfg.run.step_timeout_s,
             )

@@ -25,8 +25,9 @@ def broker_kinds() -> list[str]:
     return ["amqtt", *(["mosquitto"] if shutil.which("mosquitto") else [])]
 
 
-def write_config(path: Path, broker_url: str, zoo_dir: Path, **sections: Any) -> Path:
-    """A test config: the given broker and zoo, fast defaults, `sections` merged in."""
+def write_config(path: Path, broker_url: str | None, zoo_dir: Path, **sections: Any) -> Path:
+    """A test config: the given broker (None: embedded) and zoo, fast defaults, `sections`
+    merged in."""
     data: dict[str, Any] = {
         "broker": {"url": broker_url},
         "zoo": {"scale": "tiny", "dir": str(zoo_dir.parent)},
