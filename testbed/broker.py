@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
 import os
 import shutil
@@ -106,6 +107,9 @@ class EmbeddedBroker:
                     [
                         f"listener {port} {host}",
                         "allow_anonymous true",
+                        # Stay the user we are: mosquitto started as root would switch to
+                        # its own user, which clears the parent-death signal.
+                        f"user {getpass.getuser()}",
                         "persistence false",
                         "max_inflight_messages 64",
                         "max_queued_messages 10000",

@@ -99,3 +99,21 @@ def test_ctrl_c_tears_everything_down(tmp_path: Path, tiny_zoo: Path) -> None:
     _gone, alive = psutil.wait_procs(nodes, timeout=10)
     assert not alive, [p.cmdline() for p in alive]
     assert not _children_of(config)
+
+
+def test_a_killed_coordinator_leaves_no_process(tmp_path: Path, tiny_zoo: Path) -> None:
+    config = bench_config(tmp_path, tiny_zoo)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "coordinator.cli", "up", "-c", str(config), "--slots", "100000"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "bench up" in line:
+            break
+    nodes = _children_of(config)
+    assert len(nodes) >= 6  # broker, cloud, two edges, three agents
+    proc.kill()  # no chance to clean up: the nodes must notice by themselves
+    proc.wait(10)
+    _gone, alive = psutil.wait_procs(nodes, timeout=15)
+    assert not alive, [p.cmdline() for p in alive]
