@@ -117,3 +117,21 @@ def test_a_killed_coordinator_leaves_no_process(tmp_path: Path, tiny_zoo: Path) 
     proc.wait(10)
     _gone, alive = psutil.wait_procs(nodes, timeout=15)
     assert not alive, [p.cmdline() for p in alive]
+
+
+def test_keep_leaves_the_bench_for_status_and_down(tmp_path: Path, tiny_zoo: Path) -> None:
+    config = bench_config(tmp_path, tiny_zoo)
+    out = run_testbed("up", "-c", str(config), "--slots", "1", "--keep")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "testbed down" in out.stdout
+    try:
+        status = run_testbed("status", "-c", str(config))
+        assert status.returncode == 0, status.stderr
+        assert status.stdout.count("serving") >= 6  # cloud, edges, agents answer health checks
+        assert "edge-0" in status.stdout and "cache" in status.stdout
+    finally:
+        down = run_testbed("down", "-c", str(config))
+    assert down.returncode == 0, down.stderr
+    assert not _children_of(config)
+    again = run_testbed("status", "-c", str(config))
+    assert again.returncode == 11 and "no bench is running" in again.stderr
