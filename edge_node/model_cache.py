@@ -283,11 +283,11 @@ class ModelCache:
                     f"{ref} is {manifest.size_bytes / 1e6:.1f} MB, larger than the whole cache "
                     f"({self.capacity_bytes / 1e6:.1f} MB)",
                 )
-            parsed.append(_parse_entry(manifest.entry))
+            parsed.append(parse_catalog_entry(manifest.entry))
 
         try:
             result = self._fetch(ref, staging, on_manifest)
-            entry = parsed[0] if parsed else _parse_entry(result.entry)
+            entry = parsed[0] if parsed else parse_catalog_entry(result.entry)
         except TestbedError as exc:
             staging.unlink(missing_ok=True)
             if exc.reason is FailureReason.CHECKSUM_MISMATCH:
@@ -428,14 +428,21 @@ class ModelCache:
             dropped.append(f"index unreadable ({exc}); starting empty")
             rows = []
         rows.sort(key=lambda r: r.get("last_used_seq", 0))
+        # Every file is hashed before it is loaded (a damaged file must never reach the
+        # parser: it could crash the edge at every start), but the next file's hash runs
+        # on a helper thread while this one loads (file reads and sha256 release the
+        # GIL): a restart costs the first hash plus the loads, not every hash on top.
         with ThreadPoolExecutor(1, thread_name_prefix="reverify") as hasher:
-            for row in rows:
+            digests = [hasher.submit(self._file_digest, row) for row in rows]
+            for row, digest in zip(rows, digests, strict=True):
                 try:
                     entry = load_dataclass(ModelEntry, row["entry"])
                     path = self.dir / row["file"]
+                    if digest.result() != entry.sha256:
+                        raise ValueError("sha256 differs from the catalog's")
                     if self._used() + entry.size_bytes > self.capacity_bytes:
                         raise ValueError("no longer fits the configured capacity")
-                    model = self._load_reverified(path, entry, hasher)
+                    model = self._runtime.load(path, entry)
                     model.warmup()
                 except Exception as exc:  # any bad file is dropped, never loaded half
                     name = row.get("file", "?")
@@ -452,26 +459,9 @@ class ModelCache:
             self._save_index()
         return dropped
 
-    def _load_reverified(
-        self, path: Path, entry: ModelEntry, hasher: ThreadPoolExecutor
-    ) -> LoadedModel:
-        """Load a file this cache verified when it admitted it, hashing it again on a
-        helper thread meanwhile (file reads and sha256 release the GIL, so a restart
-        costs about max(hash, load) instead of their sum). A file whose sha256 differs
-        from the catalog's is refused and its session closed: it is never used, though
-        ONNX Runtime has parsed it — fine for our own files, never for fresh downloads
-        (those are verified before they are loaded)."""
-        digest = hasher.submit(file_sha256, path)
-        try:
-            model = self._runtime.load(path, entry)
-        except Exception:
-            if digest.result() != entry.sha256:  # the real cause, if both fail
-                raise ValueError("sha256 differs from the catalog's") from None
-            raise
-        if digest.result() != entry.sha256:
-            model.close()
-            raise ValueError("sha256 differs from the catalog's")
-        return model
+    def _file_digest(self, row: dict[str, Any]) -> str:
+        """SHA-256 of an index row's file (raises if the row or the file is bad)."""
+        return file_sha256(self.dir / row["file"])
 
     def sync(self, timeout_s: float = 10.0) -> bool:
         """Wait until the index on disk matches the cache; False on timeout."""
@@ -494,7 +484,7 @@ class ModelCache:
             log.exception("state callback failed")
 
 
-def _parse_entry(raw: Any) -> ModelEntry:
+def parse_catalog_entry(raw: Any) -> ModelEntry:
     """The catalog entry a manifest carries; FETCH_FAILED if it is not a valid one."""
     try:
         return load_dataclass(ModelEntry, raw)
