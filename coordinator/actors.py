@@ -1,8 +1,8 @@
 """Actor networks as ONNX files that run on the boards.
 
-An actor maps one observation (testbed/observation.py) to an action vector of M + 3:
-target scores (none, edge 0..M−1), the offload ratio (sigmoid) and the download
-probability (sigmoid). The exported file carries its `ObservationSpec` in the ONNX
+An actor maps one observation (testbed/observation.py) to an action vector of M + 3 in
+[0, 1]: target probabilities (softmax over none, edge 0..M−1), the offload ratio
+(sigmoid) and the download probability (sigmoid). The exported file carries its `ObservationSpec` in the ONNX
 metadata (`testbed.observation_spec`), so a bench can check that it fits before
 sending it to the boards. torch is imported only to build and export.
 """
@@ -55,7 +55,8 @@ def build_actor(spec: ObservationSpec, hidden: tuple[int, ...] = (256, 256), see
         def forward(self, obs: torch.Tensor) -> torch.Tensor:
             out = self.logits(obs)
             m = self.num_edges
-            return torch.cat([out[:, : m + 1], torch.sigmoid(out[:, m + 1 :])], dim=1)
+            target = torch.softmax(out[:, : m + 1], dim=1)
+            return torch.cat([target, torch.sigmoid(out[:, m + 1 :])], dim=1)
 
     torch.manual_seed(seed)
     return Actor()

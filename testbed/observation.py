@@ -11,9 +11,10 @@ for K task types, L distinct models among them and M edges (docs/observation.md)
               [model-aware only:] c_jk (holds the task's model), cached models (L)
     cloud     x / W, y / H
 
-The action is a vector of M + 3 numbers: target scores (none, edge 0..M−1; the
-largest wins), the offload ratio x in [0, 1], and the download flag d as a
-probability (d = 1 when > 0.5). Without a download action (MADDPG-NoModel) d is 1.
+The action is a vector of M + 3 numbers in [0, 1]: target scores (none, edge 0..M−1;
+the largest wins — an actor outputs probabilities), the offload ratio x, and the
+download flag d as a probability (d = 1 when > 0.5). Without a download action
+(MADDPG-NoModel) d is 1.
 """
 
 from __future__ import annotations
