@@ -28,7 +28,7 @@ from testbed.energy import EnergyMeter, modeled
 from testbed.links import Pacer
 from testbed.messages import EdgeTaskRequest, ModelRef, TaskRecord
 from testbed.mqtt import MqttClient
-from testbed.observation import Decision, ObservationSpec, observe
+from testbed.observation import Decision, ObservationSpec, decide, observe
 from testbed.policies import DecisionContext, Policy, PolicyKind, make_policy
 from testbed.runtime import ModelRuntime
 from testbed.tasks import Task, TaskGenerator, TaskQueue, agent_seed_words, task_data
@@ -156,7 +156,18 @@ class Agent:
 
     # ------------------------------------------------------------------ one slot
 
-    def step(self, slot: int, noise_std: float = 0.0, generate: bool = True) -> StepResult:
+    def step(
+        self,
+        slot: int,
+        noise_std: float = 0.0,
+        generate: bool = True,
+        *,
+        observe_only: bool = False,
+        action: np.ndarray | None = None,
+    ) -> StepResult:
+        """Run one slot. `observe_only`: queue the slot's task and return the head task's
+        observation without serving it; `action`: serve the head task with this action
+        vector (docs/observation.md) instead of the policy's decision."""
         t0 = time.perf_counter()
         with self._lock:
             run = self._require()
@@ -169,14 +180,21 @@ class Agent:
                     rejected = run.queue.push(task)
                     if rejected is not None:
                         result.records.append(self._unserved(run, rejected, slot))
-            task = run.queue.pop()
+            task = run.queue.peek() if observe_only else run.queue.pop()
             if task is not None:
                 obs = self._observe(run, task)
-                views = run.edges.views()
-                ctx = DecisionContext(run.obs_spec, obs, task, run.position_m, views, run.rng)
-                decision = run.policy.decide(ctx, noise_std)
-                result.records.append(self._serve(run, task, decision, slot))
-                result.acted, result.observation, result.decision = True, obs, decision
+                result.observation = obs
+                if not observe_only:
+                    if action is not None:
+                        decision = decide(run.obs_spec, action)
+                    else:
+                        views = run.edges.views()
+                        ctx = DecisionContext(
+                            run.obs_spec, obs, task, run.position_m, views, run.rng
+                        )
+                        decision = run.policy.decide(ctx, noise_std)
+                    result.records.append(self._serve(run, task, decision, slot))
+                    result.acted, result.decision = True, decision
             self.finished += len(result.records)
             result.queue_length = len(run.queue)
         result.step_ms = (time.perf_counter() - t0) * 1e3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grpc
+import numpy as np
 import yaml
 
 from agent_node.agent import Agent, NotConfigured
@@ -48,7 +49,15 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
 
     def Step(self, request: agent_pb2.StepRequest, context) -> agent_pb2.StepReport:
         try:
-            result = self._agent.step(request.slot, request.noise_std, request.generate)
+            action = (
+                np.asarray(request.action.raw, dtype=np.float32)
+                if request.HasField("action")
+                else None
+            )
+            result = self._agent.step(
+                request.slot, request.noise_std, request.generate,
+                observe_only=request.observe_only, action=action,
+            )  # fmt: skip
         except NotConfigured as exc:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         report = agent_pb2.StepReport(

@@ -42,14 +42,18 @@ class LoadPolicyRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., onnx_model: _Optional[bytes] = ..., spec_json: _Optional[str] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class StepRequest(_message.Message):
-    __slots__ = ("slot", "noise_std", "generate")
+    __slots__ = ("slot", "noise_std", "generate", "observe_only", "action")
     SLOT_FIELD_NUMBER: _ClassVar[int]
     NOISE_STD_FIELD_NUMBER: _ClassVar[int]
     GENERATE_FIELD_NUMBER: _ClassVar[int]
+    OBSERVE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
     slot: int
     noise_std: float
     generate: bool
-    def __init__(self, slot: _Optional[int] = ..., noise_std: _Optional[float] = ..., generate: _Optional[bool] = ...) -> None: ...
+    observe_only: bool
+    action: Action
+    def __init__(self, slot: _Optional[int] = ..., noise_std: _Optional[float] = ..., generate: _Optional[bool] = ..., observe_only: _Optional[bool] = ..., action: _Optional[_Union[Action, _Mapping]] = ...) -> None: ...
 
 class Action(_message.Message):
     __slots__ = ("target", "ratio", "download", "raw")
