@@ -82,6 +82,7 @@ class Agent:
         self.generated = 0
         self.finished = 0
         self._arrived_at: dict[str, float] = {}
+        self._observed: dict[str, np.ndarray] = {}
 
     @property
     def run(self) -> _Run | None:
@@ -119,6 +120,7 @@ class Agent:
                 run_id=run_id,
             )
             self._arrived_at.clear()
+            self._observed.clear()
         unheard = self._run.edges.wait_synced(timeout_s=2.0)
         if unheard:
             log.warning("no state yet from %s: deciding without it", ", ".join(unheard))
@@ -182,7 +184,12 @@ class Agent:
                         result.records.append(self._unserved(run, rejected, slot))
             task = run.queue.peek() if observe_only else run.queue.pop()
             if task is not None:
-                obs = self._observe(run, task)
+                # a task observed in phase one is served on what was observed then
+                obs = self._observed.pop(task.task_id, None)
+                if obs is None:
+                    obs = self._observe(run, task)
+                if observe_only:
+                    self._observed[task.task_id] = obs
                 result.observation = obs
                 if not observe_only:
                     if action is not None:

@@ -295,25 +295,38 @@ class LiveBench:
             handle.needs_policy = True
 
     def _step_one(
-        self, handle: _AgentHandle, slot: int, noise_std: float, generate: bool
+        self,
+        handle: _AgentHandle,
+        slot: int,
+        noise_std: float,
+        generate: bool,
+        observe_only: bool = False,
+        action: np.ndarray | None = None,
+        owes_task: bool | None = None,
     ) -> tuple[AgentStep, list[TaskRecord]]:
+        """One agent's Step. `owes_task`: whether the slot's task is on the board and not
+        yet recorded if the call fails (default: `generate`)."""
+        owes = generate if owes_task is None else owes_task
         if handle.needs_configure or handle.needs_policy:
             error = self._configure(handle)
             if error:
-                return self._unreachable(handle, slot, generate, f"not configured: {error}")
+                return self._unreachable(handle, slot, owes, f"not configured: {error}")
+        request = agent_pb2.StepRequest(
+            slot=slot, noise_std=noise_std, generate=generate, observe_only=observe_only
+        )
+        if action is not None:
+            request.action.raw.extend(np.asarray(action, dtype=np.float32).tolist())
         try:
-            report = handle.connect().Step(
-                agent_pb2.StepRequest(slot=slot, noise_std=noise_std, generate=generate),
-                timeout=self.cfg.run.step_timeout_s,
-            )
+            report = handle.connect().Step(request, timeout=self.cfg.run.step_timeout_s)
         except grpc.RpcError as exc:
             if exc.code() in (grpc.StatusCode.FAILED_PRECONDITION,):
                 handle.needs_configure = True
-            return self._unreachable(handle, slot, generate, f"{exc.code().name}")
+            return self._unreachable(handle, slot, owes, f"{exc.code().name}")
         records = [serde.task_record_from_pb(r) for r in report.tasks]
         step = AgentStep(handle.agent_id, report.acted, step_ms=report.step_ms)
-        if report.acted:
+        if report.observation:
             step.observation = np.asarray(report.observation, dtype=np.float32)
+        if report.acted:
             a = report.action
             step.decision = Decision(a.target, a.ratio, a.download, tuple(a.raw))
         return step, records
@@ -347,21 +360,48 @@ class LiveBench:
     # ------------------------------------------------------------------ slots
 
     def step(self, slot: int, noise_std: float = 0.0, generate: bool = True) -> SlotResult:
+        """One slot: every board draws, decides (its own policy), executes and reports."""
         self._slot = slot
         t0 = time.perf_counter()
-        futures = [
-            self._pool.submit(self._step_one, h, slot, noise_std, generate)
+        futures = {
+            h.agent_id: self._pool.submit(self._step_one, h, slot, noise_std, generate)
             for h in self.agents.values()
-        ]
+        }
+        return self._collect(slot, futures, t0)
+
+    def observe(self, slot: int) -> SlotResult:
+        """Phase one of a trainer's slot: every board draws and queues its task and
+        answers with its observation (`steps[agent].observation`; None: no task)."""
+        self._slot = slot
+        t0 = time.perf_counter()
+        futures = {
+            h.agent_id: self._pool.submit(self._step_one, h, slot, 0.0, True, True)
+            for h in self.agents.values()
+        }
+        return self._collect(slot, futures, t0)
+
+    def act(self, slot: int, actions: dict[str, np.ndarray]) -> SlotResult:
+        """Phase two: serve each board's queued task with the given action vector."""
+        t0 = time.perf_counter()
+        futures = {
+            h.agent_id: self._pool.submit(
+                self._step_one, h, slot, 0.0, False, False, actions.get(h.agent_id), True
+            )
+            for h in self.agents.values()
+            if h.agent_id in actions
+        }
+        return self._collect(slot, futures, t0)
+
+    def _collect(self, slot: int, futures: dict[str, Any], t0: float) -> SlotResult:
         steps: dict[str, AgentStep] = {}
         records: list[TaskRecord] = []
-        for future in futures:
+        for agent_id, future in futures.items():
             step, recs = future.result()
-            steps[step.agent_id] = step
+            steps[agent_id] = step
             records.extend(recs)
-        wall_ms = (time.perf_counter() - t0) * 1e3
         for r in records:
             r.reward = self.reward(r)
+        wall_ms = (time.perf_counter() - t0) * 1e3
         max_step = max((s.step_ms for s in steps.values()), default=0.0)
         return SlotResult(slot, records, steps, wall_ms, max_step)
 

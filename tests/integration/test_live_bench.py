@@ -126,3 +126,18 @@ def test_a_restarted_agent_registers_again_and_carries_on(tmp_path: Path, tiny_z
         mine = [r for r in records if r.agent_id == "agent-0"]
         assert all(r.outcome is Outcome.COMPLETED for r in mine), [r.reason for r in mine]
         assert bench.agents["agent-0"].needs_configure is False
+
+
+def test_two_phase_slots_for_a_trainer(tmp_path: Path, tiny_zoo: Path) -> None:
+    with make_bench(tmp_path, tiny_zoo) as bench:
+        bench.start(PolicySource("local"))  # the boards' own policy must not be used
+        spec = ObservationSpec.from_config(bench.cfg)
+        seen = bench.observe(0)
+        assert not seen.records
+        obs = {a: s.observation for a, s in seen.steps.items()}
+        assert all(o is not None and o.shape == (spec.obs_dim,) for o in obs.values())
+        offload_to_edge_0 = np.array([0, 1, 0, 1.0, 1.0], dtype=np.float32)
+        done = bench.act(0, dict.fromkeys(obs, offload_to_edge_0))
+        assert len(done.records) == 3
+        assert all(r.edge_id == "edge-0" and r.share == 1.0 for r in done.records)
+        assert all(np.allclose(done.steps[a].observation, obs[a]) for a in obs)
