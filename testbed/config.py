@@ -411,6 +411,43 @@ class RunConfig:
 
 
 @dataclass(frozen=True)
+class TwinConfig:
+    calibration: str | None = field(
+        default=None,
+        metadata=meta("calibration.json from `testbed calibrate`; null: the paper's model (f, κ)."),
+    )
+    episode_slots: int = field(default=50, metadata=meta("Slots per twin episode.", ge=1))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    lr_actor: float = field(default=0.001, metadata=meta("Actor learning rate.", gt=0))
+    lr_critic: float = field(default=0.001, metadata=meta("Critic learning rate.", gt=0))
+    gamma: float = field(default=0.95, metadata=meta("Discount factor γ.", ge=0, le=1))
+    tau: float = field(default=0.01, metadata=meta("Soft target update rate τ.", gt=0, le=1))
+    buffer_size: int = field(default=10000, metadata=meta("Replay capacity (joint steps).", ge=1))
+    batch_size: int = field(default=1024, metadata=meta("Minibatch size.", ge=1))
+    hidden: int = field(default=256, metadata=meta("Width of the two hidden layers.", ge=1))
+    num_envs: int = field(default=16, metadata=meta("Twin environments stepped together.", ge=1))
+    steps: int = field(
+        default=3000, metadata=meta("Environment steps (each: num_envs slots).", ge=1)
+    )
+    warmup_steps: int = field(
+        default=100, metadata=meta("Random-action steps before learning starts.", ge=0)
+    )
+    updates_per_step: int = field(default=1, metadata=meta("Gradient updates per step.", ge=1))
+    noise_start: float = field(default=0.3, metadata=meta("Exploration noise at the start.", ge=0))
+    noise_end: float = field(default=0.02, metadata=meta("Exploration noise at the end.", ge=0))
+    gumbel_temperature: float = field(
+        default=1.0, metadata=meta("Temperature of the Gumbel-softmax relaxations.", gt=0)
+    )
+    checkpoint_every: int = field(default=500, metadata=meta("Steps between checkpoints.", ge=1))
+    eval_every: int = field(default=250, metadata=meta("Steps between evaluations.", ge=1))
+    eval_episodes: int = field(default=4, metadata=meta("Episodes per evaluation.", ge=1))
+    threads: int = field(default=2, metadata=meta("torch threads.", ge=1))
+
+
+@dataclass(frozen=True)
 class TestbedConfig:
     __test__ = False  # not a pytest class
 
@@ -429,6 +466,8 @@ class TestbedConfig:
     registry: RegistryConfig = field(default_factory=RegistryConfig, metadata=meta("Registry."))
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig, metadata=meta("Telemetry."))
     run: RunConfig = field(default_factory=RunConfig, metadata=meta("Runs."))
+    twin: TwinConfig = field(default_factory=TwinConfig, metadata=meta("The digital twin."))
+    train: TrainConfig = field(default_factory=TrainConfig, metadata=meta("Training (MADDPG)."))
 
     def check(self) -> list[tuple[str, str]]:
         try:
