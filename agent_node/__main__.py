@@ -6,6 +6,7 @@ the edges' state from MQTT; registers with the coordinator and sends heartbeats.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import platform
@@ -15,22 +16,15 @@ from agent_node.agent import Agent
 from agent_node.servicer import AgentServicer
 from testbed.daemon import (
     GrpcServer,
-    StopFlag,
-    broker_address,
+    NodeDaemon,
     common_parser,
     load_node_config,
-    register_node,
     run_main,
     setup_logging,
-    write_ready_file,
 )
 from testbed.energy import MeterUnavailable, open_meter
 from testbed.exit_codes import ExitCode, TestbedExit
-from testbed.mqtt import MqttClient, MqttUnavailable
-from testbed.registration import NodeInfo
 from testbed.rpc.v1 import agent_pb2_grpc
-from testbed.telemetry import TelemetryPublisher
-from testbed.topics import Topics
 from testbed.types import NodeKind
 from testbed.zoo.catalog import Catalog, CatalogError, CatalogNotFound
 
@@ -44,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     return run_main(lambda: _run(args))
 
 
-def _run(args) -> int:
+def _run(args: argparse.Namespace) -> int:
     cfg = load_node_config(args)
     specs = {s.id: s for s in cfg.agent_specs()}
     node_id = args.id or next(iter(specs), "agent-0")
@@ -56,20 +50,12 @@ def _run(args) -> int:
         meter = open_meter(energy_cfg)
     except MeterUnavailable as exc:
         raise TestbedExit(ExitCode.METER_UNAVAILABLE, str(exc)) from None
-    topics = Topics(cfg.broker.topic_prefix)
-    address = broker_address(args, cfg)
-    stop = StopFlag()
-    client = MqttClient(address, f"{node_id}-{os.getpid()}",
-                        will=(topics.status(node_id), b"offline"))  # fmt: skip
-    try:
-        client.connect()
-    except MqttUnavailable as exc:
-        raise TestbedExit(ExitCode.BROKER_UNAVAILABLE, str(exc)) from None
     try:
         Catalog.load(zoo_dir)  # the board's models must be there before it serves
     except (CatalogNotFound, CatalogError) as exc:
         raise TestbedExit(ExitCode.ZOO_MISSING, str(exc)) from None
-    agent = Agent(node_id, client, zoo_dir, meter)
+    daemon = NodeDaemon(args, cfg, node_id, NodeKind.AGENT)
+    agent = Agent(node_id, daemon.connect(), zoo_dir, meter)
     servicer = AgentServicer(agent)
     host = args.host or (spec.host if spec else "127.0.0.1")
     port = args.port if args.port is not None else (spec.port if spec else 0)
@@ -79,35 +65,23 @@ def _run(args) -> int:
         service_names=["testbed.v1.AgentService"],
     )  # fmt: skip
     server.start()
-    client.publish(topics.status(node_id), b"online", retain=True)
-    facts = {"host": platform.node(), "energy_method": meter.method.value}
-    registration = register_node(
-        args, cfg,
-        NodeInfo(node_id, NodeKind.AGENT, server.address,
-                 spec.position_m if spec else None, facts),
-    )  # fmt: skip
-    telemetry = TelemetryPublisher(
-        client, topics.telemetry(node_id), node_id, "agent", cfg.telemetry.interval_s,
+    log.info("serving on %s: zoo %s, energy %s, broker %s", server.address, zoo_dir,
+             meter.describe(), daemon.broker.url)  # fmt: skip
+    daemon.announce(
+        server.address,
+        spec.position_m if spec else None,
+        {"host": platform.node(), "energy_method": meter.method.value},
         lambda: {
             "tasks_generated": agent.generated,
             "tasks_finished": agent.finished,
             "energy_j": round(meter.energy_j(), 6),
             "energy_method": meter.method.value,
         },
-    ).start()  # fmt: skip
-    log.info("serving on %s: zoo %s, energy %s, broker %s", server.address, zoo_dir,
-             meter.describe(), address.url)  # fmt: skip
-    write_ready_file(args.ready_file, {
-        "node_id": node_id, "kind": "agent", "address": server.address, **facts,
-    })  # fmt: skip
-    stop.wait()
-    telemetry.stop()
-    if registration is not None:
-        registration.close()
+    )
+    daemon.wait()
     server.stop(1.0)
     agent.close()
-    client.publish(topics.status(node_id), b"offline", retain=True).wait_for_publish(2)
-    client.close()
+    daemon.shutdown()
     meter.close()
     log.info("stopped")
     return 0

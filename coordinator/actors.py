@@ -2,9 +2,9 @@
 
 An actor maps one observation (testbed/observation.py) to an action vector of M + 3 in
 [0, 1]: target probabilities (softmax over none, edge 0..M−1), the offload ratio
-(sigmoid) and the download probability (sigmoid). The exported file carries its `ObservationSpec` in the ONNX
-metadata (`testbed.observation_spec`), so a bench can check that it fits before
-sending it to the boards. torch is imported only to build and export.
+(sigmoid) and the download probability (sigmoid). The exported file carries its
+`ObservationSpec` in the ONNX metadata (`testbed.observation_spec`), so a bench can
+check that it fits before sending it to the boards. torch is imported only to build and export.
 """
 
 from __future__ import annotations

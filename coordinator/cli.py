@@ -15,8 +15,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from testbed.config import DEFAULT_CONFIG_NAME, ConfigError, load_config
-from testbed.exit_codes import ExitCode, TestbedExit, table
+from testbed.config import DEFAULT_CONFIG_NAME, load_config
+from testbed.exit_codes import run_with_exit_codes, table
 
 # gRPC's core logs an INFO line whenever the coordinator starts a node process while
 # its own gRPC threads run; the child only execs, so the line is noise.
@@ -90,17 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    try:
-        return int(args.func(args) or 0)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return int(ExitCode.CONFIG_INVALID)
-    except TestbedExit as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        return int(exc.code)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return int(ExitCode.INTERRUPTED)
+    return run_with_exit_codes(lambda: args.func(args))
 
 
 if __name__ == "__main__":

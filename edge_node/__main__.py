@@ -7,6 +7,7 @@ state (retained) and telemetry.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import platform
@@ -16,23 +17,16 @@ from edge_node.node import EdgeNode
 from edge_node.servicer import EdgeServicer
 from testbed.daemon import (
     GrpcServer,
-    StopFlag,
-    broker_address,
+    NodeDaemon,
     common_parser,
     load_node_config,
-    register_node,
     run_main,
     setup_logging,
-    write_ready_file,
 )
 from testbed.energy import MeterUnavailable, open_meter
 from testbed.exit_codes import ExitCode, TestbedExit
-from testbed.mqtt import MqttClient, MqttUnavailable
-from testbed.registration import NodeInfo
 from testbed.rpc.v1 import edge_pb2_grpc
 from testbed.runtime import ModelRuntime
-from testbed.telemetry import TelemetryPublisher
-from testbed.topics import Topics
 from testbed.types import NodeKind
 
 log = logging.getLogger("edge_node")
@@ -45,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     return run_main(lambda: _run(args))
 
 
-def _run(args) -> int:
+def _run(args: argparse.Namespace) -> int:
     cfg = load_node_config(args)
     specs = {s.id: s for s in cfg.edge_specs()}
     node_id = args.id or next(iter(specs), "edge-0")
@@ -61,16 +55,8 @@ def _run(args) -> int:
     except MeterUnavailable as exc:
         raise TestbedExit(ExitCode.METER_UNAVAILABLE, str(exc)) from None
     runtime = ModelRuntime(spec.runtime, spec.intra_op_threads)
-    topics = Topics(cfg.broker.topic_prefix)
-    address = broker_address(args, cfg)
-    stop = StopFlag()
-    client = MqttClient(
-        address, f"{node_id}-{os.getpid()}", will=(topics.status(node_id), b"offline")
-    )
-    try:
-        client.connect()
-    except MqttUnavailable as exc:
-        raise TestbedExit(ExitCode.BROKER_UNAVAILABLE, str(exc)) from None
+    daemon = NodeDaemon(args, cfg, node_id, NodeKind.EDGE)
+    client = daemon.connect()
     node = EdgeNode(cfg, spec, client=client, runtime=runtime, meter=meter, cache_dir=cache_dir)
     servicer = EdgeServicer(node)
     server = GrpcServer(
@@ -81,46 +67,19 @@ def _run(args) -> int:
     )
     node.start(server.address)
     server.start()
-    client.publish(topics.status(node_id), b"online", retain=True)
-    facts = {
-        "host": platform.node(),
-        "runtime": runtime.provider,
-        "energy_method": meter.method.value,
-    }
-    registration = register_node(
-        args, cfg, NodeInfo(node_id, NodeKind.EDGE, server.address, spec.position_m, facts)
-    )
-    telemetry = TelemetryPublisher(
-        client,
-        topics.telemetry(node_id),
-        node_id,
-        "edge",
-        cfg.telemetry.interval_s,
-        node.telemetry,
-    ).start()
     log.info(
         "serving on %s: cache %.1f MB in %s, %d slot(s), runtime %s, energy %s, broker %s",
-        server.address,
-        spec.cache_capacity_mb,
-        cache_dir,
-        spec.parallel_slots,
-        runtime.provider,
-        meter.describe(),
-        address.url,
-    )
-    node.preload()  # before the ready file: the bench starts with the models deployed
-    write_ready_file(
-        args.ready_file,
-        {"node_id": node_id, "kind": "edge", "address": server.address, **facts},
-    )
-    stop.wait()
-    telemetry.stop()
-    if registration is not None:
-        registration.close()
+        server.address, spec.cache_capacity_mb, cache_dir, spec.parallel_slots,
+        runtime.provider, meter.describe(), daemon.broker.url,
+    )  # fmt: skip
+    node.preload()  # before announcing: the bench starts with the models deployed
+    facts = {"host": platform.node(), "runtime": runtime.provider,
+             "energy_method": meter.method.value}  # fmt: skip
+    daemon.announce(server.address, spec.position_m, facts, node.telemetry)
+    daemon.wait()
     server.stop(1.0)
     node.stop()
-    client.publish(topics.status(node_id), b"offline", retain=True).wait_for_publish(2)
-    client.close()
+    daemon.shutdown()
     meter.close()
     log.info("stopped")
     return 0

@@ -22,10 +22,13 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from testbed.config import ConfigError, TestbedConfig, load_config
-from testbed.exit_codes import ExitCode, TestbedExit
-from testbed.mqtt import BrokerAddress
+from testbed.config import TestbedConfig, load_config
+from testbed.exit_codes import ExitCode, TestbedExit, run_with_exit_codes
+from testbed.mqtt import BrokerAddress, MqttClient, MqttUnavailable
 from testbed.registration import NodeInfo, NodeRegistration, RegistrationRefused
+from testbed.telemetry import TelemetryPublisher
+from testbed.topics import Topics
+from testbed.types import NodeKind
 
 # gRPC messages carry task data in chunks of at most 1 MiB; leave room for headers.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -158,6 +161,71 @@ def register_node(
     return registration
 
 
+class NodeDaemon:
+    """The lifecycle every node daemon shares.
+
+    `connect()`: the MQTT client, with a retained `offline` last will on the node's
+    status topic. `announce(server, ...)`: status `online`, registration with the
+    coordinator, telemetry, and the ready file — in that order, so a launcher that sees
+    the ready file finds the node registered. `wait()`: until SIGTERM/SIGINT.
+    `shutdown()`: everything in reverse, status `offline`.
+    """
+
+    def __init__(self, args: argparse.Namespace, cfg: TestbedConfig, node_id: str,
+                 kind: NodeKind) -> None:  # fmt: skip
+        self.args, self.cfg, self.node_id, self.kind = args, cfg, node_id, kind
+        self.topics = Topics(cfg.broker.topic_prefix)
+        self.broker = broker_address(args, cfg)
+        self.stop = StopFlag()
+        self.client = MqttClient(
+            self.broker, f"{node_id}-{os.getpid()}", will=(self.topics.status(node_id), b"offline")
+        )
+        self._registration: NodeRegistration | None = None
+        self._telemetry: TelemetryPublisher | None = None
+
+    def connect(self) -> MqttClient:
+        try:
+            self.client.connect()
+        except MqttUnavailable as exc:
+            raise TestbedExit(ExitCode.BROKER_UNAVAILABLE, str(exc)) from None
+        return self.client
+
+    def announce(
+        self,
+        address: str,
+        position_m: tuple[float, float] | None,
+        facts: dict[str, Any],
+        telemetry: Callable[[], dict[str, Any]],
+    ) -> None:
+        self.client.publish(self.topics.status(self.node_id), b"online", retain=True)
+        self._registration = register_node(
+            self.args,
+            self.cfg,
+            NodeInfo(self.node_id, self.kind, address, position_m,
+                     {k: str(v) for k, v in facts.items()}),
+        )  # fmt: skip
+        self._telemetry = TelemetryPublisher(
+            self.client, self.topics.telemetry(self.node_id), self.node_id, self.kind.value,
+            self.cfg.telemetry.interval_s, telemetry,
+        ).start()  # fmt: skip
+        write_ready_file(
+            self.args.ready_file,
+            {"node_id": self.node_id, "kind": self.kind.value, "address": address, **facts},
+        )
+
+    def wait(self) -> None:
+        self.stop.wait()
+
+    def shutdown(self) -> None:
+        if self._telemetry is not None:
+            self._telemetry.stop()
+        if self._registration is not None:
+            self._registration.close()
+        status = self.client.publish(self.topics.status(self.node_id), b"offline", retain=True)
+        status.wait_for_publish(2)
+        self.client.close()
+
+
 def write_ready_file(path: str | None, info: dict[str, Any]) -> None:
     """Tell the launcher we serve: atomically write `info` (address, pid, ...) as JSON."""
     if not path:
@@ -191,13 +259,4 @@ def exit_with_parent() -> None:
 def run_main(body: Callable[[], int]) -> int:
     """Run a daemon's main body, mapping known errors to registered exit codes."""
     exit_with_parent()
-    try:
-        return body()
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return int(ExitCode.CONFIG_INVALID)
-    except TestbedExit as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        return int(exc.code)
-    except KeyboardInterrupt:
-        return int(ExitCode.INTERRUPTED)
+    return run_with_exit_codes(body)

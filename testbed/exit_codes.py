@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import sys
+from collections.abc import Callable
 from typing import NoReturn
 
 
@@ -67,6 +68,24 @@ def die(code: ExitCode, message: str) -> NoReturn:
     """Print `message` to stderr (no traceback) and exit with `code`."""
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(int(code))
+
+
+def run_with_exit_codes(body: Callable[[], int]) -> int:
+    """Run a command or daemon body: a bad config, a `TestbedExit` or Ctrl-C become their
+    registered exit code and one message on stderr, never a traceback."""
+    from testbed.config import ConfigError
+
+    try:
+        return int(body() or 0)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return int(ExitCode.CONFIG_INVALID)
+    except TestbedExit as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return int(exc.code)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
 
 
 def table() -> str:
