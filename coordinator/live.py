@@ -60,6 +60,30 @@ class PolicySource:
         return Path(self.actor.path).stem if self.actor else self.name
 
 
+def parse_policy(text: str) -> PolicySource | dict[str, PolicySource]:
+    """A policy from the command line: a heuristic's name, one ONNX actor for every
+    agent, or a folder of per-agent actors (`<agent-id>.onnx`, e.g. a training run's
+    `actors/`)."""
+    path = Path(text)
+    if path.is_dir():
+        from coordinator.actors import read_actor
+
+        folder = path / "actors" if (path / "actors").is_dir() else path
+        files = sorted(folder.glob("*.onnx"))
+        if not files:
+            raise TestbedExit(ExitCode.MODEL_INVALID, f"no actors (*.onnx) in {folder}")
+        return {f.stem: PolicySource(PolicyKind.ONNX.value, read_actor(f)) for f in files}
+    return PolicySource.parse(text)
+
+
+def policy_label(policy: PolicySource | dict[str, PolicySource]) -> str:
+    if isinstance(policy, dict):
+        first = next(iter(policy.values()))
+        folder = Path(first.actor.path).parent if first.actor else Path("per-agent")
+        return folder.parent.name if folder.name == "actors" else folder.name
+    return policy.label
+
+
 @dataclass
 class AgentStep:
     """One agent's answer to one slot."""
@@ -151,6 +175,7 @@ class LiveBench:
         )  # fmt: skip
         self.agents: dict[str, _AgentHandle] = {}
         self.policy = PolicySource(self.cfg.run.policy)
+        self._per_agent: dict[str, PolicySource] = {}  # overrides self.policy per agent
         self.obs_spec = ObservationSpec.from_config(self.cfg)
         self._lock = threading.Lock()
         self._slot = -1
@@ -161,10 +186,12 @@ class LiveBench:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self, policy: PolicySource | None = None) -> None:
-        """Start broker, registry, cloud, edges and agents; configure the agents."""
-        self.policy = policy or self.policy
-        if self.policy.actor is not None:
+    def start(self, policy: PolicySource | dict[str, PolicySource] | None = None) -> None:
+        """Start broker, registry, cloud, edges and agents; configure the agents with
+        `policy` (one for all, or one per agent id)."""
+        if policy is not None:
+            self._set_policy(policy)
+        elif self.policy.actor is not None:
             check_fits(self.policy.actor, self.obs_spec)
         self._registry_server.start()
         self.registry.start()
@@ -265,9 +292,10 @@ class LiveBench:
                 if s.position_m is not None
             ],
         )
-        actor = self.policy.actor
+        source = self._per_agent.get(handle.agent_id, self.policy)
+        actor = source.actor
         policy = agent_pb2.LoadPolicyRequest(
-            name=self.policy.name,
+            name=source.name,
             onnx_model=actor.model if actor else b"",
             spec_json=actor.spec.to_json() if actor else "",
             seed=self.cfg.seed,
@@ -286,13 +314,25 @@ class LiveBench:
             return f"{exc.code().name}: {exc.details()}"
         return ""
 
-    def load_policy(self, policy: PolicySource) -> None:
-        """Send a new policy (e.g. freshly trained actor weights) to every agent."""
-        if policy.actor is not None:
-            check_fits(policy.actor, self.obs_spec)
-        self.policy = policy
+    def load_policy(self, policy: PolicySource | dict[str, PolicySource]) -> None:
+        """Send a new policy to the boards before their next step: one for every agent,
+        or one per agent id (e.g. each agent's own trained actor)."""
+        self._set_policy(policy)
         for handle in self.agents.values():
             handle.needs_policy = True
+
+    def _set_policy(self, policy: PolicySource | dict[str, PolicySource]) -> None:
+        sources = policy.values() if isinstance(policy, dict) else [policy]
+        for source in sources:
+            if source.actor is not None:
+                check_fits(source.actor, self.obs_spec)
+        if isinstance(policy, dict):
+            unknown = sorted(set(policy) - {s.id for s in self.cfg.agent_specs()})
+            if unknown:
+                raise TestbedExit(ExitCode.USAGE, f"policies for unknown agents: {unknown}")
+            self._per_agent = dict(policy)
+        else:
+            self.policy, self._per_agent = policy, {}
 
     def _step_one(
         self,

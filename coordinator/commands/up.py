@@ -12,7 +12,7 @@ from typing import Any
 
 from coordinator.commands.bench_state import write_bench_file
 from coordinator.launcher import Launcher
-from coordinator.live import LiveBench, PolicySource, SlotResult
+from coordinator.live import LiveBench, PolicySource, SlotResult, parse_policy, policy_label
 from coordinator.plots import plot_run
 from coordinator.progress import ProgressBar
 from coordinator.records import format_table, percentile, summarise, write_csv, write_json
@@ -92,9 +92,9 @@ def run_up(args: argparse.Namespace) -> int:
     cfg = resolve_config(args)
     zoo_dir, catalog = load_catalog(cfg)
     check_models(cfg, catalog)
-    policy = PolicySource.parse(cfg.run.policy) if cfg.agents.count > 0 else None
+    policy = parse_policy(cfg.run.policy) if cfg.agents.count > 0 else None
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
-    label = policy.label if policy else "stream"
+    label = policy_label(policy) if policy else "stream"
     run_dir = new_run_dir(cfg.run.out_dir, cfg.experiment, label, cfg.seed)
     config_path = write_config(run_dir, cfg)
     print(f"run folder: {run_dir}")
@@ -155,8 +155,9 @@ class _LiveRun(_Runner):
     """Agents on (emulated) boards decide and execute; the coordinator drives slots."""
 
     def __init__(self, cfg: TestbedConfig, run_dir: Path, config_path: Path, zoo_dir: Path,
-                 keep: bool, policy: PolicySource) -> None:  # fmt: skip
+                 keep: bool, policy: PolicySource | dict[str, PolicySource]) -> None:  # fmt: skip
         self.cfg, self.run_dir, self.policy = cfg, run_dir, policy
+        self.label = policy_label(policy)
         self.bench = LiveBench(cfg, run_dir, config_path, zoo_dir, keep=keep)
         self.launcher = self.bench.launcher
 
@@ -167,9 +168,9 @@ class _LiveRun(_Runner):
         print(f"broker: {self.launcher.broker_description}")
         print(
             f"bench up in {time.monotonic() - t0:.1f} s: cloud, {cfg.edges.count} edge(s), "
-            f"{cfg.agents.count} agent(s); policy {self.policy.label}"
+            f"{cfg.agents.count} agent(s); policy {self.label}"
         )
-        _manifest(cfg, self.launcher, self.run_dir, catalog, policy=self.policy.label)
+        _manifest(cfg, self.launcher, self.run_dir, catalog, policy=self.label)
         bar = ProgressBar(cfg.run.slots, "slots")
         tally = [0, 0]
 
@@ -190,7 +191,7 @@ class _LiveRun(_Runner):
         ]
         extra = {
             "mode": "live: agents decide on the boards",
-            "policy": self.policy.label,
+            "policy": self.label,
             "slots": cfg.run.slots,
             "broker": self.launcher.broker_description,
             "cache": self.bench.cache_counters(),

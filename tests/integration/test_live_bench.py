@@ -13,7 +13,7 @@ import onnxruntime as ort
 import pytest
 
 from coordinator.actors import build_actor, export_actor
-from coordinator.live import LiveBench, PolicySource
+from coordinator.live import LiveBench, PolicySource, parse_policy
 from coordinator.registry import NodeState
 from coordinator.run_folder import write_config
 from testbed.config import load_config
@@ -85,6 +85,18 @@ def test_an_onnx_actor_decides_on_the_boards(tmp_path: Path, tiny_zoo: Path) -> 
                 assert np.allclose(step.decision.raw, expected, atol=1e-5)
         noisy = bench.step(3, noise_std=1.0)
         assert len(noisy.records) == 3
+        folder = tmp_path / "per-agent"  # each board its own actor, as training writes them
+        folder.mkdir()
+        for i, agent_id in enumerate(bench.agents):
+            export_actor(
+                build_actor(spec, hidden=(16,), seed=10 + i), spec, folder / f"{agent_id}.onnx"
+            )
+        bench.load_policy(parse_policy(str(folder)))
+        result = bench.step(4)
+        for agent_id, step in result.steps.items():
+            own = ort.InferenceSession(str(folder / f"{agent_id}.onnx"))
+            expected = own.run(None, {"obs": step.observation[None]})[0][0]
+            assert np.allclose(step.decision.raw, expected, atol=1e-5)
 
 
 def test_an_edge_killed_mid_run(tmp_path: Path, tiny_zoo: Path) -> None:
