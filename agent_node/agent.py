@@ -28,14 +28,43 @@ from testbed.energy import EnergyMeter, modeled
 from testbed.links import Pacer
 from testbed.messages import EdgeTaskRequest, ModelRef, TaskRecord
 from testbed.mqtt import MqttClient
-from testbed.observation import Decision, ObservationSpec, decide, observe
-from testbed.policies import DecisionContext, Policy, PolicyKind, make_policy
+from testbed.observation import Decision, ObservationSpec, decide, observe_one
+from testbed.policies import DecisionContext, EdgeView, Policy, PolicyKind, make_policy
 from testbed.runtime import ModelRuntime
 from testbed.tasks import Task, TaskGenerator, TaskQueue, agent_seed_words, task_data
 from testbed.types import FailureReason, Outcome, TestbedError
 from testbed.zoo.workload import split_units, units_for
 
 log = logging.getLogger(__name__)
+
+
+def board_observation(
+    spec: ObservationSpec,
+    task: Task,
+    position_m: tuple[float, float],
+    cpu_ghz: float,
+    queue_length: int,
+    views: tuple[EdgeView, ...],
+) -> np.ndarray:
+    """The observation (16) of the task at the head of a board's queue, from the board's
+    own state (position in m, clock in GHz, tasks still queued) and its edge views."""
+    return observe_one(
+        spec,
+        task_type=spec.task_types.index(task.task_type),
+        size_mbit=task.size_mbit,
+        density_cycles_per_bit=task.density_cycles_per_bit,
+        deadline_s=task.deadline_s,
+        self_position_m=position_m,
+        self_ghz=cpu_ghz,
+        self_queue=queue_length,
+        edge_position_m=[v.position_m for v in views],
+        edge_ghz=[v.cpu_ghz for v in views],
+        rate_mbps=[v.rate_mbps for v in views],
+        edge_queue=[v.queue_length for v in views],
+        edge_alive=[float(v.alive) for v in views],
+        edge_cache_free=[v.cache_free for v in views],
+        edge_cached=[[float(m in v.cached) for m in spec.models] for v in views],
+    )
 
 
 class NotConfigured(Exception):
@@ -208,24 +237,8 @@ class Agent:
         return result
 
     def _observe(self, run: _Run, task: Task) -> np.ndarray:
-        spec, views = run.obs_spec, run.edges.views()
-        return observe(
-            spec,
-            has_task=1.0,
-            task_type=spec.task_types.index(task.task_type),
-            size_mbit=task.size_mbit,
-            density_cycles_per_bit=task.density_cycles_per_bit,
-            deadline_s=task.deadline_s,
-            self_position_m=run.position_m,
-            self_ghz=run.cpu_ghz,
-            self_queue=len(run.queue),
-            edge_position_m=[v.position_m for v in views],
-            edge_ghz=[v.cpu_ghz for v in views],
-            rate_mbps=[v.rate_mbps for v in views],
-            edge_queue=[v.queue_length for v in views],
-            edge_alive=[float(v.alive) for v in views],
-            edge_cache_free=[v.cache_free for v in views],
-            edge_cached=[[float(m in v.cached) for m in spec.models] for v in views],
+        return board_observation(
+            run.obs_spec, task, run.position_m, run.cpu_ghz, len(run.queue), run.edges.views()
         )
 
     # ------------------------------------------------------------------ execution

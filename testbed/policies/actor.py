@@ -53,6 +53,6 @@ class OnnxActor(Policy):
 
     def decide(self, ctx: DecisionContext, noise_std: float = 0.0) -> Decision:
         raw = self.raw(ctx.observation)
-        if noise_std > 0:
-            raw = raw + ctx.rng.normal(0.0, noise_std, size=raw.shape).astype(np.float32)
+        if noise_std > 0:  # in place: `raw` is this call's own output array
+            raw += ctx.rng.normal(0.0, noise_std, size=raw.shape).astype(np.float32)
         return decide(self.spec, raw)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from testbed.config import config_from_dict
-from testbed.observation import ObservationSpec, decide, decode, encode, observe
+from testbed.observation import ObservationSpec, decide, decode, encode, observe, observe_one
 
 CFG = config_from_dict({"edges": {"count": 3}, "tasks": {"num_types": 3}})
 
@@ -88,3 +88,53 @@ def test_decode_rules() -> None:
 def test_spec_round_trips_as_json() -> None:
     spec = ObservationSpec.from_config(CFG, model_aware=False)
     assert ObservationSpec.from_json(spec.to_json()) == spec
+
+
+@pytest.mark.parametrize("model_aware", [True, False])
+def test_one_board_observation_is_bit_for_bit_the_batched_one(model_aware: bool) -> None:
+    odd = config_from_dict(
+        {"edges": {"count": 4, "cpu_ghz": 6.3}, "tasks": {"num_types": 5},
+         "topology": {"area_m": [733.3, 911.1]}, "agents": {"queue_capacity": 7}}
+    )  # fmt: skip  # normalisers that float32 cannot hold exactly
+    rng = np.random.default_rng(1)
+    for cfg in (CFG, odd):
+        spec = ObservationSpec.from_config(cfg, model_aware=model_aware)
+        m, k, n_models = spec.num_edges, len(spec.task_types), len(spec.models)
+        for _ in range(50):
+            args = dict(
+                task_type=int(rng.integers(0, k)), size_mbit=float(rng.uniform(0.1, 5)),
+                density_cycles_per_bit=float(rng.uniform(10, 200)),
+                deadline_s=float(rng.uniform(0.5, 3)),
+                self_position_m=tuple(rng.uniform(0, 1000, 2).tolist()),
+                self_ghz=float(rng.uniform(1, 2)), self_queue=int(rng.integers(0, 16)),
+                edge_position_m=rng.uniform(0, 1000, (m, 2)).tolist(),
+                edge_ghz=rng.uniform(3, 8, m).tolist(), rate_mbps=rng.uniform(1, 90, m).tolist(),
+                edge_queue=rng.integers(0, 9, m).tolist(),
+                edge_alive=rng.integers(0, 2, m).astype(float).tolist(),
+                edge_cache_free=rng.uniform(0, 1, m).tolist(),
+                edge_cached=rng.integers(0, 2, (m, n_models)).astype(float).tolist(),
+            )  # fmt: skip
+            fast = observe_one(spec, **args)  # type: ignore[arg-type]
+            slow = observe(spec, has_task=1.0, **args)  # type: ignore[arg-type]
+            assert fast.dtype == slow.dtype == np.float32
+            assert fast.tobytes() == slow.tobytes()
+
+
+def test_decide_follows_decode_exactly() -> None:
+    spec = ObservationSpec.from_config(CFG)
+    rng = np.random.default_rng(2)
+    vectors = [rng.normal(0.3, 0.6, spec.action_dim).astype(np.float32) for _ in range(300)]
+    vectors += [
+        np.array([0.2, 0.2, 0.1, 0.0, 0.5, 0.6], np.float32),  # a tie: the first wins
+        np.array([0.0, 1.0, 0.0, 0.0, -0.0, 0.5], np.float32),  # ratio -0: no target
+        np.array([0.0, 1.0, 0.0, 0.0, np.inf, 0.5], np.float32),
+        np.array([0.0, np.nan, 0.0, 0.0, 0.5, 0.5], np.float32),  # numpy's rules
+        np.array([0.0, 0.0, 0.0, 1.0, 0.5, 0.0], np.float64),
+    ]
+    for raw in vectors:
+        target, ratio, download = decode(spec, raw)
+        got = decide(spec, raw)
+        assert (got.target, got.download) == (int(target), bool(download))
+        assert np.float64(got.ratio).tobytes() == np.float64(ratio).tobytes()
+        assert got.raw == tuple(float(v) for v in raw) or np.isnan(raw).any()
+    assert decide(spec, [0, 0, 0, 1, 0.1, 0.7]).raw == (0.0, 0.0, 0.0, 1.0, 0.1, 0.7)
