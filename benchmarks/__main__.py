@@ -25,6 +25,9 @@ BENCHMARKS: dict[str, str] = {
     "cold_admission": "verify + session + warm-up vs bare InferenceSession + one run",
     "cached_switch": "ModelCache.acquire on a hit (µs) vs a bare locked LRU hit",
     "submit_task": "SubmitTask round trip, tiny model, units=1 vs bare gRPC unary echo",
+    "orchestration": "slot overhead (wall − longest step), 10 agents vs a bare gRPC barrier",
+    "actor_decision": "OnnxActor.decide on the board (µs) vs a bare ORT run of the actor",
+    "edge_throughput": "tasks/s through one edge vs bare echo and bare ORT rates",
 }
 
 
