@@ -31,6 +31,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("coordinator.commands.bench_state", "show a bench left running by `up --keep`"),
     "down": ("coordinator.commands.bench_state", "stop a bench left running by `up --keep`"),
     "report": ("coordinator.report", "figures and tables from experiment results"),
+    "calibrate": (
+        "coordinator.commands.calibrate",
+        "measure the live bench for the twin and report the twin's fidelity gap",
+    ),
 }
 
 

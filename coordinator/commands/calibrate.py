@@ -1,0 +1,195 @@
+"""`testbed calibrate`: measure the live bench for the twin, then report the twin's
+fidelity gap (docs/twin.md).
+
+One bench is started and driven through these phases (every phase starts from the
+edges' preload, so each sees the bench as a run starts):
+
+1. fidelity run of `random` on slots 0 … S−1 (first, while each board's decision
+   generator is fresh, so the twin can replay its draws);
+2. calibration runs of `local` and `offload` on slots S … 2S−1 (tasks the fidelity runs
+   do not see): per-unit compute and energy of agents and edges, upload and reply
+   overheads;
+3. model switches measured with the edges' operator calls (evict + prefetch, `--repeats`
+   times per model): fetch overhead, verify, load, warm-up;
+4. fidelity runs of `local`, `offload`, `greedy` on slots 0 … S−1.
+
+Then `calibration.json` is written, the twin replays the four fidelity runs (same seed,
+same tasks), and the report (markdown + JSON) goes next to the calibration file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from coordinator.envs import bench_ops
+from coordinator.envs.calibration import CALIBRATION_NAME, Calibration
+from coordinator.envs.calibration_fit import bench_facts, fit_calibration
+from coordinator.envs.fidelity import (
+    POLICIES,
+    FidelityReport,
+    PolicyGap,
+    live_metrics,
+    twin_metrics,
+)
+from coordinator.live import LiveBench, PolicySource, SlotResult
+from coordinator.progress import ProgressBar
+from coordinator.records import write_csv
+from coordinator.run_folder import git_commit, host_facts, new_run_dir, write_manifest
+from testbed.config import TestbedConfig, load_config
+from testbed.exit_codes import ExitCode, TestbedExit
+from testbed.messages import TaskRecord
+from testbed.zoo.catalog import Catalog
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "calibrate", help="measure the live bench for the twin and report the twin's fidelity gap"
+    )
+    p.add_argument("-c", "--config", default=None, help="testbed YAML (default ./testbed.yaml)")
+    p.add_argument("--slots", type=int, default=20, help="slots per measured run (default 20)")
+    p.add_argument(
+        "--repeats", type=int, default=3, help="evict + prefetch repeats per model (default 3)"
+    )
+    p.add_argument(
+        "--out", default=None, help=f"calibration file (default <run>/{CALIBRATION_NAME})"
+    )
+    p.add_argument(
+        "--report", default=None, help="fidelity report .md (default: fidelity.md beside --out)"
+    )
+    p.add_argument("--seed", type=int, default=None, help="master seed")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config key")  # fmt: skip
+    p.set_defaults(func=run_calibrate)
+
+
+def _interrupt(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    if args.slots < 1 or args.repeats < 1:
+        raise TestbedExit(ExitCode.USAGE, "--slots and --repeats must be ≥ 1")
+    sets = list(args.set) + ([f"seed={args.seed}"] if args.seed is not None else [])
+    cfg = load_config(args.config, sets=sets)
+    if cfg.agents.count < 1 or cfg.edges.count < 1:
+        raise TestbedExit(ExitCode.CONFIG_INVALID, "calibrate needs agents and edges on the bench")
+    _zoo_dir, catalog = bench_ops.zoo_dir_of(cfg)
+    signal.signal(signal.SIGTERM, _interrupt)
+    run_dir = new_run_dir(cfg.run.out_dir, cfg.experiment, "calibrate", cfg.seed)
+    out = Path(args.out) if args.out else run_dir / CALIBRATION_NAME
+    report_md = Path(args.report) if args.report else out.with_name("fidelity.md")
+    print(f"run folder: {run_dir}")
+    t0 = time.monotonic()
+    bench = bench_ops.new_bench(cfg, "calibrate", run_dir=run_dir)
+    with bench:
+        calibration, live = _measure(cfg, catalog, bench, args.slots, args.repeats)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    calibration.save(out)
+    print(f"\nwrote {out} ({time.monotonic() - t0:.0f} s on the bench)")
+    print(_summary(calibration))
+    print("\ntwin replays (calibrated and paper model) ...", file=sys.stderr)
+    gaps = [
+        PolicyGap(
+            policy,
+            live_metrics(live[policy]),
+            twin_metrics(cfg, policy, args.slots, calibration, catalog),
+            twin_metrics(cfg, policy, args.slots, None, catalog),
+        )
+        for policy in POLICIES
+    ]
+    report = FidelityReport(args.slots, cfg.seed, str(out), gaps)
+    report_md.parent.mkdir(parents=True, exist_ok=True)
+    md, js = report.write(report_md.parent, report_md.stem)
+    print()
+    print(report.markdown())
+    print(f"wrote {md} and {js}")
+    print(f"use it: set `twin.calibration: {out}` in the testbed file")
+    return 0
+
+
+def _measure(
+    cfg: TestbedConfig, catalog: Catalog, bench: LiveBench, slots: int, repeats: int
+) -> tuple[Calibration, dict[str, list[TaskRecord]]]:
+    t0 = time.monotonic()
+    bench.start(PolicySource("random"))  # the boards' random generators start fresh
+    print(f"bench up in {time.monotonic() - t0:.1f} s: {cfg.edges.count} edge(s), "
+          f"{cfg.agents.count} agent(s); broker {bench.launcher.broker_description}")  # fmt: skip
+    live: dict[str, list[TaskRecord]] = {}
+    runs: dict[str, list[TaskRecord]] = {}
+    phases = [("random", 0), ("local", slots), ("offload", slots), ("switches", -1),
+              ("local", 0), ("offload", 0), ("greedy", 0)]  # fmt: skip
+    spec_models = bench.obs_spec.models
+    preload_only = [m for e in cfg.edge_specs() for m in e.preload if m not in spec_models]
+    models = list(dict.fromkeys([*spec_models, *preload_only]))
+    switches: list[bench_ops.SwitchSample] = []
+    for policy, first in phases:
+        bench_ops.restore_caches(bench)
+        bench_ops.wait_settled()
+        if policy == "switches":
+            switches = bench_ops.measure_switches(
+                bench, models, repeats, progress=_bar(len(models) * repeats, "model switches")
+            )
+            continue
+        purpose = "calibration" if first else "fidelity"
+        records = bench_ops.run_policy(
+            bench, policy, first, slots, _progress(policy, purpose, slots)
+        )
+        write_csv(bench.run_dir / f"tasks-{purpose}-{policy}.csv", records)
+        (runs if first else live)[policy] = records
+    bench_ops.restore_caches(bench)
+    write_manifest(bench.run_dir, cfg, {
+        "broker": bench.launcher.broker_description,
+        "zoo": {"scale": catalog.scale.value, "models": [e.key for e in catalog.entries]},
+        "policy": "calibrate", "slots_per_run": slots, "switch_repeats": repeats,
+    })  # fmt: skip
+    facts = bench_facts(
+        cfg, catalog, broker=bench.launcher.broker_description, slots=slots,
+        run_dir=str(bench.run_dir), host=host_facts(), git_commit=git_commit(),
+    )  # fmt: skip
+    calibration = fit_calibration(
+        cfg, catalog, models=models, local_records=runs["local"],
+        offload_records=runs["offload"], switches=switches, facts=facts,
+    )  # fmt: skip
+    return calibration, live
+
+
+def _bar(total: int, label: str) -> Any:
+    bar = ProgressBar(total, label)
+    return lambda line: bar.update(1, line)
+
+
+def _progress(policy: str, purpose: str, slots: int) -> Any:
+    bar = ProgressBar(slots, f"{purpose} {policy}")
+    tally = [0, 0]
+
+    def update(result: SlotResult) -> None:
+        tally[0] += sum(r.completed for r in result.records)
+        tally[1] += len(result.records)
+        bar.update(1, f"tasks {tally[1]}, completed {100 * tally[0] / max(1, tally[1]):.0f}%")
+
+    return update
+
+
+def _summary(cal: Calibration) -> str:
+    lines = [
+        f"overheads: upload {cal.upload_overhead_s * 1e3:.1f} ms, reply "
+        f"{cal.reply_overhead_s * 1e3:.1f} ms, local {cal.local_overhead_s * 1e3:.1f} ms",
+        "model          agent GHz·s/unit  J/unit   edge ms/unit  J/unit   fetch+ ms  load ms  "
+        "warm-up ms",
+    ]
+    for m in cal.models:
+        lines.append(
+            f"{m.model_id:<14} {m.local_ghz_s_per_unit:>16.5f}  {m.local_j_per_unit:>6.4f}   "
+            f"{m.edge_s_per_unit * 1e3:>12.3f}  {m.edge_j_per_unit:>6.4f}   "
+            f"{m.fetch_overhead_s * 1e3:>9.1f}  {m.load_s * 1e3:>7.1f}  {m.warmup_s * 1e3:>10.1f}"
+        )
+    for name, p in cal.power.items():
+        busy = f"{p.busy_w:.1f} W" if p.busy_w is not None else "–"
+        idle = f"{p.idle_w:.1f} W" if p.idle_w is not None else "–"
+        lines.append(f"power {name}: busy {busy}, idle {idle} ({p.method})")
+    return "\n".join(lines)

@@ -1,0 +1,283 @@
+"""From live measurements to a `Calibration`: per-unit costs from a `local` and an
+`offload` run's task records, switch costs from the edges' operator prefetches
+(docs/twin.md, "How each figure is measured").
+
+Every figure is a median (robust to the odd slow slot on a shared host). A model with
+no sample (no task of its type arrived in the run) is priced by scaling the measured
+models' cost per FLOP to its unit FLOPs, and says so in `sources`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from coordinator.envs.bench_ops import SwitchSample
+from coordinator.envs.calibration import (
+    CALIBRATION_VERSION,
+    BenchFacts,
+    Calibration,
+    ClassPower,
+    FigureSource,
+    ModelCalibration,
+    config_digest,
+)
+from testbed.config import TestbedConfig
+from testbed.links import distance_m, shannon_rate_mbps
+from testbed.messages import TaskRecord
+from testbed.types import EnergyMethod, FailureReason
+from testbed.zoo.catalog import Catalog, ModelEntry
+from testbed.zoo.workload import effective_steps
+
+
+def _median(values: Iterable[float]) -> float | None:
+    items = [v for v in values if v == v]  # drop NaN
+    return float(statistics.median(items)) if items else None
+
+
+def _part_j(record: TaskRecord, part: str) -> float:
+    return sum(p.energy_j for p in record.energy if p.part == part)
+
+
+def _part_method(records: Iterable[TaskRecord], part: str) -> str:
+    for r in records:
+        for p in r.energy:
+            if p.part == part:
+                return p.method.value
+    return ""
+
+
+@dataclass
+class _PerModel:
+    """Samples per model id of one figure."""
+
+    values: dict[str, list[float]]
+
+    @classmethod
+    def empty(cls) -> _PerModel:
+        return cls(defaultdict(list))
+
+    def add(self, model_id: str, value: float) -> None:
+        self.values[model_id].append(value)
+
+    def median(self, model_id: str) -> float | None:
+        return _median(self.values.get(model_id, []))
+
+    def count(self, model_id: str) -> int:
+        return len(self.values.get(model_id, []))
+
+
+def _step_factor(entry: ModelEntry, steps: int) -> float:
+    """Forward passes of a sample relative to the default steps (1 but for diffusion)."""
+    return effective_steps(entry, steps or None) / entry.default_steps
+
+
+def fit_calibration(
+    cfg: TestbedConfig,
+    catalog: Catalog,
+    *,
+    models: list[str],
+    local_records: list[TaskRecord],
+    offload_records: list[TaskRecord],
+    switches: list[SwitchSample],
+    facts: BenchFacts,
+) -> Calibration:
+    """The calibration of the bench in `cfg` from its measurements (see module doc)."""
+    agents = {a.id: a for a in cfg.agent_specs()}
+    edges = {e.id: e for e in cfg.edge_specs()}
+    edge0 = next(iter(edges.values()))
+    entries = {m: catalog.get(m) for m in models}
+    local_gs, local_j = _PerModel.empty(), _PerModel.empty()
+    edge_s, edge_j = _PerModel.empty(), _PerModel.empty()
+    local_over: list[float] = []
+    for r in local_records:
+        spec, entry = agents.get(r.agent_id), entries.get(r.model_id)
+        if spec is None or entry is None or r.local_units <= 0 or r.t_local_ms <= 0:
+            continue
+        if r.reason is FailureReason.LOCAL_FAILED or spec.cpu_ghz is None:
+            continue
+        per_unit = r.local_units * _step_factor(entry, r.steps)
+        local_gs.add(r.model_id, r.t_local_ms / 1e3 / per_unit * spec.cpu_ghz)
+        local_j.add(r.model_id, _part_j(r, "local_compute") / per_unit)
+        if not r.edge_id:
+            local_over.append((r.latency_ms - r.t_local_ms) / 1e3)
+    up_over: list[float] = []
+    reply_over: list[float] = []
+    load_w: list[float] = []
+    warm_w: list[float] = []
+    for r in offload_records:
+        entry = entries.get(r.model_id)
+        if entry is None or not r.edge_id or r.edge_units <= 0:
+            continue
+        if r.reason not in (FailureReason.NONE, FailureReason.DEADLINE):
+            continue
+        per_unit = r.edge_units * _step_factor(entry, r.steps)
+        if r.t_edge_compute_ms > 0:
+            edge_s.add(r.model_id, r.t_edge_compute_ms / 1e3 / per_unit)
+            edge_j.add(r.model_id, _part_j(r, "edge_compute") / per_unit)
+        rate = _rate(cfg, agents[r.agent_id].position_m, edges[r.edge_id].position_m)
+        paced_s = r.share * r.size_mbit / rate if cfg.emulation.links else 0.0
+        up_over.append(r.t_tx_ms / 1e3 - paced_s)
+        if r.local_units == 0:
+            edge_path = r.t_tx_ms + r.t_edge_queue_ms + r.t_switch_ms + r.t_edge_compute_ms
+            reply_over.append((r.latency_ms - edge_path) / 1e3)
+        if r.load_ms > 0:
+            load_w.append(_part_j(r, "edge_load") / (r.load_ms / 1e3))
+        if r.warmup_ms > 0:
+            warm_w.append(_part_j(r, "edge_warmup") / (r.warmup_ms / 1e3))
+    power = edge0.energy.power
+    configured_w = power.idle_w + power.active_w_per_core  # one busy core
+    load_power = _median(load_w) or configured_w
+    warm_power = _median(warm_w) or configured_w
+    sw = defaultdict(list)
+    for s in switches:
+        sw[s.model_id].append(s)
+    out = []
+    scale = _Scaler(entries)
+    for model_id in models:
+        e = entries[model_id]
+        paced = e.size_bytes * 8 / 1e6 / edge0.cloud_link_mbps if cfg.emulation.links else 0.0
+        samples = sw.get(model_id, [])
+        fetch_over = _median(s.fetch_s - paced for s in samples)
+        verify = _median(s.verify_s for s in samples)
+        load = _median(s.load_s for s in samples)
+        warm = _median(s.warmup_s for s in samples)
+        figures = {
+            "local_ghz_s_per_unit": local_gs.median(model_id),
+            "local_j_per_unit": local_j.median(model_id),
+            "edge_s_per_unit": edge_s.median(model_id),
+            "edge_j_per_unit": edge_j.median(model_id),
+            "fetch_overhead_s": fetch_over,
+            "verify_s": verify,
+            "load_s": load,
+            "warmup_s": warm,
+        }
+        scale.note(model_id, figures)
+        out.append((model_id, e, figures, len(samples)))
+    models_out = []
+    for model_id, e, figures, n_switch in out:
+        sources = {}
+        values: dict[str, float] = {}
+        for name, value in figures.items():
+            if value is None:
+                value = scale.scaled(name, e)
+                sources[name] = FigureSource.SCALED
+            else:
+                sources[name] = FigureSource.MEASURED
+            values[name] = max(0.0, value)
+        if load_w:
+            sources["load_j"] = sources["warmup_j"] = FigureSource.MEASURED
+        else:
+            sources["load_j"] = sources["warmup_j"] = FigureSource.CONFIGURED
+        models_out.append(
+            ModelCalibration(
+                model_id=model_id, family=e.family, size_bytes=e.size_bytes,
+                flops_per_invocation=e.flops_per_invocation, default_steps=e.default_steps,
+                load_j=values["load_s"] * load_power, warmup_j=values["warmup_s"] * warm_power,
+                samples={
+                    "local": local_gs.count(model_id), "edge": edge_s.count(model_id),
+                    "switch": n_switch,
+                },
+                sources=dict(sources), **values,
+            )
+        )  # fmt: skip
+    agent_power = edge_power = None
+    local_w = [_part_j(r, "local_compute") / (r.t_local_ms / 1e3) for r in local_records
+               if r.t_local_ms > 0]  # fmt: skip
+    compute_w = [_part_j(r, "edge_compute") / (r.t_edge_compute_ms / 1e3) for r in offload_records
+                 if r.t_edge_compute_ms > 0]  # fmt: skip
+    agent_method = _part_method(local_records, "local_compute")
+    edge_method = _part_method(offload_records, "edge_compute")
+    agent_power = ClassPower(
+        _median(local_w), _idle(agent_method, cfg.agents.energy.power.idle_w), agent_method
+    )
+    edge_power = ClassPower(_median(compute_w), _idle(edge_method, power.idle_w), edge_method)
+    notes = [
+        f"local figures from {len(local_records)} task records of a `local` run, edge figures "
+        f"from {len(offload_records)} of an `offload` run, switches from "
+        f"{len(switches)} operator prefetches on {edge0.id}",
+        f"load/warm-up power {load_power:.1f} / {warm_power:.1f} W "
+        + ("(measured in tasks)" if load_w else "(configured power model: idle + one core)"),
+    ]
+    if any(s == FigureSource.SCALED for m in models_out for s in m.sources.values()):
+        notes.append("figures marked `scaled` had no sample: scaled by FLOPs per unit")
+    return Calibration(
+        version=CALIBRATION_VERSION,
+        bench=facts,
+        edge_ghz=edge0.cpu_ghz,
+        upload_overhead_s=max(0.0, _median(up_over) or 0.0),
+        reply_overhead_s=max(0.0, _median(reply_over) or 0.0),
+        local_overhead_s=max(0.0, _median(local_over) or 0.0),
+        models=models_out,
+        power={"agent": agent_power, "edge": edge_power},
+        notes=notes,
+    )
+
+
+def _idle(method: str, configured_w: float) -> float | None:
+    """The idle power where the meter is the configured estimate (others do not say)."""
+    return configured_w if method == EnergyMethod.ESTIMATED.value else None
+
+
+def _rate(cfg: TestbedConfig, agent_pos: Any, edge_pos: Any) -> float:
+    """r_ij as the board computes it (agent_node/edges.py)."""
+    d = distance_m(agent_pos, edge_pos)
+    return float(shannon_rate_mbps(cfg.agents.transmit_power_w, d, cfg.links))
+
+
+class _Scaler:
+    """Prices a model without samples from the measured models' cost per unit FLOP."""
+
+    def __init__(self, entries: dict[str, ModelEntry]) -> None:
+        self._entries = entries
+        self._per_flop: dict[str, list[float]] = defaultdict(list)
+        self._per_mb: dict[str, list[float]] = defaultdict(list)
+
+    def note(self, model_id: str, figures: dict[str, float | None]) -> None:
+        e = self._entries[model_id]
+        unit = e.flops_per_invocation * e.default_steps
+        for name, value in figures.items():
+            if value is None:
+                continue
+            if "per_unit" in name:
+                self._per_flop[name].append(value / unit)
+            else:
+                self._per_mb[name].append(value / max(e.size_bytes / 1e6, 1e-9))
+
+    def scaled(self, name: str, e: ModelEntry) -> float:
+        if "per_unit" in name:
+            return (_median(self._per_flop[name]) or 0.0) * e.flops_per_invocation * e.default_steps
+        return (_median(self._per_mb[name]) or 0.0) * e.size_bytes / 1e6
+
+
+def bench_facts(
+    cfg: TestbedConfig,
+    catalog: Catalog,
+    *,
+    broker: str,
+    slots: int,
+    run_dir: str,
+    host: dict[str, object],
+    git_commit: str,
+) -> BenchFacts:
+    return BenchFacts(
+        created_utc=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        host={k: str(v) for k, v in host.items()},
+        zoo_scale=catalog.scale,
+        zoo_models=[e.key for e in catalog.entries],
+        broker=broker,
+        config_digest=config_digest(cfg),
+        git_commit=git_commit,
+        seed=cfg.seed,
+        slots=slots,
+        agents=cfg.agents.count,
+        edges=cfg.edges.count,
+        emulation_links=cfg.emulation.links,
+        emulation_compute=cfg.emulation.compute,
+        host_ghz=cfg.emulation.host_ghz,
+        run_dir=run_dir,
+    )

@@ -1,0 +1,199 @@
+"""The twin's fidelity gap, in numbers: each heuristic run on the live bench and in the
+twin on the same seed, the same task sequence (CRN) and the same slots, compared on
+mean and p95 latency, mean energy per task, completion rate and mean reward.
+
+The twin is run twice per policy — calibrated (the file just measured) and with the
+paper's model (no calibration) — so the report also shows what calibrating buys.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from coordinator.envs.calibration import Calibration
+from coordinator.envs.heuristics import make_heuristic
+from coordinator.envs.twin import REASONS, TaskSource, TwinEnv
+from coordinator.envs.twin_params import TwinParams
+from coordinator.records import percentile
+from testbed.config import TestbedConfig
+from testbed.messages import TaskRecord
+from testbed.zoo.catalog import Catalog
+
+POLICIES = ("local", "offload", "greedy", "random")
+METRICS = ("latency_mean_s", "latency_p95_s", "energy_mean_j", "completion_rate", "reward_mean")
+_LABELS = {
+    "latency_mean_s": "mean latency (s)",
+    "latency_p95_s": "p95 latency (s)",
+    "energy_mean_j": "mean energy (J)",
+    "completion_rate": "completion rate",
+    "reward_mean": "mean reward",
+}
+
+
+@dataclass(frozen=True)
+class RunMetrics:
+    """What a run of one policy came to (over every generated task)."""
+
+    tasks: int
+    latency_mean_s: float
+    latency_p95_s: float
+    energy_mean_j: float
+    completion_rate: float
+    reward_mean: float
+    failures: dict[str, int]
+
+    @classmethod
+    def of(
+        cls,
+        latency_s: Sequence[float],
+        energy_j: Sequence[float],
+        completed: Sequence[bool],
+        reward: Sequence[float],
+        reasons: Sequence[str],
+    ) -> RunMetrics:
+        served = [x for x in latency_s if x > 0]  # as the run summary: served tasks' latency
+        n = len(energy_j)
+        fails: dict[str, int] = {}
+        for reason in reasons:
+            if reason != "none":
+                fails[reason] = fails.get(reason, 0) + 1
+        return cls(
+            tasks=n,
+            latency_mean_s=float(np.mean(served)) if served else math.nan,
+            latency_p95_s=percentile(served, 95),
+            energy_mean_j=float(np.mean(energy_j)) if n else math.nan,
+            completion_rate=float(np.mean(completed)) if n else math.nan,
+            reward_mean=float(np.mean(reward)) if n else math.nan,
+            failures=dict(sorted(fails.items())),
+        )
+
+
+def live_metrics(records: list[TaskRecord]) -> RunMetrics:
+    return RunMetrics.of(
+        [r.latency_ms / 1e3 for r in records],
+        [r.energy_j for r in records],
+        [r.completed for r in records],
+        [r.reward for r in records],
+        [r.reason.value for r in records],
+    )
+
+
+def twin_metrics(
+    cfg: TestbedConfig,
+    policy: str,
+    slots: int,
+    calibration: Calibration | None,
+    catalog: Catalog | None = None,
+) -> RunMetrics:
+    """`policy` for `slots` slots in the twin (E = 1) from slot 0 of the config's seed,
+    with the live bench's tasks (CRN) and, for random, its boards' draws."""
+    params = TwinParams.from_config(cfg, calibration, catalog=catalog, use_config_calibration=False)
+    env = TwinEnv(params, 1, tasks=TaskSource.CRN, episode_slots=slots)
+    env.reset(seed=cfg.seed)
+    heuristic = make_heuristic(policy, seed=cfg.seed, crn=True)
+    lat: list[float] = []
+    energy: list[float] = []
+    done: list[bool] = []
+    reward: list[float] = []
+    reasons: list[str] = []
+    for _ in range(slots):
+        out = env.step(heuristic.act(env))
+        m = out.has_task[0]
+        lat += out.latency_s[0][m].tolist()
+        energy += out.energy_j[0][m].tolist()
+        done += out.completed[0][m].tolist()
+        reward += out.reward[0][m].tolist()
+        reasons += [REASONS[c].value for c in out.info["reason"][0][m]]
+    return RunMetrics.of(lat, energy, done, reward, reasons)
+
+
+@dataclass(frozen=True)
+class PolicyGap:
+    policy: str
+    live: RunMetrics
+    twin: RunMetrics
+    paper: RunMetrics
+
+    def gap(self, metric: str, twin: RunMetrics | None = None) -> tuple[float, float]:
+        """(twin − live, relative to live) for one metric."""
+        got = getattr(twin or self.twin, metric)
+        want = getattr(self.live, metric)
+        diff = got - want
+        return diff, (diff / abs(want) if want else math.nan)
+
+
+@dataclass(frozen=True)
+class FidelityReport:
+    slots: int
+    seed: int
+    calibration: str
+    policies: list[PolicyGap]
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"slots": self.slots, "seed": self.seed,
+                               "calibration": self.calibration, "policies": {}}  # fmt: skip
+        for p in self.policies:
+            out["policies"][p.policy] = {
+                "live": asdict(p.live),
+                "twin": asdict(p.twin),
+                "twin_paper_model": asdict(p.paper),
+                "gap": {m: dict(zip(("abs", "rel"), p.gap(m), strict=True)) for m in METRICS},
+                "gap_paper_model": {
+                    m: dict(zip(("abs", "rel"), p.gap(m, p.paper), strict=True)) for m in METRICS
+                },
+            }
+        return out
+
+    def markdown(self) -> str:
+        lines = [
+            "# The twin's fidelity gap",
+            "",
+            f"Live bench vs twin, same seed ({self.seed}), same task sequence (CRN), "
+            f"{self.slots} slots per policy; twin calibrated by `{self.calibration}`. "
+            "Gap = twin − live (relative to live). The paper-model column is the twin "
+            "without a calibration file.",
+            "",
+            "| policy | metric | live | twin | gap | gap % | paper model | gap % |",
+            "|---|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for p in self.policies:
+            for m in METRICS:
+                diff, rel = p.gap(m)
+                _, rel_paper = p.gap(m, p.paper)
+                lines.append(
+                    f"| {p.policy} | {_LABELS[m]} | {_fmt(getattr(p.live, m))} | "
+                    f"{_fmt(getattr(p.twin, m))} | {_fmt(diff, sign=True)} | {_pct(rel)} | "
+                    f"{_fmt(getattr(p.paper, m))} | {_pct(rel_paper)} |"
+                )
+        lines += ["", "Failures (live / twin):", ""]
+        for p in self.policies:
+            lines.append(f"- {p.policy}: {_fails(p.live)} / {_fails(p.twin)}")
+        return "\n".join(lines) + "\n"
+
+    def write(self, folder: Path, stem: str = "fidelity") -> tuple[Path, Path]:
+        md = folder / f"{stem}.md"
+        js = folder / f"{stem}.json"
+        md.write_text(self.markdown())
+        js.write_text(json.dumps(self.to_json(), indent=1, allow_nan=True) + "\n")
+        return md, js
+
+
+def _fmt(value: float, sign: bool = False) -> str:
+    if value != value:
+        return "–"
+    return f"{value:+.3f}" if sign else f"{value:.3f}"
+
+
+def _pct(rel: float) -> str:
+    return "–" if rel != rel else f"{100 * rel:+.1f} %"
+
+
+def _fails(m: RunMetrics) -> str:
+    return ", ".join(f"{k} {v}" for k, v in m.failures.items()) or "none"

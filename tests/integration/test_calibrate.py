@@ -1,0 +1,67 @@
+"""`testbed calibrate` as a user runs it: a tiny bench measured, a calibration file the
+twin loads, the fidelity report of the four heuristics; a missing zoo is exit code 4."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from coordinator.envs import make_vec_env
+from coordinator.envs.calibration import Calibration
+from coordinator.envs.twin_params import CostModel, TwinParams
+from testbed.config import load_config
+from testbed.exit_codes import ExitCode
+
+from .test_envs import tiny_bench
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
+
+
+def run_testbed(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "coordinator.cli", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+def test_calibrate_writes_a_calibration_the_twin_uses(tmp_path: Path, tiny_zoo: Path) -> None:
+    config = tiny_bench(tmp_path, tiny_zoo)
+    out = tmp_path / "cal" / "calibration.json"
+    done = run_testbed("calibrate", "-c", str(config), "--slots", "2", "--repeats", "1",
+                       "--out", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "fidelity gap" in done.stdout and str(out) in done.stdout
+    calibration = Calibration.load(out)
+    assert {m.model_id for m in calibration.models} >= {"diffusion-s", "cgan-s", "ae-s"}
+    assert all(m.edge_s_per_unit > 0 and m.load_s > 0 for m in calibration.models)
+    assert calibration.bench.zoo_scale.value == "tiny" and calibration.bench.agents == 3
+    cfg = load_config(config, sets=[f"twin.calibration={out}"], env={})
+    params = TwinParams.from_config(cfg)
+    assert params.cost_model is CostModel.CALIBRATED and not params.notes
+    vec = make_vec_env(cfg, num_envs=8, seed=0)
+    vec.reset()
+    step = vec.step(np.random.default_rng(0).uniform(0, 1, (8, 3, 5)).astype(np.float32))
+    assert np.all(step.latency_s[step.has_task] > 0)
+    report = json.loads((out.parent / "fidelity.json").read_text())
+    assert set(report["policies"]) == {"local", "offload", "greedy", "random"}
+    for gap in report["policies"].values():
+        assert gap["live"]["tasks"] == gap["twin"]["tasks"] == 2 * 3  # same tasks (CRN)
+        assert set(gap["gap"]) >= {"latency_mean_s", "latency_p95_s", "energy_mean_j",
+                                   "completion_rate"}  # fmt: skip
+    assert (out.parent / "fidelity.md").read_text().startswith("# The twin's fidelity gap")
+
+
+def test_calibrate_without_a_zoo_exits_4(tmp_path: Path) -> None:
+    config = tmp_path / "testbed.yaml"
+    config.write_text(yaml.safe_dump({"zoo": {"scale": "tiny", "dir": str(tmp_path / "none")}}))
+    done = run_testbed("calibrate", "-c", str(config), "--slots", "1", timeout=60)
+    assert done.returncode == ExitCode.ZOO_MISSING, done.stderr
+    assert "testbed zoo build" in done.stderr
