@@ -79,7 +79,6 @@ class TwinEnv:
         self._rng = np.random.default_rng(self._seed)
         self._generators: dict[tuple[int, int], TaskGenerator] = {}
         self._started = False
-        self._tick = 0
         self._bind(params)
 
     def _bind(self, params: TwinParams) -> None:
@@ -99,6 +98,8 @@ class TwinEnv:
             edge_position_m=p.edge_position_m, edge_ghz=p.edge_ghz, rate_mbps=p.rate_mbps,
         )  # fmt: skip
         self._pre_cached, self._pre_last = self._preload_template()
+        # LRU ticks of the slots' cache uses come after every preload's (1 … P)
+        self._tick = int(self._pre_last.max(initial=0))
         self.cached = np.zeros((e, m, u), dtype=bool)
         """(E, M, U) whether edge j holds model u (U: `params.models`)."""
         self.last_used = np.zeros((e, m, u), dtype=np.int64)

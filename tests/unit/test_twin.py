@@ -222,6 +222,14 @@ def test_lru_eviction_by_bytes_of_models_not_in_use() -> None:
     assert held() == {"m-a", "m-b"} and out.completed[0, 0]
 
 
+def test_a_hit_in_the_first_slot_is_more_recent_than_the_preload() -> None:
+    env = twin(bench(["m-a", "m-b"]))
+    give(env, [A, C])  # agent-0 uses m-a first; agent-1's m-c (3 MB) then needs room
+    act(env, [(0, 1.0, False), (0, 1.0, True)])
+    held = {m for u, m in enumerate(env.params.models) if env.cached[0, 0, u]}
+    assert held == {"m-a", "m-c"}  # m-b, untouched since the preload, went
+
+
 def test_a_model_larger_than_the_cache_is_refused() -> None:
     env = twin(bench(["m-a"]))
     give(env, [BIG, None])
