@@ -1,0 +1,441 @@
+"""MADDPG-MATO (PAPERS.md §A) and its variants, one file: centralised training,
+decentralised execution.
+
+Every agent (end device) i has an actor μ_i (its own observation → its own action)
+and a critic Q_i (all observations + all actions → Q); targets follow by soft update τ.
+Two flags give the paper's baselines:
+
+- `centralised_critic=False` → SADDPG: independent DDPG per agent, its critic sees
+  only its own observation and action.
+- `model_aware=False` → MADDPG-NoModel: the environment's spec has no model features
+  and no download action (the edge fetches a missing model anyway).
+
+Actions. The actor is `coordinator.actors.build_actor`'s module, the one exported to
+the boards: softmax target probabilities (none, edge 0..M−1), sigmoid ratio x, sigmoid
+download probability d. The environment executes argmax target, x and d > 0.5.
+
+Relaxation. The replay buffer stores the *executed* decision: a one-hot target, x
+(0 without a target) and d ∈ {0, 1}. The critic therefore only ever sees discrete
+targets and flags, so the actor's gradient must come through actions of the same
+kind: straight-through Gumbel-softmax for the target (a hard one-hot sample from
+softmax(logits), gradient of the relaxed softmax((logits + g)/T)) and the
+straight-through binary concrete for the download flag (hard 1[σ((l + L)/T) > 0.5],
+L ~ Logistic, gradient of the sigmoid), T = `gumbel_temperature`; x stays the
+continuous sigmoid, zeroed with the hard "none" target. Straight-through keeps the
+critic's input on the executed manifold (a relaxed, non-one-hot input is a point the
+critic never saw). The critic's target action a' = μ'(o') is the deterministic decision
+the boards make (argmax, d = logit > 0). Exploration: Gaussian noise N(0, σ²) on the
+whole action vector, σ decayed linearly from `noise_start` to `noise_end`, exactly as
+a board applies `noise_std`.
+
+Speed: the N agents' networks are one set of stacked parameters (leading agent
+dimension), called through `torch.func.vmap(functional_call(...))`, so each layer of
+all agents is one batched matmul, and one Adam steps them all.
+
+Episodes have a fixed length (a time limit, not a terminal state), so targets bootstrap
+through episode ends (from the last observation, `StepOut.final_obs`).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from coordinator.actors import build_actor
+from coordinator.algorithms.replay import Batch, ReplayBuffer
+from coordinator.algorithms.rollout import EpisodeStats, EpisodeTracker, Hooks, evaluate
+from coordinator.envs.vector import VecEnv
+from testbed.config import TestbedConfig
+from testbed.observation import ObservationSpec, decode
+
+# ---------------------------------------------------------------------------- arguments
+
+
+@dataclass(frozen=True)
+class MaddpgArgs:
+    """Hyper-parameters (defaults: PAPERS.md §A via `train:` of testbed.yaml)."""
+
+    centralised_critic: bool = True
+    """Critic sees all agents' observations and actions (MADDPG); False: SADDPG."""
+    model_aware: bool = True
+    """Observation with model features and a download action (MATO); False: NoModel."""
+    lr_actor: float = 1e-3
+    """Adam learning rate of the actors."""
+    lr_critic: float = 1e-3
+    """Adam learning rate of the critics."""
+    gamma: float = 0.95
+    """Discount factor γ per slot."""
+    tau: float = 0.01
+    """Soft target update: θ' ← (1 − τ)·θ' + τ·θ after every update."""
+    buffer_size: int = 10_000
+    """Replay capacity in joint transitions (one environment slot, all agents)."""
+    batch_size: int = 1024
+    """Joint transitions per minibatch."""
+    hidden: int = 256
+    """Width of the two hidden layers of every actor and critic."""
+    steps: int = 3000
+    """Environment steps (each: one slot of every one of the E environments)."""
+    warmup_steps: int = 100
+    """Steps of uniformly random actions before learning starts."""
+    updates_per_step: int = 1
+    """Gradient updates (critic + actor + targets) per environment step."""
+    noise_start: float = 0.3
+    """Std of the Gaussian exploration noise on the action vector at step 0."""
+    noise_end: float = 0.02
+    """... decayed linearly to this at the last step."""
+    gumbel_temperature: float = 1.0
+    """Temperature T of the Gumbel-softmax / binary concrete relaxations."""
+    checkpoint_every: int = 500
+    """Steps between checkpoints (and one at the end)."""
+    eval_every: int = 250
+    """Steps between noise-free evaluations (and one at the end)."""
+    eval_episodes: int = 4
+    """Episodes per evaluation."""
+    threads: int = 2
+    """torch intra-op threads."""
+    seed: int = 0
+    """Seed of network initialisation, exploration, replay sampling and the env."""
+
+    @classmethod
+    def from_config(cls, cfg: TestbedConfig, **flags: Any) -> MaddpgArgs:
+        own = {f.name for f in dataclasses.fields(cls)}
+        train = {k: v for k, v in dataclasses.asdict(cfg.train).items() if k in own}
+        return cls(**{**train, "seed": cfg.seed, **flags})
+
+    def noise(self, step: int) -> float:
+        frac = min(1.0, step / max(1, self.steps - 1))
+        return self.noise_start + (self.noise_end - self.noise_start) * frac
+
+
+# ---------------------------------------------------------------------------- env
+
+
+def critic_columns(spec: ObservationSpec) -> list[int]:
+    """Action columns a critic sees: all M + 3, or M + 2 without a download action."""
+    return list(range(spec.action_dim if spec.download_action else spec.action_dim - 1))
+
+
+def executed(spec: ObservationSpec, raw: np.ndarray) -> np.ndarray:
+    """The decision the environment executes for action vectors `raw` (..., M + 3):
+    one-hot target, ratio (0 without a target), download 0/1 (1 without the action)."""
+    target, ratio, download = decode(spec, raw)
+    out = np.zeros(raw.shape, np.float32)
+    np.put_along_axis(out, (target + 1)[..., None], 1.0, axis=-1)
+    out[..., spec.num_edges + 1] = ratio
+    out[..., spec.num_edges + 2] = download
+    return out
+
+
+# ---------------------------------------------------------------------------- networks
+
+
+class Critic(nn.Module):
+    """Q_i: an MLP inputs → hidden → hidden → 1 (used for its initialisation; the N
+    critics run stacked in `critic_forward`)."""
+
+    def __init__(self, inputs: int, hidden: int) -> None:
+        super().__init__()
+        self.l1, self.l2 = nn.Linear(inputs, hidden), nn.Linear(hidden, hidden)
+        self.l3 = nn.Linear(hidden, 1)
+
+
+def critic_forward(
+    p: dict[str, torch.Tensor], x: torch.Tensor, *, shared: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Q of all N critics (N, B) and their first pre-activation z1 (N, B, H). x: (N, B, K),
+    or (B, K) seen by every critic with `shared` (then layer 1 is one GEMM)."""
+    w1 = p["l1.weight"]  # (N, H, K)
+    n, h, k = w1.shape
+    if shared:
+        z1 = (x @ w1.reshape(n * h, k).T).view(-1, n, h).transpose(0, 1) + p["l1.bias"][:, None]
+    else:
+        z1 = torch.baddbmm(p["l1.bias"][:, None], x, w1.transpose(1, 2))
+    return _critic_top(p, z1), z1
+
+
+def _critic_top(p: dict[str, torch.Tensor], z1: torch.Tensor) -> torch.Tensor:
+    h2 = torch.relu(torch.baddbmm(p["l2.bias"][:, None], torch.relu(z1), p["l2.weight"].mT))
+    return torch.baddbmm(p["l3.bias"][:, None], h2, p["l3.weight"].mT).squeeze(-1)
+
+
+class ActorCall(nn.Module):
+    """The deployable actor, called for its probabilities or (`logits=True`) its raw
+    head output (the training path)."""
+
+    def __init__(self, actor: nn.Module) -> None:
+        super().__init__()
+        self.actor = actor
+
+    def forward(self, obs: torch.Tensor, logits: bool = False) -> torch.Tensor:
+        out = self.actor.logits(obs) if logits else self.actor(obs)  # type: ignore[operator]
+        return out  # type: ignore[no-any-return]
+
+
+class Stacked:
+    """N modules of one architecture as stacked parameters (leading agent dimension)."""
+
+    def __init__(self, modules: list[nn.Module]) -> None:
+        params, _ = stack_module_state(modules)  # type: ignore[arg-type]
+        self.params = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+        self.base = copy.deepcopy(modules[0]).to("meta")
+
+    def __call__(
+        self, x: torch.Tensor, *, shared: bool = False, frozen: bool = False, **kw: Any
+    ) -> torch.Tensor:
+        """x (N, B, ·), or (B, ·) fed to every agent with `shared`; `frozen`: no
+        gradient into the parameters (only into x)."""
+        params = {k: v.detach() for k, v in self.params.items()} if frozen else self.params
+
+        def one(p: dict[str, torch.Tensor], xi: torch.Tensor) -> torch.Tensor:
+            return functional_call(self.base, p, (xi,), kw)  # type: ignore[no-any-return]
+
+        return vmap(one, in_dims=(0, None if shared else 0))(params, x)  # type: ignore[no-any-return]
+
+    def target(self) -> Stacked:
+        twin = copy.copy(self)
+        twin.params = {k: v.detach().clone() for k, v in self.params.items()}
+        return twin
+
+    @torch.no_grad()
+    def soft_update(self, source: Stacked, tau: float) -> None:
+        torch._foreach_lerp_(list(self.params.values()), list(source.params.values()), tau)
+
+    def unstacked(self, i: int) -> dict[str, torch.Tensor]:
+        return {k: v[i].detach().clone() for k, v in self.params.items()}
+
+
+# ---------------------------------------------------------------------------- buffer
+
+
+def new_buffer(args: MaddpgArgs, env: VecEnv) -> ReplayBuffer:
+    return ReplayBuffer(args.buffer_size, env.num_agents, env.spec.obs_dim, env.spec.action_dim)
+
+
+# ---------------------------------------------------------------------------- update
+
+
+class Maddpg:
+    """Actors, critics, their targets and optimisers for N agents on `spec`."""
+
+    def __init__(self, args: MaddpgArgs, spec: ObservationSpec, num_agents: int) -> None:
+        if spec.model_aware != args.model_aware:
+            raise ValueError(f"env spec model_aware={spec.model_aware}, args {args.model_aware}")
+        self.args, self.spec, self.n = args, spec, num_agents
+        self.cols = critic_columns(spec)
+        hidden = (args.hidden, args.hidden)
+        per_agent = spec.obs_dim + len(self.cols)
+        inputs = per_agent * num_agents if args.centralised_critic else per_agent
+        actors = [ActorCall(build_actor(spec, hidden, seed=args.seed * 1000 + i))
+                  for i in range(num_agents)]  # fmt: skip
+        torch.manual_seed(args.seed)  # build_actor seeds torch's global generator
+        self.actor = Stacked(actors)  # type: ignore[arg-type]
+        self.critic = Stacked([Critic(inputs, args.hidden) for _ in range(num_agents)])
+        self.actor_target, self.critic_target = self.actor.target(), self.critic.target()
+        self.actor_opt = torch.optim.Adam(self.actor.params.values(), lr=args.lr_actor)
+        self.critic_opt = torch.optim.Adam(self.critic.params.values(), lr=args.lr_critic)
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """The deployable actors' action vectors for obs (E, N, D): (E, N, M + 3)."""
+        x = torch.from_numpy(np.ascontiguousarray(obs.transpose(1, 0, 2)))
+        return self.actor(x).numpy().transpose(1, 0, 2)
+
+    def _hard(self, logits: torch.Tensor) -> torch.Tensor:
+        """The decision a board makes from `logits` (..., M + 3), critic columns only."""
+        m = self.spec.num_edges
+        target = F.one_hot(logits[..., : m + 1].argmax(-1), m + 1).float()
+        ratio = torch.sigmoid(logits[..., m + 1]) * (1 - target[..., 0])
+        download = (logits[..., m + 2] > 0).float()
+        return torch.cat([target, ratio[..., None], download[..., None]], -1)[..., self.cols]
+
+    def _relaxed(self, logits: torch.Tensor) -> torch.Tensor:
+        """Straight-through Gumbel-softmax target, sigmoid ratio, straight-through binary
+        concrete download: hard values forward, relaxed gradients backward."""
+        m, temp = self.spec.num_edges, self.args.gumbel_temperature
+        target = F.gumbel_softmax(logits[..., : m + 1], tau=temp, hard=True)
+        ratio = torch.sigmoid(logits[..., m + 1]) * (1 - target[..., 0])
+        u = torch.rand_like(logits[..., m + 2]).clamp(1e-6, 1 - 1e-6)
+        soft = torch.sigmoid((logits[..., m + 2] + torch.log(u) - torch.log1p(-u)) / temp)
+        download = (soft > 0.5).float() + soft - soft.detach()
+        return torch.cat([target, ratio[..., None], download[..., None]], -1)[..., self.cols]
+
+    def _critic_in(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """obs (B, N, D), act (B, N, A'): (B, N·(D + A')) centralised, else (N, B, D + A')."""
+        if self.args.centralised_critic:
+            return torch.cat([obs.flatten(1), act.flatten(1)], -1)
+        return torch.cat([obs, act], -1).transpose(0, 1)
+
+    def _own_action_weights(self, w1: torch.Tensor) -> torch.Tensor:
+        """The columns of each critic's first layer that see its own agent's action:
+        (N, H, K) → (N, H, A')."""
+        n, d, a = self.n, self.spec.obs_dim, len(self.cols)
+        if not self.args.centralised_critic:
+            return w1[:, :, d:]
+        blocks = w1[:, :, n * d :].reshape(n, -1, n, a)  # (N_i, H, N_j, A')
+        return blocks.diagonal(dim1=0, dim2=2).permute(2, 0, 1)  # j = i
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        """One critic and one actor step for every agent, then the soft target update.
+
+        The actor loss is taken on the critic before this step's critic update, so one
+        backward pass serves both: agent i's critic input differs from the buffer's
+        only in a_i, hence its first pre-activation is the critic pass's z1 plus
+        W1[:, a_i]·(μ_i(o_i) − a_i) — no second pass through the wide first layer.
+        """
+        a, shared = self.args, self.args.centralised_critic
+        obs, nxt = torch.from_numpy(batch.obs), torch.from_numpy(batch.next_obs)
+        act = torch.from_numpy(batch.actions)[..., self.cols]
+        rew = torch.from_numpy(batch.rewards).T  # (N, B)
+        obs_n, nxt_n = obs.transpose(0, 1), nxt.transpose(0, 1)  # (N, B, D)
+        with torch.no_grad():
+            nxt_act = self._hard(self.actor_target(nxt_n, logits=True)).transpose(0, 1)
+            x_next = self._critic_in(nxt, nxt_act)
+            q_next, _ = critic_forward(self.critic_target.params, x_next, shared=shared)
+            y = rew + a.gamma * q_next
+        q, z1 = critic_forward(self.critic.params, self._critic_in(obs, act), shared=shared)
+        critic_loss = F.mse_loss(q, y, reduction="none").mean(1).sum()
+
+        new = self._relaxed(self.actor(obs_n, logits=True))  # (N, B, A')
+        frozen = {k: v.detach() for k, v in self.critic.params.items()}
+        own = self._own_action_weights(frozen["l1.weight"])
+        z1_new = z1.detach() + torch.bmm(new - act.transpose(0, 1), own.mT)
+        actor_loss = -_critic_top(frozen, z1_new).mean(1).sum()
+
+        self.critic_opt.zero_grad(set_to_none=True)
+        self.actor_opt.zero_grad(set_to_none=True)
+        (critic_loss + actor_loss).backward()
+        self.critic_opt.step()
+        self.actor_opt.step()
+        self.actor_target.soft_update(self.actor, a.tau)
+        self.critic_target.soft_update(self.critic, a.tau)
+        n = self.n
+        return {"critic_loss": critic_loss.item() / n, "actor_loss": actor_loss.item() / n}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "actor": self.actor.params, "critic": self.critic.params,
+            "actor_target": self.actor_target.params, "critic_target": self.critic_target.params,
+            "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
+        }  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        with torch.no_grad():
+            for name in ("actor", "critic", "actor_target", "critic_target"):
+                for k, v in getattr(self, name).params.items():
+                    v.copy_(state[name][k])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.critic_opt.load_state_dict(state["critic_opt"])
+
+    def actor_modules(self) -> list[nn.Module]:
+        """Each agent's actor as the deployable `build_actor` module (for export)."""
+        out = []
+        for i in range(self.n):
+            module = build_actor(self.spec, (self.args.hidden, self.args.hidden), seed=0)
+            state = {k.removeprefix("actor."): v for k, v in self.actor.unstacked(i).items()}
+            module.load_state_dict(state)
+            out.append(module.eval())
+        return out
+
+
+# ---------------------------------------------------------------------------- loop
+
+
+def train(
+    args: MaddpgArgs, env: VecEnv, *, eval_env: VecEnv | None = None,
+    hooks: Hooks | None = None, resume: dict[str, Any] | None = None,
+) -> tuple[Maddpg, EpisodeStats | None]:  # fmt: skip
+    """Train for `args.steps` environment steps (from a checkpoint's step with `resume`);
+    returns the agent and its last evaluation (None without an `eval_env`)."""
+    hooks = hooks or Hooks()
+    torch.set_num_threads(args.threads)
+    spec, e = env.spec, env.num_envs
+    agent, buffer = Maddpg(args, spec, env.num_agents), new_buffer(args, env)
+    rng = np.random.default_rng(args.seed)
+    start, elapsed0 = 0, 0.0
+    if resume is not None:
+        agent.load_state_dict(resume["agent"])
+        buffer.load_state_dict(resume["buffer"])
+        rng.bit_generator.state = resume["numpy_rng"]
+        torch.set_rng_state(resume["torch_rng"])
+        start, elapsed0 = int(resume["step"]), float(resume["elapsed_s"])
+    t0 = time.monotonic() - elapsed0
+    tracker, losses = EpisodeTracker(), _Mean()
+    evaluation: EpisodeStats | None = None
+    last_reward = float("nan")
+    # a resumed run starts fresh episodes: the env's inner state is not checkpointed
+    obs = env.reset(seed=args.seed + start)
+    for step in range(start, args.steps):
+        noise = args.noise(step)
+        shape = (e, env.num_agents, spec.action_dim)
+        if step < args.warmup_steps:
+            raw = rng.uniform(0.0, 1.0, shape)
+        else:
+            raw = np.clip(agent.act(obs) + rng.normal(0.0, noise, shape), 0.0, 1.0)
+        raw = raw.astype(np.float32)
+        out = env.step(raw)
+        buffer.add(obs, executed(spec, raw), out.reward, out.final_obs, out.done)
+        tracker.record(out)
+        obs = out.obs
+        if step >= args.warmup_steps:
+            for _ in range(args.updates_per_step):
+                losses.add(agent.update(buffer.sample(args.batch_size, rng)))
+        done = step + 1
+        evaluate_now = eval_env is not None and (done % args.eval_every == 0 or done == args.steps)
+        if evaluate_now:
+            evaluation = evaluate(eval_env, agent.act, args.eval_episodes, seed=args.seed + 10**6)  # type: ignore[arg-type]
+        if tracker.episodes or evaluate_now:
+            stats = tracker.drain()
+            if stats.episodes:
+                last_reward = stats.episode_reward
+            hooks.row({
+                "step": done, "slots": done * e, "episode_reward": stats.episode_reward,
+                "eval_reward": evaluation.episode_reward if evaluate_now and evaluation else np.nan,
+                "latency_s": stats.latency_s, "energy_j": stats.energy_j,
+                "completion": stats.completion, **losses.drain(), "noise": noise,
+                "elapsed_s": time.monotonic() - t0,
+            })  # fmt: skip
+        hooks.progress(done, f"reward {last_reward:.2f}")
+        if done % args.checkpoint_every == 0 or done == args.steps:
+            hooks.checkpoint(done, {
+                "step": done, "elapsed_s": time.monotonic() - t0, "args": dataclasses.asdict(args),
+                "agent": agent.state_dict(), "buffer": buffer.state_dict(),
+                "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+            }, agent.actor_modules)  # fmt: skip
+    return agent, evaluation
+
+
+class _Mean:
+    """Running means of the loss figures between two metrics rows."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.count = 0
+
+    def add(self, values: dict[str, float]) -> None:
+        for k, v in values.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.count += 1
+
+    def drain(self) -> dict[str, float]:
+        out = {k: self.sums.get(k, 0.0) / self.count if self.count else np.nan
+               for k in ("critic_loss", "actor_loss")}  # fmt: skip
+        self.sums, self.count = {}, 0
+        return out
+
+
+# ---------------------------------------------------------------------------- evaluation/export
+
+
+def policy_of(agent: Maddpg) -> Callable[[np.ndarray], np.ndarray]:
+    """The trained agents as a noise-free `VecEnv` policy (what the boards would do)."""
+    return agent.act

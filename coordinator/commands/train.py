@@ -1,0 +1,229 @@
+"""`testbed train`: train MADDPG-MATO or a baseline on the twin or the live bench.
+
+    testbed train --algo mato|nomodel|saddpg --backend twin|live [--steps N] [--seed S]
+                  [-c FILE] [--resume RUN_DIR] [--set K=V]
+
+Writes `runs/<experiment>__<algo>__<seed>__<utc>/`: config.yaml, manifest.json,
+metrics.csv, reward_curve.png, checkpoints/ (step-N.pt, latest.pt), actors/<agent>.onnx
+(each checked against torch) and summary.json — with the twin, the final evaluation
+beside Random, Greedy and Local on the same evaluation tasks. `--resume RUN_DIR`
+continues from its latest checkpoint to the same total steps, in the same folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from coordinator.run_folder import new_run_dir, write_config, write_manifest
+from testbed.config import TestbedConfig, load_config
+from testbed.exit_codes import ExitCode, TestbedExit
+
+BACKENDS = ("twin", "live")
+EVAL_SEED_OFFSET = 10**6
+"""Evaluation environments use seed + this: tasks the training never drew."""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train MADDPG-MATO or a baseline (twin or live)")
+    p.add_argument("--algo", default=None, help="mato | nomodel | saddpg")
+    p.add_argument("--backend", default=None, help="twin (default) | live")
+    p.add_argument("--steps", type=int, default=None, help="environment steps (train.steps)")
+    p.add_argument("--seed", type=int, default=None, help="master seed")
+    p.add_argument("-c", "--config", default=None, help="testbed YAML (default ./testbed.yaml)")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue this run")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config key, e.g. --set train.num_envs=32")  # fmt: skip
+    p.set_defaults(func=run_train)
+
+
+# ---------------------------------------------------------------------------- set-up
+
+
+def _import_torch() -> None:
+    # Other processes share these cores (the live bench's nodes, other runs): spinning
+    # OpenMP threads then wait on each other, measured 2-5x slower. Set before torch.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise TestbedExit(
+            ExitCode.DEPENDENCY_MISSING,
+            "training needs torch: pip install 'aigc-testbed[train]'",
+        ) from None
+
+
+def _choose(args: argparse.Namespace) -> tuple[TestbedConfig, str, str, Path | None]:
+    """Config, algorithm, backend, and the run folder to resume (or None)."""
+    from coordinator.algorithms import ALGORITHMS, TRAINED
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        if args.config or args.set or args.steps is not None or args.seed is not None:
+            raise TestbedExit(ExitCode.USAGE, "--resume takes config, steps and seed from the "
+                              "run folder: drop -c, --set, --steps and --seed")  # fmt: skip
+        try:
+            manifest = json.loads((run_dir / "manifest.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise TestbedExit(ExitCode.USAGE, f"{run_dir} is not a training run: {exc}") from None
+        if not (run_dir / "checkpoints" / "latest.pt").exists():
+            raise TestbedExit(ExitCode.USAGE, f"{run_dir} has no checkpoints/latest.pt")
+        for flag in ("algo", "backend"):
+            given = getattr(args, flag)
+            if given is not None and given != manifest[flag]:
+                raise TestbedExit(
+                    ExitCode.USAGE, f"{run_dir} was trained with --{flag} {manifest[flag]}"
+                )
+        cfg = load_config(run_dir / "config.yaml", env={})
+        return cfg, manifest["algo"], manifest["backend"], run_dir
+    algo = args.algo or "mato"
+    if algo not in ALGORITHMS:
+        raise TestbedExit(ExitCode.USAGE, f"unknown algorithm {algo!r}; choose from "
+                          f"{', '.join(TRAINED)}")  # fmt: skip
+    if not ALGORITHMS[algo].trained:
+        raise TestbedExit(ExitCode.USAGE, f"{algo} is not trained: run it with `testbed up "
+                          f"--policy {algo}` (twin figures: every training summary)")  # fmt: skip
+    backend = args.backend or "twin"
+    if backend not in BACKENDS:
+        raise TestbedExit(ExitCode.USAGE, f"unknown backend {backend!r}; choose twin or live")
+    sets = list(args.set)
+    if args.steps is not None:
+        sets.append(f"train.steps={args.steps}")
+    if args.seed is not None:
+        sets.append(f"seed={args.seed}")
+    return load_config(args.config, sets=sets), algo, backend, None
+
+
+def make_envs(cfg: TestbedConfig, algo: str, backend: str) -> tuple[Any, Any]:
+    """(training env, evaluation env or None) for `backend`; the trainer sees only the
+    `VecEnv` protocol. The live bench is one environment and has no evaluation twin."""
+    from coordinator.algorithms import get
+    from coordinator.algorithms.rollout import ModelBlindEnv
+    from coordinator.envs import make_vec_env
+    from coordinator.envs.twin_params import TwinSetupError
+
+    aware = get(algo).model_aware
+    if backend == "twin":
+        seed = cfg.seed + EVAL_SEED_OFFSET
+        try:
+            env = make_vec_env(cfg, cfg.train.num_envs, seed=cfg.seed, model_aware=aware)
+            evals = make_vec_env(cfg, cfg.train.eval_episodes, seed=seed, model_aware=aware)
+        except TwinSetupError as exc:
+            raise TestbedExit(ExitCode.ZOO_MISSING, str(exc)) from None
+        return env, evals
+    live = make_vec_env(cfg, 1, seed=cfg.seed, backend="live")
+    return (live if aware else ModelBlindEnv(live)), None
+
+
+def _sigterm_as_interrupt(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+# ---------------------------------------------------------------------------- command
+
+
+def run_train(args: argparse.Namespace) -> int:
+    cfg, algo, backend, resume_dir = _choose(args)
+    _import_torch()
+    from coordinator.algorithms import get
+    from coordinator.algorithms.run_writer import RunWriter, load_checkpoint
+    from coordinator.progress import ProgressBar
+
+    resume = load_checkpoint(resume_dir) if resume_dir else None
+    start = int(resume["step"]) if resume else 0
+    if start >= cfg.train.steps:
+        print(f"{resume_dir} is complete ({start} of {cfg.train.steps} steps)")
+        return 0
+    env, eval_env = make_envs(cfg, algo, backend)  # set-up errors leave no run folder
+    if resume_dir is None:
+        run_dir = new_run_dir(cfg.run.out_dir, cfg.experiment, algo, cfg.seed)
+        write_config(run_dir, cfg)
+        write_manifest(run_dir, cfg, {"command": "train", "algo": algo, "backend": backend,
+                                      "title": get(algo).title, "argv": sys.argv[1:]})  # fmt: skip
+    else:
+        run_dir = resume_dir
+    print(f"run folder: {run_dir}" + (f" (resuming at step {start})" if resume else ""))
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    bar = ProgressBar(cfg.train.steps - start, f"train {algo} ({backend})")
+    writer = RunWriter(run_dir, bar=bar, resume_step=start if resume else None)
+    t0 = time.monotonic()
+    try:
+        agent, evaluation = get(algo).train(cfg, env, eval_env=eval_env, hooks=writer,
+                                            resume=resume)  # fmt: skip
+        summary = _finish(cfg, algo, backend, run_dir, writer, agent, env, eval_env, evaluation)
+    except KeyboardInterrupt:
+        last = writer.last_checkpoint
+        print(f"\ninterrupted; resume with `testbed train --resume {run_dir}`"
+              + (f" (from {last.name})" if last else ""), file=sys.stderr)  # fmt: skip
+        return int(ExitCode.INTERRUPTED)
+    finally:
+        env.close()
+        if eval_env is not None:
+            eval_env.close()
+    summary["wall_s_this_session"] = round(time.monotonic() - t0, 1)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    _print_summary(summary)
+    print(f"\nwrote {run_dir}/ (config.yaml, manifest.json, metrics.csv, reward_curve.png, "
+          "checkpoints/, actors/, summary.json)")  # fmt: skip
+    return 0
+
+
+def _finish(
+    cfg: TestbedConfig, algo: str, backend: str, run_dir: Path, writer: Any, agent: Any,
+    env: Any, eval_env: Any, evaluation: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """Export and check the actors, plot, and evaluate the baselines (twin)."""
+    from coordinator.algorithms import ALGORITHMS
+    from coordinator.algorithms.export import export_actors
+    from coordinator.algorithms.rollout import evaluate
+
+    errors = export_actors(agent.actor_modules(), env.agent_ids, env.spec, run_dir / "actors")
+    writer.plot(f"{cfg.experiment}: {ALGORITHMS[algo].title} ({backend})")
+    summary: dict[str, Any] = {
+        "algo": algo, "title": ALGORITHMS[algo].title, "backend": backend,
+        "steps": cfg.train.steps, "slots_per_step": env.num_envs, "agents": env.agent_ids,
+        "final_eval": evaluation.as_dict() if evaluation else None,
+        "actors": {a: f"actors/{a}.onnx" for a in env.agent_ids},
+        "export_max_abs_error": max(errors.values()),
+    }  # fmt: skip
+    rows = _read_rows(writer.metrics_path)
+    if rows:
+        summary["elapsed_s"] = float(rows[-1]["elapsed_s"])
+    if eval_env is not None:  # the baselines on the very evaluation tasks (twin)
+        from coordinator.envs import make_vec_env
+
+        seed = cfg.seed + EVAL_SEED_OFFSET
+        baselines = {}
+        for name in ("random", "greedy", "local"):
+            twin = make_vec_env(cfg, cfg.train.eval_episodes, seed=seed)
+            policy = ALGORITHMS[name].heuristic(twin, seed=cfg.seed)
+            baselines[name] = evaluate(twin, policy, cfg.train.eval_episodes, seed).as_dict()
+        summary["baselines_eval"] = baselines
+    return summary
+
+
+def _read_rows(path: Path) -> list[dict[str, str]]:
+    from coordinator.algorithms.run_writer import read_metrics
+
+    return read_metrics(path) if path.exists() else []
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    rows = []
+    if summary.get("final_eval"):
+        rows.append((summary["title"], summary["final_eval"]))
+    for name, stats in (summary.get("baselines_eval") or {}).items():
+        rows.append((name, stats))
+    if not rows:
+        return
+    print(f"\n{'policy':<16} {'reward/task':>11} {'latency s':>10} {'energy J':>9} "
+          f"{'completed':>9}")  # fmt: skip
+    for name, s in rows:
+        print(f"{name:<16} {s['episode_reward']:>11.3f} {s['latency_s']:>10.3f} "
+              f"{s['energy_j']:>9.3f} {100 * s['completion']:>8.1f}%")  # fmt: skip
