@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "up": ("coordinator.commands.up", "start the bench and run an experiment (the main job)"),
     "status": ("coordinator.commands.bench_state", "show a bench left running by `up --keep`"),
     "down": ("coordinator.commands.bench_state", "stop a bench left running by `up --keep`"),
+    "train": ("coordinator.commands.train", "train MADDPG-MATO or a baseline (twin or live)"),
     "report": ("coordinator.report", "figures and tables from experiment results"),
     "calibrate": (
         "coordinator.commands.calibrate",
