@@ -20,6 +20,7 @@ same tasks), and the report (markdown + JSON) goes next to the calibration file.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -33,6 +34,8 @@ from coordinator.envs.fidelity import (
     POLICIES,
     FidelityReport,
     PolicyGap,
+    RunMetrics,
+    csv_metrics,
     live_metrics,
     twin_metrics,
 )
@@ -62,6 +65,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--report", default=None, help="fidelity report .md (default: fidelity.md beside --out)"
     )
     p.add_argument("--seed", type=int, default=None, help="master seed")
+    p.add_argument(
+        "--from", dest="from_run", default=None, metavar="RUN",
+        help="no bench: replay the twin against an earlier calibrate run (its folder or its "
+        "calibration file) and write the report again",
+    )  # fmt: skip
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key")  # fmt: skip
     p.set_defaults(func=run_calibrate)
@@ -79,30 +87,62 @@ def run_calibrate(args: argparse.Namespace) -> int:
     if cfg.agents.count < 1 or cfg.edges.count < 1:
         raise TestbedExit(ExitCode.CONFIG_INVALID, "calibrate needs agents and edges on the bench")
     _zoo_dir, catalog = bench_ops.zoo_dir_of(cfg)
+    if args.from_run:
+        return _replay(cfg, catalog, Path(args.from_run), args)
     signal.signal(signal.SIGTERM, _interrupt)
     run_dir = new_run_dir(cfg.run.out_dir, cfg.experiment, "calibrate", cfg.seed)
     out = Path(args.out) if args.out else run_dir / CALIBRATION_NAME
-    report_md = Path(args.report) if args.report else out.with_name("fidelity.md")
     print(f"run folder: {run_dir}")
     t0 = time.monotonic()
     bench = bench_ops.new_bench(cfg, "calibrate", run_dir=run_dir)
     with bench:
-        calibration, live = _measure(cfg, catalog, bench, args.slots, args.repeats)
+        calibration, live, runs = _measure(cfg, catalog, bench, args.slots, args.repeats)
     out.parent.mkdir(parents=True, exist_ok=True)
     calibration.save(out)
     print(f"\nwrote {out} ({time.monotonic() - t0:.0f} s on the bench)")
     print(_summary(calibration))
     print("\ntwin replays (calibrated and paper model) ...", file=sys.stderr)
-    gaps = [
-        PolicyGap(
-            policy,
-            live_metrics(live[policy]),
-            twin_metrics(cfg, policy, args.slots, calibration, catalog),
-            twin_metrics(cfg, policy, args.slots, None, catalog),
-        )
-        for policy in POLICIES
+    live_m = {p: live_metrics(live[p]) for p in POLICIES}
+    runs_m = {p: live_metrics(runs[p]) for p in ("local", "offload")}
+    return _report(cfg, catalog, calibration, out, live_m, runs_m, args)
+
+
+def _replay(cfg: TestbedConfig, catalog: Catalog, source: Path, args: argparse.Namespace) -> int:
+    """The report of an earlier calibrate run, the twin replayed again (no bench).
+    `source`: the run folder, or its calibration file (records: the run folder it names)."""
+    default = Path(args.out) if args.out else source / CALIBRATION_NAME
+    out = source if source.is_file() else default
+    calibration = Calibration.load(out)
+    records = source if source.is_dir() else Path(calibration.bench.run_dir)
+    try:
+        live = {p: csv_metrics(records / f"tasks-fidelity-{p}.csv") for p in POLICIES}
+        runs = {
+            p: csv_metrics(records / f"tasks-calibration-{p}.csv") for p in ("local", "offload")
+        }
+    except FileNotFoundError as exc:
+        raise TestbedExit(ExitCode.USAGE, f"not a calibrate run folder: {exc}") from None
+    if cfg.seed != calibration.bench.seed:
+        raise TestbedExit(ExitCode.USAGE, f"{out}: measured with seed {calibration.bench.seed}")
+    args.slots = calibration.bench.slots
+    return _report(cfg, catalog, calibration, out, live, runs, args)
+
+
+def _report(
+    cfg: TestbedConfig,
+    catalog: Catalog,
+    calibration: Calibration,
+    out: Path,
+    live: dict[str, RunMetrics],
+    runs: dict[str, RunMetrics],
+    args: argparse.Namespace,
+) -> int:
+    report_md = Path(args.report) if args.report else out.with_name("fidelity.md")
+    gaps = [_gap(cfg, p, args.slots, live[p], calibration, catalog) for p in POLICIES]
+    in_sample = [
+        _gap(cfg, p, args.slots, runs[p], calibration, catalog, first_slot=args.slots)
+        for p in ("local", "offload")
     ]
-    report = FidelityReport(args.slots, cfg.seed, str(out), gaps)
+    report = FidelityReport(args.slots, cfg.seed, str(out), gaps, in_sample)
     report_md.parent.mkdir(parents=True, exist_ok=True)
     md, js = report.write(report_md.parent, report_md.stem)
     print()
@@ -114,8 +154,9 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
 def _measure(
     cfg: TestbedConfig, catalog: Catalog, bench: LiveBench, slots: int, repeats: int
-) -> tuple[Calibration, dict[str, list[TaskRecord]]]:
+) -> tuple[Calibration, dict[str, list[TaskRecord]], dict[str, list[TaskRecord]]]:
     t0 = time.monotonic()
+    load_before = os.getloadavg()[0]
     bench.start(PolicySource("random"))  # the boards' random generators start fresh
     print(f"bench up in {time.monotonic() - t0:.1f} s: {cfg.edges.count} edge(s), "
           f"{cfg.agents.count} agent(s); broker {bench.launcher.broker_description}")  # fmt: skip
@@ -149,13 +190,32 @@ def _measure(
     })  # fmt: skip
     facts = bench_facts(
         cfg, catalog, broker=bench.launcher.broker_description, slots=slots,
-        run_dir=str(bench.run_dir), host=host_facts(), git_commit=git_commit(),
+        run_dir=str(bench.run_dir), git_commit=git_commit(),
+        host={**host_facts(), "load_avg_1min_before": round(load_before, 2),
+              "load_avg_1min_after": round(os.getloadavg()[0], 2)},
     )  # fmt: skip
     calibration = fit_calibration(
         cfg, catalog, models=models, local_records=runs["local"],
         offload_records=runs["offload"], switches=switches, facts=facts,
     )  # fmt: skip
-    return calibration, live
+    return calibration, live, runs
+
+
+def _gap(
+    cfg: TestbedConfig,
+    policy: str,
+    slots: int,
+    live: RunMetrics,
+    calibration: Calibration,
+    catalog: Catalog,
+    first_slot: int = 0,
+) -> PolicyGap:
+    return PolicyGap(
+        policy,
+        live,
+        twin_metrics(cfg, policy, slots, calibration, catalog, first_slot=first_slot),
+        twin_metrics(cfg, policy, slots, None, catalog, first_slot=first_slot),
+    )
 
 
 def _bar(total: int, label: str) -> Any:

@@ -8,10 +8,11 @@ paper's model (no calibration) — so the report also shows what calibrating buy
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -85,19 +86,40 @@ def live_metrics(records: list[TaskRecord]) -> RunMetrics:
     )
 
 
+def csv_metrics(path: Path) -> RunMetrics:
+    """`live_metrics` of a run's task records as written to CSV (coordinator/records.py)."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return RunMetrics.of(
+        [float(r["latency_ms"]) / 1e3 for r in rows],
+        [float(r["energy_j"]) for r in rows],
+        [r["outcome"] == "completed" for r in rows],
+        [float(r["reward"]) for r in rows],
+        [r["reason"] for r in rows],
+    )
+
+
 def twin_metrics(
     cfg: TestbedConfig,
     policy: str,
     slots: int,
     calibration: Calibration | None,
     catalog: Catalog | None = None,
+    *,
+    first_slot: int = 0,
 ) -> RunMetrics:
-    """`policy` for `slots` slots in the twin (E = 1) from slot 0 of the config's seed,
-    with the live bench's tasks (CRN) and, for random, its boards' draws."""
+    """`policy` for `slots` slots in the twin (E = 1) from slot `first_slot` (0 or a
+    multiple of `slots`) of the config's seed, from the edges' preload, with the live
+    bench's tasks (CRN) and, for random from slot 0, its boards' draws."""
+    if first_slot % slots:
+        raise ValueError(f"first_slot must be a multiple of slots, got {first_slot}")
     params = TwinParams.from_config(cfg, calibration, catalog=catalog, use_config_calibration=False)
     env = TwinEnv(params, 1, tasks=TaskSource.CRN, episode_slots=slots)
     env.reset(seed=cfg.seed)
     heuristic = make_heuristic(policy, seed=cfg.seed, crn=True)
+    local = make_heuristic("local")
+    for _ in range(first_slot):  # on to the episode that starts at first_slot
+        env.step(local.act(env))
     lat: list[float] = []
     energy: list[float] = []
     done: list[bool] = []
@@ -135,21 +157,28 @@ class FidelityReport:
     seed: int
     calibration: str
     policies: list[PolicyGap]
+    in_sample: list[PolicyGap] = field(default_factory=list)
+    """The calibration runs themselves (slots S … 2S−1) replayed: the model's own
+    error, apart from how the bench drifted between runs."""
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"slots": self.slots, "seed": self.seed,
-                               "calibration": self.calibration, "policies": {}}  # fmt: skip
-        for p in self.policies:
-            out["policies"][p.policy] = {
-                "live": asdict(p.live),
-                "twin": asdict(p.twin),
-                "twin_paper_model": asdict(p.paper),
-                "gap": {m: dict(zip(("abs", "rel"), p.gap(m), strict=True)) for m in METRICS},
-                "gap_paper_model": {
-                    m: dict(zip(("abs", "rel"), p.gap(m, p.paper), strict=True)) for m in METRICS
-                },
-            }
+                               "calibration": self.calibration}  # fmt: skip
+        out["policies"] = {p.policy: self._gap_json(p) for p in self.policies}
+        out["calibration_runs"] = {p.policy: self._gap_json(p) for p in self.in_sample}
         return out
+
+    @staticmethod
+    def _gap_json(p: PolicyGap) -> dict[str, Any]:
+        return {
+            "live": asdict(p.live),
+            "twin": asdict(p.twin),
+            "twin_paper_model": asdict(p.paper),
+            "gap": {m: dict(zip(("abs", "rel"), p.gap(m), strict=True)) for m in METRICS},
+            "gap_paper_model": {
+                m: dict(zip(("abs", "rel"), p.gap(m, p.paper), strict=True)) for m in METRICS
+            },
+        }
 
     def markdown(self) -> str:
         lines = [
@@ -160,18 +189,17 @@ class FidelityReport:
             "Gap = twin − live (relative to live). The paper-model column is the twin "
             "without a calibration file.",
             "",
-            "| policy | metric | live | twin | gap | gap % | paper model | gap % |",
-            "|---|---|---:|---:|---:|---:|---:|---:|",
+            *_table(self.policies),
         ]
-        for p in self.policies:
-            for m in METRICS:
-                diff, rel = p.gap(m)
-                _, rel_paper = p.gap(m, p.paper)
-                lines.append(
-                    f"| {p.policy} | {_LABELS[m]} | {_fmt(getattr(p.live, m))} | "
-                    f"{_fmt(getattr(p.twin, m))} | {_fmt(diff, sign=True)} | {_pct(rel)} | "
-                    f"{_fmt(getattr(p.paper, m))} | {_pct(rel_paper)} |"
-                )
+        if self.in_sample:
+            lines += [
+                "",
+                f"The calibration runs themselves (slots {self.slots} … {2 * self.slots - 1}, "
+                "measured in the same minutes as the fit) replayed in the twin: the model's "
+                "own error, apart from how the bench drifted between runs.",
+                "",
+                *_table(self.in_sample),
+            ]
         lines += ["", "Failures (live / twin):", ""]
         for p in self.policies:
             lines.append(f"- {p.policy}: {_fails(p.live)} / {_fails(p.twin)}")
@@ -183,6 +211,23 @@ class FidelityReport:
         md.write_text(self.markdown())
         js.write_text(json.dumps(self.to_json(), indent=1, allow_nan=True) + "\n")
         return md, js
+
+
+def _table(gaps: list[PolicyGap]) -> list[str]:
+    lines = [
+        "| policy | metric | live | twin | gap | gap % | paper model | gap % |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for p in gaps:
+        for m in METRICS:
+            diff, rel = p.gap(m)
+            _, rel_paper = p.gap(m, p.paper)
+            lines.append(
+                f"| {p.policy} | {_LABELS[m]} | {_fmt(getattr(p.live, m))} | "
+                f"{_fmt(getattr(p.twin, m))} | {_fmt(diff, sign=True)} | {_pct(rel)} | "
+                f"{_fmt(getattr(p.paper, m))} | {_pct(rel_paper)} |"
+            )
+    return lines
 
 
 def _fmt(value: float, sign: bool = False) -> str:

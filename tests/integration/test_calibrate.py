@@ -56,7 +56,11 @@ def test_calibrate_writes_a_calibration_the_twin_uses(tmp_path: Path, tiny_zoo: 
         assert gap["live"]["tasks"] == gap["twin"]["tasks"] == 2 * 3  # same tasks (CRN)
         assert set(gap["gap"]) >= {"latency_mean_s", "latency_p95_s", "energy_mean_j",
                                    "completion_rate"}  # fmt: skip
+    assert set(report["calibration_runs"]) == {"local", "offload"}  # the fit's own window
     assert (out.parent / "fidelity.md").read_text().startswith("# The twin's fidelity gap")
+    again = run_testbed("calibrate", "-c", str(config), "--from", str(out))  # no bench
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "fidelity gap" in again.stdout
 
 
 def test_calibrate_without_a_zoo_exits_4(tmp_path: Path) -> None:
