@@ -340,59 +340,65 @@ class TwinEnv:
         last = np.append(self.last_used.reshape(-1), 0)
         size, cap = p.model_size_bytes, p.edge_capacity_bytes
         rows = np.arange(num_e)
-        res = {name: np.zeros((rounds, num_e)) for name in names}
-        hit_r = np.zeros((rounds, num_e), dtype=bool)
-        code_r = np.zeros((rounds, num_e), dtype=np.int16)
+        # what does not depend on the cache's state, for every round at once
+        big_r = size[u_r] > cap[j_r]
+        admissible_r = want_r & ~big_r & valid
+        switch_r = p.switch_s[j_r, u_r]
+        refused_r = np.where(want_r & big_r, p.too_large_s[u_r], 0.0)  # until the refusal
+        start_r, begin_r, finish_r = (np.zeros((rounds, num_e)) for _ in range(3))
+        was_r, admit_r, full_r = (np.zeros((rounds, num_e), dtype=bool) for _ in range(3))
         for r in range(rounds):
-            j, uu, a, cell = j_r[r], u_r[r], a_r[r], cell_r[r]
+            cell = cell_r[r]
             if num_s == 1:
                 server = server_base[r]
-                start = np.maximum(a, free[server])
+                start = np.maximum(a_r[r], free[server])
             else:
                 slots = free[server_base[r, :, None] + np.arange(num_s)]
                 pick = np.argmin(slots, axis=1)
                 server = server_base[r] + pick
-                start = np.maximum(a, slots[rows, pick])
-            was_cached = cached[cell]
-            want = want_r[r]
-            too_large = ~was_cached & want & (size[uu] > cap[j])
-            missing = ~was_cached & ~want
-            admit = ~was_cached & want & ~too_large & valid[r]
+                start = np.maximum(a_r[r], slots[rows, pick])
+            was = cached[cell]
+            admit = ~was & admissible_r[r]
             self._tick += 1
-            full = np.zeros(num_e, dtype=bool)
             if admit.any():
                 at = np.flatnonzero(admit)
-                full[at] = ~self._make_room(cached, last, at, j[at], uu[at], start[at], busy)
-                admit &= ~full
+                fits = self._make_room(cached, last, at, j_r[r, at], u_r[r, at], start[at], busy)
+                full_r[r, at] = ~fits
+                admit[at] = fits
             # a model another server is still admitting: wait for it (single flight)
-            begin = np.where(was_cached, np.maximum(start, ready[cell]), start)
-            switch = np.where(admit, p.switch_s[j, uu], 0.0)
-            failed = too_large | missing | full
-            fail_s = np.where(too_large, p.too_large_s[uu], np.where(full, switch, 0.0))
+            begin = np.where(was, np.maximum(start, ready[cell]), start)
+            switch = np.where(admit, switch_r[r], 0.0)
+            failed = ~was & ~admit  # missing (d = 0), too large, or no room
+            fail_s = np.where(full_r[r], switch_r[r], refused_r[r])
             finish = begin + np.where(failed, fail_s, switch + comp_r[r])
             free[server] = finish
             ok_cell = np.where(failed, trash_cell, cell)
-            busy[ok_cell] = np.maximum(busy[ok_cell], finish)
+            busy[ok_cell] = np.maximum(busy[ok_cell], finish) if num_s > 1 else finish
             last[ok_cell] = self._tick
             admit_cell = np.where(admit, cell, trash_cell)
             cached[admit_cell] = True
             ready[admit_cell] = begin + switch
-            code_r[r] = np.where(
-                missing, _CODE[FailureReason.MODEL_MISSING],
-                np.where(too_large, _CODE[FailureReason.MODEL_TOO_LARGE],
-                         np.where(full, _CODE[FailureReason.CACHE_FULL], 0)),
-            )  # fmt: skip
-            res["end"][r] = finish
-            res["queue"][r] = start - a
-            res["switch_s"][r] = switch + (begin - start)
-            res["switch_j"][r] = np.where(admit, p.switch_j[j, uu], 0.0)
-            hit_r[r] = was_cached
+            start_r[r], begin_r[r], finish_r[r] = start, begin, finish
+            was_r[r], admit_r[r] = was, admit
         self.cached.reshape(-1)[:] = cached[:-1]
         self.last_used.reshape(-1)[:] = last[:-1]
+        code_r = np.where(
+            was_r, 0,
+            np.where(~want_r, _CODE[FailureReason.MODEL_MISSING],
+                     np.where(big_r, _CODE[FailureReason.MODEL_TOO_LARGE],
+                              np.where(full_r, _CODE[FailureReason.CACHE_FULL], 0))),
+        ).astype(np.int16)  # fmt: skip
+        res = {
+            "end": finish_r,
+            "queue": start_r - a_r,
+            "switch_s": np.where(admit_r, switch_r, 0.0) + (begin_r - start_r),
+            "switch_j": np.where(admit_r, p.switch_j[j_r, u_r], 0.0),
+        }
+        at_rank = flat[valid]
         for name in names:
-            cols[name].reshape(-1)[flat[valid]] = res[name][valid]
-        cols["hit"].reshape(-1)[flat[valid]] = hit_r[valid]
-        cols["reason"].reshape(-1)[flat[valid]] = code_r[valid]
+            cols[name].reshape(-1)[at_rank] = res[name][valid]
+        cols["hit"].reshape(-1)[at_rank] = was_r[valid]
+        cols["reason"].reshape(-1)[at_rank] = code_r[valid]
         return cols
 
     def _make_room(

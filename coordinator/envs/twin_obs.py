@@ -53,17 +53,17 @@ class ObservationWriter:
         col = {name: i for i, name in enumerate(spec.feature_names())}
         k = len(spec.task_types)
         self._num_types = k
+        self._onehot = slice(
+            col[f"type={spec.task_types[0]}"], col[f"type={spec.task_types[0]}"] + k
+        )
         self._extra = [col["size"], col["density"], col["deadline"]]
         self._div = spec.divisors
-        self._free = np.array([col[f"edge{j}_cache_free"] for j in range(m)], dtype=np.int64)
+        # per edge: its free-cache column, then (model-aware) holds and the L cached columns
+        self._free = [col[f"edge{j}_cache_free"] for j in range(m)]
         if spec.model_aware:
-            self._holds = np.array(
-                [col[f"edge{j}_holds_task_model"] for j in range(m)], dtype=np.int64
-            )
-            self._cached = np.array(
-                [[col[f"edge{j}_cached={x}"] for x in spec.models] for j in range(m)],
-                dtype=np.int64,
-            )
+            self._holds = [col[f"edge{j}_holds_task_model"] for j in range(m)]
+            first = [col[f"edge{j}_cached={spec.models[0]}"] for j in range(m)]
+            self._cached = [slice(c, c + num_l) for c in first]
             self._model_of_type = np.array(
                 [spec.models.index(x) for x in spec.task_models], dtype=np.int64
             )
@@ -107,20 +107,19 @@ class ObservationWriter:
         out[:] = self.template
         ttype = np.asarray(task_type, dtype=np.int64)
         k = self._num_types
-        out[..., :k] = (np.arange(k) == ttype[..., None]).astype(f32) * has[..., None]
+        out[..., self._onehot] = (np.arange(k) == ttype[..., None]).astype(f32) * has[..., None]
         for c, value in zip(
             self._extra, (size_mbit, density_cycles_per_bit, deadline_s), strict=True
         ):
             out[..., c] = np.asarray(value, dtype=f32) / self._div[c] * has
-        out[..., self._free] = np.asarray(cache_free, dtype=f32)[:, None, :]
+        free = np.asarray(cache_free, dtype=f32)
+        for j, c in enumerate(self._free):
+            out[..., c] = free[:, None, j]
         if self.spec.model_aware:
             held = np.asarray(cached, dtype=f32)  # (B, M, L)
-            out[..., self._cached] = held[:, None, :, :]
             model = self._model_of_type[np.clip(ttype, 0, k - 1)]  # (B, N)
-            holds = np.take_along_axis(
-                held[:, None, :, :],
-                np.broadcast_to(model[:, :, None, None], (*model.shape, held.shape[1], 1)),
-                axis=-1,
-            )[..., 0]
-            out[..., self._holds] = holds * has[..., None]
+            rows = np.arange(b)[:, None]
+            for j, (hc, cc) in enumerate(zip(self._holds, self._cached, strict=True)):
+                out[..., cc] = held[:, None, j, :]
+                out[..., hc] = held[rows, j, model] * has
         return out
