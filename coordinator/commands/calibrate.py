@@ -142,7 +142,13 @@ def _report(
         _gap(cfg, p, args.slots, runs[p], calibration, catalog, first_slot=args.slots)
         for p in ("local", "offload")
     ]
-    report = FidelityReport(args.slots, cfg.seed, str(out), gaps, in_sample)
+    host = calibration.bench.host
+    context = (
+        f"Host: {host.get('cpu_model', '?')}, {host.get('cpu_count', '?')} cores, 1-min load "
+        f"average {host.get('load_avg_1min_before', '?')} before the bench started and "
+        f"{host.get('load_avg_1min_after', '?')} when it stopped."
+    )
+    report = FidelityReport(args.slots, cfg.seed, str(out), gaps, in_sample, context)
     report_md.parent.mkdir(parents=True, exist_ok=True)
     md, js = report.write(report_md.parent, report_md.stem)
     print()

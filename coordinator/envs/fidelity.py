@@ -158,12 +158,18 @@ class FidelityReport:
     calibration: str
     policies: list[PolicyGap]
     in_sample: list[PolicyGap] = field(default_factory=list)
+    context: str = ""
+    """A line on the host the live runs shared (cores, load)."""
     """The calibration runs themselves (slots S … 2S−1) replayed: the model's own
     error, apart from how the bench drifted between runs."""
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"slots": self.slots, "seed": self.seed,
-                               "calibration": self.calibration}  # fmt: skip
+        out: dict[str, Any] = {
+            "slots": self.slots,
+            "seed": self.seed,
+            "calibration": self.calibration,
+            "context": self.context,
+        }
         out["policies"] = {p.policy: self._gap_json(p) for p in self.policies}
         out["calibration_runs"] = {p.policy: self._gap_json(p) for p in self.in_sample}
         return out
@@ -187,7 +193,7 @@ class FidelityReport:
             f"Live bench vs twin, same seed ({self.seed}), same task sequence (CRN), "
             f"{self.slots} slots per policy; twin calibrated by `{self.calibration}`. "
             "Gap = twin − live (relative to live). The paper-model column is the twin "
-            "without a calibration file.",
+            "without a calibration file." + (f" {self.context}" if self.context else ""),
             "",
             *_table(self.policies),
         ]
@@ -199,6 +205,11 @@ class FidelityReport:
                 "own error, apart from how the bench drifted between runs.",
                 "",
                 *_table(self.in_sample),
+                "",
+                "The live bench's own drift between the two windows (same policy, same task "
+                "distribution, other slots): "
+                + "; ".join(_drift(p, self.policies) for p in self.in_sample)
+                + ". A twin gap of that size is the bench moving, not the model.",
             ]
         lines += ["", "Failures (live / twin):", ""]
         for p in self.policies:
@@ -228,6 +239,18 @@ def _table(gaps: list[PolicyGap]) -> list[str]:
                 f"{_fmt(getattr(p.paper, m))} | {_pct(rel_paper)} |"
             )
     return lines
+
+
+def _drift(calibration_run: PolicyGap, fidelity_runs: list[PolicyGap]) -> str:
+    later = next((p for p in fidelity_runs if p.policy == calibration_run.policy), None)
+    if later is None:
+        return ""
+    parts = []
+    for m in ("latency_mean_s", "energy_mean_j", "completion_rate"):
+        a, b = getattr(calibration_run.live, m), getattr(later.live, m)
+        rel = (b - a) / abs(a) if a else math.nan
+        parts.append(f"{_LABELS[m]} {_fmt(a)} → {_fmt(b)} ({_pct(rel)})")
+    return f"{calibration_run.policy}: " + ", ".join(parts)
 
 
 def _fmt(value: float, sign: bool = False) -> str:
