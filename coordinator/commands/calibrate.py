@@ -6,12 +6,13 @@ edges' preload, so each sees the bench as a run starts):
 
 1. fidelity run of `random` on slots 0 … S−1 (first, while each board's decision
    generator is fresh, so the twin can replay its draws);
-2. calibration runs of `local` and `offload` on slots S … 2S−1 (tasks the fidelity runs
-   do not see): per-unit compute and energy of agents and edges, upload and reply
-   overheads;
-3. model switches measured with the edges' operator calls (evict + prefetch, `--repeats`
-   times per model): fetch overhead, verify, load, warm-up;
-4. fidelity runs of `local`, `offload`, `greedy` on slots 0 … S−1.
+2. for `local`, then `offload`: a calibration run on slots S … 2S−1 (tasks the fidelity
+   runs do not see) — per-unit compute and energy of agents and edges, upload and reply
+   overheads — and right after it the policy's fidelity run on slots 0 … S−1 (back to
+   back, so the host's load drifts least between them);
+3. fidelity run of `greedy` on slots 0 … S−1;
+4. model switches measured with the edges' operator calls (evict + prefetch, `--repeats`
+   times per model): fetch overhead, verify, load, warm-up.
 
 Then `calibration.json` is written, the twin replays the four fidelity runs (same seed,
 same tasks), and the report (markdown + JSON) goes next to the calibration file.
@@ -168,8 +169,9 @@ def _measure(
           f"{cfg.agents.count} agent(s); broker {bench.launcher.broker_description}")  # fmt: skip
     live: dict[str, list[TaskRecord]] = {}
     runs: dict[str, list[TaskRecord]] = {}
-    phases = [("random", 0), ("local", slots), ("offload", slots), ("switches", -1),
-              ("local", 0), ("offload", 0), ("greedy", 0)]  # fmt: skip
+    # a policy's calibration and fidelity runs back to back: the least drift between them
+    phases = [("random", 0), ("local", slots), ("local", 0), ("offload", slots),
+              ("offload", 0), ("greedy", 0), ("switches", -1)]  # fmt: skip
     spec_models = bench.obs_spec.models
     preload_only = [m for e in cfg.edge_specs() for m in e.preload if m not in spec_models]
     models = list(dict.fromkeys([*spec_models, *preload_only]))
