@@ -29,6 +29,8 @@ BENCHMARKS: dict[str, str] = {
     "actor_decision": "OnnxActor.decide on the board (µs) vs a bare ORT run of the actor",
     "edge_throughput": "tasks/s through one edge vs bare echo and bare ORT rates",
     "twin_throughput": "twin agent-steps/s, 4096 envs x 10 agents vs a plain Python slot loop",
+    "maddpg_updates": "MADDPG updates, 10 agents, batch 1024: GFLOP/s vs fp32 matmul rate",
+    "train_wall": "wall time to train MATO to a converged reward, paper set-up, twin",
 }
 
 

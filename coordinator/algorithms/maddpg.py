@@ -411,6 +411,8 @@ def train(
                 "agent": agent.state_dict(), "buffer": buffer.state_dict(),
                 "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
             }, agent.actor_modules)  # fmt: skip
+        if hooks.should_stop():
+            break
     return agent, evaluation
 
 

@@ -93,6 +93,10 @@ class Hooks:
     def progress(self, step: int, note: str) -> None:
         """One step done; `note` carries the running reward."""
 
+    def should_stop(self) -> bool:
+        """Checked after every step: True ends training there (e.g. converged)."""
+        return False
+
 
 def evaluate(env: VecEnv, policy: Policy, episodes: int, seed: int) -> EpisodeStats:
     """Run `policy` (no exploration) from a fresh reset with `seed` until `episodes`
