@@ -63,8 +63,8 @@ def restore_caches(bench: LiveBench, timeout_s: float = 120.0) -> int:
     """Bring every live edge's cache back to its `preload` list in order (the state
     a bench starts in, and a twin episode starts in). An edge already holding exactly
     its preload in that LRU order is left alone; otherwise its models are evicted and
-    the preload fetched again. Returns the models fetched."""
-    fetched = 0
+    the preload fetched again. Returns how many edges were changed."""
+    changed = 0
     for spec in bench.cfg.edge_specs():
         node = bench.launcher.nodes.get(spec.id)
         if node is None or not node.alive():
@@ -74,14 +74,14 @@ def restore_caches(bench: LiveBench, timeout_s: float = 120.0) -> int:
             held = [c.model.model_id for c in client.state(timeout_s=10).cached]
             if held == want:
                 continue
+            changed += 1
             for model_id in held:
                 client.evict(ModelRef(model_id))
             for model_id in want:
                 op = client.prefetch(ModelRef(model_id), timeout_s=timeout_s)
                 if not op.ok:
                     log.warning("%s: preload of %s failed: %s", spec.id, model_id, op.detail)
-                fetched += 1
-    return fetched
+    return changed
 
 
 def reseed(bench: LiveBench, seed: int) -> None:
@@ -161,6 +161,7 @@ def run_policy(
     return records
 
 
-def wait_settled(seconds: float = 0.2) -> None:
-    """Let the edges' retained state reach the boards after operator calls."""
+def wait_settled(seconds: float = 0.5) -> None:
+    """Let the edges' retained state reach the boards after operator calls (ms on an
+    idle host; the margin is for a host busy with other work)."""
     time.sleep(seconds)

@@ -12,7 +12,6 @@ from pettingzoo.test import parallel_api_test
 
 from coordinator.envs import make_env, make_vec_env
 from testbed.config import load_config
-from testbed.observation import SELF_FEATURES
 
 pytestmark = pytest.mark.slow
 
@@ -63,13 +62,14 @@ def test_the_live_bench_passes_it_with_the_twins_spaces(tmp_path: Path, tiny_zoo
         for agent in live.possible_agents:
             assert live.observation_space(agent) == twin.observation_space(agent)
             assert live.action_space(agent) == twin.action_space(agent)
-        # the same seed: the same tasks, positions, clocks, rates and caches
+        # the same seed: the same tasks, positions, clocks, rates and caches (not the
+        # queues: the board counts its own task in observe/act slots, docs/twin.md, and
+        # an edge's last state may reach a busy host's boards late)
         live_obs, _ = live.reset(seed=0)
         twin_obs, _ = twin.reset(seed=0)
-        spec = twin.vec.spec
-        queue = spec.feature_names().index(SELF_FEATURES[-1])  # see docs/twin.md
+        names = twin.vec.spec.feature_names()
+        keep = [i for i, n in enumerate(names) if not n.endswith("queue")]
         for agent in live.possible_agents:
-            keep = np.arange(spec.obs_dim) != queue
             assert np.allclose(live_obs[agent][keep], twin_obs[agent][keep], atol=1e-6), agent
         actions = {a: live.action_space(a).sample() for a in live.agents}
         _, rewards, _, _, infos = live.step(actions)
