@@ -7,11 +7,12 @@ model, every `train.*` default (16 environments, batch 1024, hidden 256, …) �
 from its first step, evaluated noise-free every EVAL_EVERY steps on `eval_episodes`
 fixed evaluation episodes (the same tasks each time).
 
-Convergence: the first evaluation from which it and the next CONFIRM − 1 evaluations
-all lie within 2 % of their mean (|x − mean| ≤ 0.02·|mean|): the reward has reached
-its plateau. The figure is the wall time up to that first evaluation (the confirming
-steps are run but not counted). Training stops once confirmed, or at `train.steps`
-(then the figure is the whole run and the case says "not converged").
+Convergence: among the evaluations after learning started (step > warmup_steps), the
+first from which it and the next CONFIRM − 1 evaluations all lie within 2 % of their
+mean (|x − mean| ≤ 0.02·|mean|): the reward has reached its plateau. The figure is the
+wall time up to that first evaluation (the confirming steps are run but not counted).
+Training stops once confirmed, or at `train.steps` (then the figure is the whole run
+and the case says "not converged").
 
 Reference: the same number of steps without learning — the twin's steps and the
 actors' forward passes only, what no trainer avoids — measured after training in the
@@ -52,23 +53,24 @@ def converged_at(evals: list[tuple[int, float, float]]) -> tuple[int, float, flo
     return None
 
 
-def _hooks() -> Any:
+def _hooks(warmup_steps: int) -> Any:
     from coordinator.algorithms.rollout import Hooks
 
     class Watch(Hooks):
-        def __init__(self) -> None:
+        def __init__(self, warmup_steps: int) -> None:
+            self.warmup_steps = warmup_steps
             self.evals: list[tuple[int, float, float]] = []
             self.last_step, self.last_elapsed = 0, 0.0
 
         def row(self, metrics: dict[str, float]) -> None:
             self.last_step, self.last_elapsed = int(metrics["step"]), metrics["elapsed_s"]
-            if not np.isnan(metrics["eval_reward"]):
+            if not np.isnan(metrics["eval_reward"]) and self.last_step > self.warmup_steps:
                 self.evals.append((self.last_step, metrics["elapsed_s"], metrics["eval_reward"]))
 
         def should_stop(self) -> bool:
             return converged_at(self.evals) is not None
 
-    return Watch()
+    return Watch(warmup_steps)
 
 
 def _baselines(cfg: Any, seed: int) -> dict[str, float]:
@@ -99,7 +101,7 @@ def run(quick: bool = False) -> Result:
     eval_seed = cfg.seed + 10**6
     env = make_vec_env(cfg, cfg.train.num_envs, seed=cfg.seed)
     evals = make_vec_env(cfg, cfg.train.eval_episodes, seed=eval_seed)
-    watch = _hooks()
+    watch = _hooks(args.warmup_steps)
     t0 = time.perf_counter()
     agent, _ = train(args, env, eval_env=evals, hooks=watch)
     total_s = time.perf_counter() - t0
