@@ -41,7 +41,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -336,16 +335,6 @@ class Maddpg:
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.critic_opt.load_state_dict(state["critic_opt"])
 
-    def actor_modules(self) -> list[nn.Module]:
-        """Each agent's actor as the deployable `build_actor` module (for export)."""
-        out = []
-        for i in range(self.n):
-            module = build_actor(self.spec, (self.args.hidden, self.args.hidden), seed=0)
-            state = {k.removeprefix("actor."): v for k, v in self.actor.unstacked(i).items()}
-            module.load_state_dict(state)
-            out.append(module.eval())
-        return out
-
 
 # ---------------------------------------------------------------------------- loop
 
@@ -410,7 +399,7 @@ def train(
                 "step": done, "elapsed_s": time.monotonic() - t0, "args": dataclasses.asdict(args),
                 "agent": agent.state_dict(), "buffer": buffer.state_dict(),
                 "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-            }, agent.actor_modules)  # fmt: skip
+            }, lambda: deployable_actors(agent))  # fmt: skip
         if hooks.should_stop():
             break
     return agent, evaluation
@@ -438,6 +427,15 @@ class _Mean:
 # ---------------------------------------------------------------------------- evaluation/export
 
 
-def policy_of(agent: Maddpg) -> Callable[[np.ndarray], np.ndarray]:
-    """The trained agents as a noise-free `VecEnv` policy (what the boards would do)."""
-    return agent.act
+def deployable_actors(agent: Maddpg) -> list[nn.Module]:
+    """Each agent's actor as the deployable `build_actor` module: what export.py writes
+    to ONNX and the boards run (its forward = `agent.act` for that agent)."""
+    out = []
+    hidden = (agent.args.hidden, agent.args.hidden)
+    for i in range(agent.n):
+        module = build_actor(agent.spec, hidden, seed=0)
+        module.load_state_dict(
+            {k.removeprefix("actor."): v for k, v in agent.actor.unstacked(i).items()}
+        )
+        out.append(module.eval())
+    return out
