@@ -8,6 +8,7 @@ import csv
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -128,12 +129,17 @@ def test_resume_continues_from_the_latest_checkpoint(tiny_config: Path) -> None:
     assert main(["train", "--resume", str(run)]) == 0  # complete: nothing to do
 
 
-def test_clear_errors(tiny_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_clear_errors(
+    tiny_config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert main(["train", "-c", str(tiny_config), "--algo", "ppo"]) == ExitCode.USAGE
     assert "choose from mato, nomodel, saddpg" in capsys.readouterr().err
     assert main(["train", "-c", str(tiny_config), "--algo", "random"]) == ExitCode.USAGE
     assert main(["train", "-c", str(tiny_config), "--backend", "sim"]) == ExitCode.USAGE
     assert main(["train", "--resume", str(tiny_config.parent)]) == ExitCode.USAGE
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if torch were not installed
+    assert main(["train", "-c", str(tiny_config)]) == ExitCode.DEPENDENCY_MISSING
+    assert "pip install" in capsys.readouterr().err
     assert not (tiny_config.parent / "runs").exists()  # no half-made run folder
 
 
