@@ -154,6 +154,12 @@ class Launcher:
         return self._spawn("cloud", NodeKind.CLOUD, "cloud_node", ["--zoo", str(self.zoo_dir)])
 
     def start_edge(self, spec: EdgeSpec) -> NodeProcess:
+        cloud = self.nodes.get("cloud")
+        if spec.preload and cloud is not None:
+            # The edge asks the cloud for its preloads as soon as it serves; a request
+            # published before the cloud subscribed is lost and the edge would wait its
+            # whole fetch timeout (seen in ~1 of 6 starts of 2 edges here).
+            self.wait_ready([cloud])
         cache = Path(spec.cache_dir) if spec.cache_dir else self.run_dir / "cache" / spec.id
         return self._spawn(spec.id, NodeKind.EDGE, "edge_node", ["--cache-dir", str(cache)])
 
