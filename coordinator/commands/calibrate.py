@@ -21,6 +21,7 @@ same tasks), and the report (markdown + JSON) goes next to the calibration file.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
@@ -71,6 +72,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="no bench: replay the twin against an earlier calibrate run (its folder or its "
         "calibration file) and write the report again",
     )  # fmt: skip
+    p.add_argument(
+        "--refit", action="store_true",
+        help="with --from: fit the calibration again from the run's records (no bench)",
+    )  # fmt: skip
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key")  # fmt: skip
     p.set_defaults(func=run_calibrate)
@@ -115,6 +120,11 @@ def _replay(cfg: TestbedConfig, catalog: Catalog, source: Path, args: argparse.N
     out = source if source.is_file() else default
     calibration = Calibration.load(out)
     records = source if source.is_dir() else Path(calibration.bench.run_dir)
+    if args.refit:
+        calibration = _refit(cfg, catalog, calibration, records)
+        calibration.save(out)
+        print(f"fitted again from {records}: wrote {out}")
+        print(_summary(calibration))
     try:
         live = {p: csv_metrics(records / f"tasks-fidelity-{p}.csv") for p in POLICIES}
         runs = {
@@ -126,6 +136,31 @@ def _replay(cfg: TestbedConfig, catalog: Catalog, source: Path, args: argparse.N
         raise TestbedExit(ExitCode.USAGE, f"{out}: measured with seed {calibration.bench.seed}")
     args.slots = calibration.bench.slots
     return _report(cfg, catalog, calibration, out, live, runs, args)
+
+
+def _refit(cfg: TestbedConfig, catalog: Catalog, old: Calibration, records: Path) -> Calibration:
+    try:
+        local = bench_ops.read_records(records / "tasks-calibration-local.csv")
+        offload = bench_ops.read_records(records / "tasks-calibration-offload.csv")
+    except FileNotFoundError as exc:
+        raise TestbedExit(ExitCode.USAGE, f"cannot fit again: {exc}") from None
+    if (records / bench_ops.SWITCHES_CSV).is_file():
+        switches = bench_ops.read_switches(records / bench_ops.SWITCHES_CSV)
+    else:  # a run from before switches were kept: its switch figures stay as they were
+        edge = cfg.edge_specs()[0]
+        rate = edge.cloud_link_mbps if cfg.emulation.links else math.inf
+        switches = [
+            bench_ops.SwitchSample(
+                m.model_id, edge.id, m.fetch_overhead_s + m.size_bytes * 8 / 1e6 / rate,
+                m.verify_s, m.load_s, m.warmup_s, m.switch_s,
+            )
+            for m in old.models
+        ]  # fmt: skip
+    models = [m.model_id for m in old.models]
+    return fit_calibration(
+        cfg, catalog, models=models, local_records=local, offload_records=offload,
+        switches=switches, facts=old.bench,
+    )  # fmt: skip
 
 
 def _report(
@@ -183,6 +218,7 @@ def _measure(
             switches = bench_ops.measure_switches(
                 bench, models, repeats, progress=_bar(len(models) * repeats, "model switches")
             )
+            bench_ops.write_switches(bench.run_dir / bench_ops.SWITCHES_CSV, switches)
             continue
         purpose = "calibration" if first else "fidelity"
         records = bench_ops.run_policy(

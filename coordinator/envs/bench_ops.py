@@ -5,6 +5,7 @@ run a heuristic for a number of slots."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import logging
 import time
@@ -19,6 +20,7 @@ from testbed.edge_client import EdgeClient
 from testbed.exit_codes import ExitCode, TestbedExit
 from testbed.messages import ModelRef, TaskRecord
 from testbed.tasks import TaskGenerator
+from testbed.types import EnergyMethod, EnergyPart, FailureReason, Outcome
 from testbed.zoo.catalog import Catalog, CatalogError, CatalogNotFound
 
 log = logging.getLogger(__name__)
@@ -141,6 +143,58 @@ def measure_switches(
                 )  # fmt: skip
                 progress(f"switch {model_id} {n + 1}/{repeats}: {t.total_ms:.0f} ms")
     return samples
+
+
+SWITCHES_CSV = "switches.csv"
+
+
+def write_switches(path: Path, samples: list[SwitchSample]) -> None:
+    """The switch measurements as CSV (one row per prefetch, times in s)."""
+    fields = [f.name for f in dataclasses.fields(SwitchSample)]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(dataclasses.asdict(s) for s in samples)
+
+
+def read_switches(path: Path) -> list[SwitchSample]:
+    with open(path, newline="") as f:
+        return [
+            SwitchSample(
+                r["model_id"],
+                r["edge_id"],
+                *(float(r[k]) for k in ("fetch_s", "verify_s", "load_s", "warmup_s", "total_s")),
+            )
+            for r in csv.DictReader(f)
+        ]
+
+
+def read_records(path: Path) -> list[TaskRecord]:
+    """Task records back from a run's CSV (coordinator/records.py `write_csv`)."""
+    types = {f.name: f.type for f in dataclasses.fields(TaskRecord)}
+    out = []
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            values: dict[str, object] = {}
+            for name, kind in types.items():
+                if name == "energy" or name not in row:
+                    continue
+                text = row[name]
+                values[name] = (
+                    Outcome(text) if name == "outcome"
+                    else FailureReason(text) if name == "reason"
+                    else text == "True" if kind == "bool"
+                    else int(text) if kind == "int"
+                    else float(text) if kind == "float"
+                    else text
+                )  # fmt: skip
+            parts = []
+            for item in filter(None, row.get("energy_parts", "").split(";")):
+                part, rest = item.split("=", 1)
+                joules, method = rest.rsplit(":", 1)
+                parts.append(EnergyPart(part, float(joules), EnergyMethod(method)))
+            out.append(TaskRecord(**values, energy=parts))  # type: ignore[arg-type]
+    return out
 
 
 def run_policy(

@@ -2,9 +2,13 @@
 `offload` run's task records, switch costs from the edges' operator prefetches
 (docs/twin.md, "How each figure is measured").
 
-Every figure is a median (robust to the odd slow slot on a shared host). A model with
-no sample (no task of its type arrived in the run) is priced by scaling the measured
-models' cost per FLOP to its unit FLOPs, and says so in `sources`.
+A per-unit cost is a ratio of sums — Σ cost / Σ units over the model's tasks — and an
+overhead a mean, so the twin's *mean* latency and energy match the runs' (the edge's
+per-unit times are skewed by contention: their mean is 30–45 % above their median on
+the 2-core default bench). The few switch repeats per model are medians (one slow
+repeat is the host, not the model). A model with no sample (no task of its type arrived
+in the run) is priced by scaling the measured models' cost per FLOP to its unit FLOPs,
+and says so in `sources`.
 """
 
 from __future__ import annotations
@@ -51,24 +55,34 @@ def _part_method(records: Iterable[TaskRecord], part: str) -> str:
     return ""
 
 
+def _mean(values: Iterable[float]) -> float | None:
+    items = [v for v in values if v == v]
+    return float(statistics.fmean(items)) if items else None
+
+
 @dataclass
 class _PerModel:
-    """Samples per model id of one figure."""
+    """Σ cost and Σ units per model id of one per-unit figure."""
 
-    values: dict[str, list[float]]
+    cost: dict[str, float]
+    units: dict[str, float]
+    count_: dict[str, int]
 
     @classmethod
     def empty(cls) -> _PerModel:
-        return cls(defaultdict(list))
+        return cls(defaultdict(float), defaultdict(float), defaultdict(int))
 
-    def add(self, model_id: str, value: float) -> None:
-        self.values[model_id].append(value)
+    def add(self, model_id: str, cost: float, units: float) -> None:
+        self.cost[model_id] += cost
+        self.units[model_id] += units
+        self.count_[model_id] += 1
 
-    def median(self, model_id: str) -> float | None:
-        return _median(self.values.get(model_id, []))
+    def per_unit(self, model_id: str) -> float | None:
+        units = self.units.get(model_id, 0.0)
+        return self.cost[model_id] / units if units > 0 else None
 
     def count(self, model_id: str) -> int:
-        return len(self.values.get(model_id, []))
+        return self.count_.get(model_id, 0)
 
 
 def _step_factor(entry: ModelEntry, steps: int) -> float:
@@ -101,8 +115,8 @@ def fit_calibration(
         if r.reason is FailureReason.LOCAL_FAILED or spec.cpu_ghz is None:
             continue
         per_unit = r.local_units * _step_factor(entry, r.steps)
-        local_gs.add(r.model_id, r.t_local_ms / 1e3 / per_unit * spec.cpu_ghz)
-        local_j.add(r.model_id, _part_j(r, "local_compute") / per_unit)
+        local_gs.add(r.model_id, r.t_local_ms / 1e3 * spec.cpu_ghz, per_unit)
+        local_j.add(r.model_id, _part_j(r, "local_compute"), per_unit)
         if not r.edge_id:
             local_over.append((r.latency_ms - r.t_local_ms) / 1e3)
     up_over: list[float] = []
@@ -117,8 +131,8 @@ def fit_calibration(
             continue
         per_unit = r.edge_units * _step_factor(entry, r.steps)
         if r.t_edge_compute_ms > 0:
-            edge_s.add(r.model_id, r.t_edge_compute_ms / 1e3 / per_unit)
-            edge_j.add(r.model_id, _part_j(r, "edge_compute") / per_unit)
+            edge_s.add(r.model_id, r.t_edge_compute_ms / 1e3, per_unit)
+            edge_j.add(r.model_id, _part_j(r, "edge_compute"), per_unit)
         rate = _rate(cfg, agents[r.agent_id].position_m, edges[r.edge_id].position_m)
         paced_s = r.share * r.size_mbit / rate if cfg.emulation.links else 0.0
         up_over.append(r.t_tx_ms / 1e3 - paced_s)
@@ -147,10 +161,10 @@ def fit_calibration(
         load = _median(s.load_s for s in samples)
         warm = _median(s.warmup_s for s in samples)
         figures = {
-            "local_ghz_s_per_unit": local_gs.median(model_id),
-            "local_j_per_unit": local_j.median(model_id),
-            "edge_s_per_unit": edge_s.median(model_id),
-            "edge_j_per_unit": edge_j.median(model_id),
+            "local_ghz_s_per_unit": local_gs.per_unit(model_id),
+            "local_j_per_unit": local_j.per_unit(model_id),
+            "edge_s_per_unit": edge_s.per_unit(model_id),
+            "edge_j_per_unit": edge_j.per_unit(model_id),
             "fetch_overhead_s": fetch_over,
             "verify_s": verify,
             "load_s": load,
@@ -209,9 +223,9 @@ def fit_calibration(
         version=CALIBRATION_VERSION,
         bench=facts,
         edge_ghz=edge0.cpu_ghz,
-        upload_overhead_s=max(0.0, _median(up_over) or 0.0),
-        reply_overhead_s=max(0.0, _median(reply_over) or 0.0),
-        local_overhead_s=max(0.0, _median(local_over) or 0.0),
+        upload_overhead_s=max(0.0, _mean(up_over) or 0.0),
+        reply_overhead_s=max(0.0, _mean(reply_over) or 0.0),
+        local_overhead_s=max(0.0, _mean(local_over) or 0.0),
         models=models_out,
         power={"agent": agent_power, "edge": edge_power},
         notes=notes,

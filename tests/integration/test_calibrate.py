@@ -58,9 +58,12 @@ def test_calibrate_writes_a_calibration_the_twin_uses(tmp_path: Path, tiny_zoo: 
                                    "completion_rate"}  # fmt: skip
     assert set(report["calibration_runs"]) == {"local", "offload"}  # the fit's own window
     assert (out.parent / "fidelity.md").read_text().startswith("# The twin's fidelity gap")
-    again = run_testbed("calibrate", "-c", str(config), "--from", str(out))  # no bench
+    again = run_testbed("calibrate", "-c", str(config), "--from", str(out), "--refit")  # no bench
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "fidelity gap" in again.stdout
+    assert "fitted again" in again.stdout and "fidelity gap" in again.stdout
+    for old, new in zip(calibration.models, Calibration.load(out).models, strict=True):
+        for name in ("local_ghz_s_per_unit", "local_j_per_unit", "edge_s_per_unit", "load_s"):
+            assert getattr(new, name) == pytest.approx(getattr(old, name), rel=1e-6)
 
 
 def test_calibrate_without_a_zoo_exits_4(tmp_path: Path) -> None:
