@@ -347,9 +347,12 @@ class TwinEnv:
         refused_r = np.where(want_r & big_r, p.too_large_s[u_r], 0.0)  # until the refusal
         start_r, begin_r, finish_r = (np.zeros((rounds, num_e)) for _ in range(3))
         was_r, admit_r, full_r = (np.zeros((rounds, num_e), dtype=bool) for _ in range(3))
+        # one server per edge (the default): a task starts when the one before it ended,
+        # so no model is in use by another task and none is still being admitted
+        shared = num_s > 1
         for r in range(rounds):
             cell = cell_r[r]
-            if num_s == 1:
+            if not shared:
                 server = server_base[r]
                 start = np.maximum(a_r[r], free[server])
             else:
@@ -360,24 +363,29 @@ class TwinEnv:
             was = cached[cell]
             admit = ~was & admissible_r[r]
             self._tick += 1
+            fail_s = refused_r[r]
             if admit.any():
                 at = np.flatnonzero(admit)
-                fits = self._make_room(cached, last, at, j_r[r, at], u_r[r, at], start[at], busy)
-                full_r[r, at] = ~fits
-                admit[at] = fits
+                fits = self._make_room(
+                    cached, last, at, j_r[r, at], u_r[r, at], start[at], busy if shared else None
+                )
+                if not fits.all():
+                    full_r[r, at] = ~fits
+                    admit[at] = fits
+                    fail_s = np.where(full_r[r], switch_r[r], fail_s)
             # a model another server is still admitting: wait for it (single flight)
-            begin = np.where(was, np.maximum(start, ready[cell]), start)
+            begin = np.where(was, np.maximum(start, ready[cell]), start) if shared else start
             switch = np.where(admit, switch_r[r], 0.0)
             failed = ~was & ~admit  # missing (d = 0), too large, or no room
-            fail_s = np.where(full_r[r], switch_r[r], refused_r[r])
             finish = begin + np.where(failed, fail_s, switch + comp_r[r])
             free[server] = finish
             ok_cell = np.where(failed, trash_cell, cell)
-            busy[ok_cell] = np.maximum(busy[ok_cell], finish) if num_s > 1 else finish
             last[ok_cell] = self._tick
             admit_cell = np.where(admit, cell, trash_cell)
             cached[admit_cell] = True
-            ready[admit_cell] = begin + switch
+            if shared:
+                busy[ok_cell] = np.maximum(busy[ok_cell], finish)
+                ready[admit_cell] = begin + switch
             start_r[r], begin_r[r], finish_r[r] = start, begin, finish
             was_r[r], admit_r[r] = was, admit
         self.cached.reshape(-1)[:] = cached[:-1]
@@ -397,7 +405,8 @@ class TwinEnv:
         at_rank = flat[valid]
         for name in names:
             cols[name].reshape(-1)[at_rank] = res[name][valid]
-        cols["hit"].reshape(-1)[at_rank] = was_r[valid]
+        hit_r = was_r & (begin_r <= start_r)  # a task that waited for an admission: a miss
+        cols["hit"].reshape(-1)[at_rank] = hit_r[valid]
         cols["reason"].reshape(-1)[at_rank] = code_r[valid]
         return cols
 
@@ -409,30 +418,32 @@ class TwinEnv:
         j: Array,
         u: Array,
         at_s: Array,
-        busy: Array,
+        busy: Array | None,
     ) -> Array:
-        """Evict least-recently-used models not in use at `at_s` until model u fits edge j
-        (edge_node/model_cache.py `_make_room`) in the flat cache arrays; returns whether
-        it fits."""
+        """Evict least-recently-used models not in use at `at_s` (None: none is) until
+        model u fits edge j (edge_node/model_cache.py `_make_room`) in the flat cache
+        arrays; returns whether it fits."""
         p = self.params
         num_u = p.num_models
         size = p.model_size_bytes
         base = ((envs * p.num_edges + j) * num_u)[:, None] + np.arange(num_u)  # (n, U)
         held = cached[base]
         order = last[base]
-        in_use = busy[base] > at_s[:, None]
         need = held @ size + size[u] - p.edge_capacity_bytes[j]
+        if not (need > 0).any():
+            return np.ones(len(envs), dtype=bool)
+        evictable = held & (busy[base] <= at_s[:, None]) if busy is not None else held.copy()
         rows = np.arange(len(envs))
         for _ in range(num_u):
             todo = need > 0
             if not todo.any():
                 break
-            candidate = held & ~in_use
-            victim = np.argmin(np.where(candidate, order, np.iinfo(np.int64).max), axis=1)
-            evict = todo & candidate[rows, victim]
+            victim = np.argmin(np.where(evictable, order, np.iinfo(np.int64).max), axis=1)
+            evict = todo & evictable[rows, victim]
             if not evict.any():
                 break
             held[rows[evict], victim[evict]] = False
+            evictable[rows[evict], victim[evict]] = False
             need[evict] -= size[victim[evict]]
         cached[base] = held
         return need <= 0

@@ -204,6 +204,29 @@ def test_two_uploads_are_served_fifo_in_order_of_arrival() -> None:
     assert out.latency_s[0, 1] == pytest.approx(a0 + 0.04 + 0.04 + REPLY, rel=1e-6)
 
 
+def test_two_servers_serve_at_once_and_share_one_download() -> None:
+    cfg = bench(["m-a"], edges={
+        "count": 1, "cpu_ghz": 7.0, "cache_capacity_mb": 10.0, "cloud_link_mbps": 80.0,
+        "parallel_slots": 2, "nodes": [{"position_m": [0.0, 0.0], "preload": ["m-a"]}],
+    })  # fmt: skip
+    env = twin(cfg)
+    a0 = costs.upload_latency_s(1.0, 2.0, rate(100.0)) + UPLOAD
+    a1 = costs.upload_latency_s(1.0, 2.0, rate(200.0)) + UPLOAD
+    give(env, [A, A])  # both hit: the second starts on the other server at once
+    out = act(env, [(0, 1.0, False), (0, 1.0, False)])
+    assert out.info["t_edge_queue_s"][0, 1] == 0.0
+    assert out.latency_s[0, 1] == pytest.approx(a1 + 0.04 + REPLY, rel=1e-6)
+    give(env, [B, B])  # both need m-b: one download; the second waits for it
+    out = act(env, [(0, 1.0, True), (0, 1.0, True)])
+    switch = 5 * 8 / 80 + 0.05 + 0.01 + 0.1 + 0.04
+    assert out.latency_s[0, 1] == pytest.approx(a0 + switch + 0.04 + REPLY, rel=1e-6)
+    assert not out.info["cache_hit"][0, 1] and out.info["t_edge_queue_s"][0, 1] == 0.0
+    fetch_j = 20.0 * (5 * 8 / 80 + 0.05) + 3.0  # cloud_tx + load + warm-up, paid once
+    assert out.energy_j[0, 0] - out.energy_j[0, 1] == pytest.approx(
+        fetch_j + costs.upload_energy_j(0.5, a0 - a1), rel=1e-5
+    )
+
+
 def test_lru_eviction_by_bytes_of_models_not_in_use() -> None:
     env = twin(bench(["m-a", "m-b"]))  # 4 + 5 of 10 MB; m-a is least recently used
     models = env.params.models
