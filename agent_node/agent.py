@@ -237,8 +237,10 @@ class Agent:
         return result
 
     def _observe(self, run: _Run, task: Task) -> np.ndarray:
+        # the tasks waiting behind `task`: a task only peeked (observe_only) is still queued
+        behind = len(run.queue) - (1 if run.queue.peek() is task else 0)
         return board_observation(
-            run.obs_spec, task, run.position_m, run.cpu_ghz, len(run.queue), run.edges.views()
+            run.obs_spec, task, run.position_m, run.cpu_ghz, behind, run.edges.views()
         )
 
     # ------------------------------------------------------------------ execution
