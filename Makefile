@@ -36,7 +36,7 @@ demo: $(VENV)/.run
 test: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy testbed agent_node edge_node cloud_node
+	$(BIN)/mypy testbed agent_node edge_node cloud_node coordinator
 	$(PY) -m pytest
 
 lint: $(VENV)/.dev
@@ -44,7 +44,7 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff format --check .
 
 typecheck: $(VENV)/.dev
-	$(BIN)/mypy testbed agent_node edge_node cloud_node
+	$(BIN)/mypy testbed agent_node edge_node cloud_node coordinator
 
 proto: $(VENV)/.dev
 	$(PY) tools/gen_proto.py

@@ -78,7 +78,7 @@ def export_actor(actor: Any, spec: ObservationSpec, path: str | Path | None = No
         torch.onnx.export(
             actor,
             (torch.zeros(1, spec.obs_dim),),
-            buffer,
+            buffer,  # type: ignore[arg-type]  # the legacy exporter writes to file objects
             input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME],
             dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},

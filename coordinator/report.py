@@ -194,7 +194,10 @@ def markdown(results: dict[str, Any], agg: dict[str, Any], figures: list[Path]) 
         lines.append("| algorithm | " + " | ".join(str(v) for v in values) + " |")
         lines.append("|---|" + "---|" * len(values))
         for algo, by_value in sorted(agg.items()):
-            cells = [_fmt(*by_value[v][key], digits) if v in by_value else "n/a" for v in values]
+            cells = [
+                _fmt(by_value[v][key][0], by_value[v][key][1], digits) if v in by_value else "n/a"
+                for v in values
+            ]
             lines.append(f"| {algo} | " + " | ".join(cells) + " |")
         lines.append("")
     gains = improvements(agg, values)
