@@ -97,6 +97,7 @@ class FeedServer:
         self._window = window
         self._pool = ThreadPoolExecutor(max_parallel, thread_name_prefix="feed")
         self._lock = threading.Lock()
+        self._serving: set[str] = set()  # request ids with a transfer under way
         self.stats = FeedStats()
 
     def start(self) -> None:
@@ -112,6 +113,10 @@ class FeedServer:
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("ignored a malformed fetch request: %s", exc)
             return
+        with self._lock:
+            if request.chunks is None and request.request_id in self._serving:
+                return  # the edge asked again before our manifest reached it
+            self._serving.add(request.request_id)
         self._pool.submit(self._serve, request)
 
     def _serve(self, req: feed.FetchRequest) -> None:
@@ -129,6 +134,7 @@ class FeedServer:
         finally:
             with self._lock:
                 self.stats.active -= 1
+                self._serving.discard(req.request_id)
 
     def _send(self, req: feed.FetchRequest, topic: str) -> None:
         try:

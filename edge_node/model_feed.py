@@ -161,7 +161,9 @@ class FeedClient:
         deadline = time.monotonic() + timeout_s
         try:
             self._request(request_id, model, None, rate_mbps)
-            manifest = self._wait_manifest(transfer, model, deadline)
+            manifest = self._wait_manifest(
+                transfer, request_id, model, rate_mbps, deadline, silence_s
+            )
             if on_manifest is not None:
                 on_manifest(manifest)
             rounds = self._wait_complete(
@@ -194,16 +196,33 @@ class FeedClient:
         self._client.publish(self._topics.fetch_requests, req.encode(), qos=1)
 
     def _wait_manifest(
-        self, transfer: _Transfer, model: ModelRef, deadline: float
+        self,
+        transfer: _Transfer,
+        request_id: str,
+        model: ModelRef,
+        rate: float | None,
+        deadline: float,
+        resend_s: float,
     ) -> feed.Manifest:
+        """Wait for the manifest, asking again every `resend_s` (a request published
+        while the cloud was not yet, or no longer, subscribed is lost: MQTT keeps no
+        unsubscribed message). The cloud ignores a repeat of a transfer it is serving."""
+        asked = time.monotonic()
         with transfer.cond:
             while transfer.manifest is None and transfer.error is None:
-                left = deadline - time.monotonic()
+                now = time.monotonic()
+                left = deadline - now
                 if left <= 0:
                     raise TestbedError(
                         FailureReason.FETCH_FAILED,
                         f"{model}: no answer from the cloud node (is it running?)",
                     )
+                if now - asked >= resend_s:
+                    log.info(
+                        "%s: no manifest after %.0f s; asking the cloud again", model, resend_s
+                    )
+                    self._request(request_id, model, None, rate)
+                    asked = now
                 transfer.cond.wait(min(left, 0.5))
             if transfer.error is not None:
                 raise transfer.error

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from pathlib import Path
 
 import grpc
@@ -122,3 +123,19 @@ def test_three_edges_fetch_from_the_cloud_at_once(
                     health_pb2.HealthCheckRequest(), timeout=5
                 )
             assert reply.status == health_pb2.HealthCheckResponse.SERVING, node.node_id
+
+
+def test_a_cloud_that_starts_late_is_asked_again(
+    broker_url: str, tiny_zoo: Path, tmp_path: Path
+) -> None:
+    model = next(iter(catalog_sizes(tiny_zoo)))
+    with EdgeBench(tmp_path, broker_url, tiny_zoo) as bench:
+        bench.start(cloud=False)
+        results: list = []
+        waiting = threading.Thread(target=lambda: results.append(bench.submit(model).result))
+        waiting.start()
+        time.sleep(1.0)  # the edge's first request is lost: nobody had subscribed
+        bench.launcher.wait_ready([bench.launcher.start_cloud()])
+        waiting.join(60)
+        assert results and results[0].outcome is Outcome.COMPLETED, results
+        assert results[0].bytes_fetched == catalog_sizes(tiny_zoo)[model]
