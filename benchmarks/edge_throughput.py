@@ -134,7 +134,7 @@ def run(quick: bool = False) -> Result:
     from testbed.messages import EdgeTaskRequest, ModelRef
     from testbed.types import Outcome
 
-    seconds = 1.0 if quick else 4.0
+    seconds = 0.5 if quick else 4.0
     rounds = 1 if quick else 3
     unit_counts = [1, 256]
     zoo = tiny_zoo()

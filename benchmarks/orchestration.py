@@ -140,7 +140,7 @@ class EchoBarrier:
 
 
 def run(quick: bool = False) -> Result:
-    slots = 20 if quick else 100
+    slots = 10 if quick else 100
     zoo = tiny_zoo()
     notes: list[str] = []
     with scratch("orchestration") as tmp, ExitStack() as stack:
