@@ -11,6 +11,7 @@ restarts re-registers and is configured again before its next step.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -130,6 +131,9 @@ class _AgentHandle:
     channel: grpc.Channel | None = None
     stub: agent_pb2_grpc.AgentServiceStub | None = None
     _connected_to: str = ""
+    achannel: grpc.aio.Channel | None = None
+    astub: agent_pb2_grpc.AgentServiceStub | None = None
+    _aconnected_to: str = ""
 
     def connect(self) -> agent_pb2_grpc.AgentServiceStub:
         """The stub for the agent's current address (it changes when a board restarts)."""
@@ -144,6 +148,31 @@ class _AgentHandle:
     def close(self) -> None:
         if self.channel is not None:
             self.channel.close()
+
+    async def aconnect(self) -> agent_pb2_grpc.AgentServiceStub:
+        """An asyncio stub for the current address; call on the bench's event loop."""
+        if self.astub is None or self._aconnected_to != self.address:
+            if self.achannel is not None:
+                await self.achannel.close()
+            self.achannel = grpc.aio.insecure_channel(self.address, options=GRPC_OPTIONS)
+            self.astub = agent_pb2_grpc.AgentServiceStub(self.achannel)
+            self._aconnected_to = self.address
+        return self.astub
+
+    async def aclose(self) -> None:
+        if self.achannel is not None:
+            await self.achannel.close()
+
+
+@dataclass
+class _Pending:
+    """A Step to send (or one that cannot be sent, with the reason)."""
+
+    handle: _AgentHandle
+    slot: int
+    owes_task: bool
+    request: agent_pb2.StepRequest | None = None
+    failed: str = ""
 
 
 @dataclass
@@ -182,6 +211,11 @@ class LiveBench:
         self._closing = False
         self._t0 = time.monotonic()
         self._pool = ThreadPoolExecutor(max(4, self.cfg.agents.count), thread_name_prefix="step")
+        self._loop = asyncio.new_event_loop()
+        self._loop_thread = threading.Thread(
+            target=self._loop.run_forever, name="step-loop", daemon=True
+        )
+        self._loop_thread.start()
         self._weights = {t.name: t.weight for t in self.cfg.tasks.types}
 
     # ------------------------------------------------------------------ lifecycle
@@ -233,6 +267,15 @@ class LiveBench:
     def close(self) -> None:
         self._closing = True
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+        async def close_channels() -> None:
+            for handle in self.agents.values():
+                await handle.aclose()
+
+        if self._loop.is_running():
+            asyncio.run_coroutine_threadsafe(close_channels(), self._loop).result(5)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._loop_thread.join(5)
         for handle in self.agents.values():
             handle.close()
         if not self.keep:
@@ -334,7 +377,7 @@ class LiveBench:
         else:
             self.policy, self._per_agent = policy, {}
 
-    def _step_one(
+    def _send(
         self,
         handle: _AgentHandle,
         slot: int,
@@ -343,25 +386,50 @@ class LiveBench:
         observe_only: bool = False,
         action: np.ndarray | None = None,
         owes_task: bool | None = None,
-    ) -> tuple[AgentStep, list[TaskRecord]]:
-        """One agent's Step. `owes_task`: whether the slot's task is on the board and not
-        yet recorded if the call fails (default: `generate`)."""
+    ) -> _Pending:
+        """Prepare one agent's Step (configuring the agent first if it needs it).
+        `owes_task`: whether the slot's task is on the board and not yet recorded if the
+        call fails (default: `generate`)."""
         owes = generate if owes_task is None else owes_task
         if handle.needs_configure or handle.needs_policy:
             error = self._configure(handle)
             if error:
-                return self._unreachable(handle, slot, owes, f"not configured: {error}")
+                return _Pending(handle, slot, owes, failed=f"not configured: {error}")
         request = agent_pb2.StepRequest(
             slot=slot, noise_std=noise_std, generate=generate, observe_only=observe_only
         )
         if action is not None:
             request.action.raw.extend(np.asarray(action, dtype=np.float32).tolist())
+        return _Pending(handle, slot, owes, request=request)
+
+    async def _call(self, pending: _Pending) -> agent_pb2.StepReport | grpc.RpcError | None:
+        if pending.request is None:
+            return None
+        stub = await pending.handle.aconnect()
         try:
-            report = handle.connect().Step(request, timeout=self.cfg.run.step_timeout_s)
+            return await stub.Step(pending.request, timeout=self.cfg.run.step_timeout_s)
         except grpc.RpcError as exc:
+            return exc
+
+    def _fan_out(self, pending: list[_Pending]) -> list[Any]:
+        """Every Step of a slot at once on the bench's event loop (one thread: cheaper
+        than a thread per call on a machine the boards share), then the barrier."""
+
+        async def all_calls() -> list[Any]:
+            return await asyncio.gather(*(self._call(p) for p in pending))
+
+        return asyncio.run_coroutine_threadsafe(all_calls(), self._loop).result()
+
+    def _receive(self, pending: _Pending, reply: Any) -> tuple[AgentStep, list[TaskRecord]]:
+        handle, slot, owes = pending.handle, pending.slot, pending.owes_task
+        if reply is None:
+            return self._unreachable(handle, slot, owes, pending.failed)
+        if isinstance(reply, grpc.RpcError):
+            exc = reply
             if exc.code() in (grpc.StatusCode.FAILED_PRECONDITION,):
                 handle.needs_configure = True
             return self._unreachable(handle, slot, owes, f"{exc.code().name}")
+        report = reply
         records = [serde.task_record_from_pb(r) for r in report.tasks]
         step = AgentStep(handle.agent_id, report.acted, step_ms=report.step_ms)
         if report.observation:
@@ -403,41 +471,33 @@ class LiveBench:
         """One slot: every board draws, decides (its own policy), executes and reports."""
         self._slot = slot
         t0 = time.perf_counter()
-        futures = {
-            h.agent_id: self._pool.submit(self._step_one, h, slot, noise_std, generate)
-            for h in self.agents.values()
-        }
-        return self._collect(slot, futures, t0)
+        pending = [self._send(h, slot, noise_std, generate) for h in self.agents.values()]
+        return self._collect(slot, pending, t0)
 
     def observe(self, slot: int) -> SlotResult:
         """Phase one of a trainer's slot: every board draws and queues its task and
         answers with its observation (`steps[agent].observation`; None: no task)."""
         self._slot = slot
         t0 = time.perf_counter()
-        futures = {
-            h.agent_id: self._pool.submit(self._step_one, h, slot, 0.0, True, True)
-            for h in self.agents.values()
-        }
-        return self._collect(slot, futures, t0)
+        pending = [self._send(h, slot, 0.0, True, observe_only=True) for h in self.agents.values()]
+        return self._collect(slot, pending, t0)
 
     def act(self, slot: int, actions: dict[str, np.ndarray]) -> SlotResult:
         """Phase two: serve each board's queued task with the given action vector."""
         t0 = time.perf_counter()
-        futures = {
-            h.agent_id: self._pool.submit(
-                self._step_one, h, slot, 0.0, False, False, actions.get(h.agent_id), True
-            )
+        pending = [
+            self._send(h, slot, 0.0, False, action=actions[h.agent_id], owes_task=True)
             for h in self.agents.values()
             if h.agent_id in actions
-        }
-        return self._collect(slot, futures, t0)
+        ]
+        return self._collect(slot, pending, t0)
 
-    def _collect(self, slot: int, futures: dict[str, Any], t0: float) -> SlotResult:
+    def _collect(self, slot: int, pending: list[_Pending], t0: float) -> SlotResult:
         steps: dict[str, AgentStep] = {}
         records: list[TaskRecord] = []
-        for agent_id, future in futures.items():
-            step, recs = future.result()
-            steps[agent_id] = step
+        for p, reply in zip(pending, self._fan_out(pending), strict=True):
+            step, recs = self._receive(p, reply)
+            steps[p.handle.agent_id] = step
             records.extend(recs)
         for r in records:
             r.reward = self.reward(r)
