@@ -39,6 +39,7 @@ class EdgeDirectory:
         self._lock = threading.Lock()
         self._synced = threading.Condition(self._lock)
         self._heard: set[str] = set()
+        self._pending: dict[str, bytes] = {}  # newest unparsed state per edge
         self._topics = Topics(cfg.broker.topic_prefix)
         self._mqtt = mqtt
         specs = {s.id: s for s in cfg.edge_specs()}
@@ -74,6 +75,20 @@ class EdgeDirectory:
             return sorted(set(self._index) - self._heard)
 
     def views(self) -> tuple[EdgeView, ...]:
+        """The edges as of now: states that arrived since the last call are parsed here,
+        at decision time, and only the newest per edge (edges publish on every change;
+        parsing each message on every board cost more than the decisions)."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for edge_id, payload in pending.items():
+            state = EdgeStateSnapshot.from_json(payload)
+            free = 1.0 - state.cache_used_bytes / max(1, state.cache_capacity_bytes)
+            self._update(
+                edge_id,
+                queue_length=state.queue_length + state.running,
+                cached=frozenset(c.model.model_id for c in state.cached),
+                cache_free=free,
+            )  # liveness comes from the status topic only: a dead edge's state stays retained
         with self._lock:
             return tuple(self._views)
 
@@ -85,19 +100,14 @@ class EdgeDirectory:
             i = self._index.get(edge_id)
             if i is not None:
                 self._views[i] = replace(self._views[i], **changes)  # type: ignore[arg-type]
-                if "cached" in changes:
-                    self._heard.add(edge_id)
-                    self._synced.notify_all()
 
-    def _on_state(self, _topic: str, payload: bytes) -> None:
-        state = EdgeStateSnapshot.from_json(payload)
-        free = 1.0 - state.cache_used_bytes / max(1, state.cache_capacity_bytes)
-        self._update(
-            state.edge_id,
-            queue_length=state.queue_length + state.running,
-            cached=frozenset(c.model.model_id for c in state.cached),
-            cache_free=free,
-        )  # liveness comes from the status topic only: a dead edge's state stays retained
+    def _on_state(self, topic: str, payload: bytes) -> None:
+        edge_id = Topics.node_of(topic)
+        with self._synced:
+            if edge_id in self._index:
+                self._pending[edge_id] = payload  # parsed when a decision needs it
+                self._heard.add(edge_id)
+                self._synced.notify_all()
 
     def _on_status(self, topic: str, payload: bytes) -> None:
         node = Topics.node_of(topic)
