@@ -175,4 +175,6 @@ def task_data(task_id: str, nbytes: int) -> bytes:
     """The task's payload of `nbytes` bytes (D Mbit of sensor-like data), reproducible
     from the task id so a rerun streams the same bytes and gets the same outputs."""
     seed = int.from_bytes(hashlib.sha256(task_id.encode("utf-8")).digest()[:8], "little")
-    return np.random.default_rng(seed).bytes(nbytes)
+    # raw 64-bit words: twice as fast as Generator.bytes, and this runs every slot
+    words = np.random.PCG64(seed).random_raw(-(-nbytes // 8))
+    return words.tobytes()[:nbytes]
