@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("coordinator.commands.bench_state", "show a bench left running by `up --keep`"),
     "down": ("coordinator.commands.bench_state", "stop a bench left running by `up --keep`"),
     "train": ("coordinator.commands.train", "train MADDPG-MATO or a baseline (twin or live)"),
+    "eval": ("coordinator.commands.eval", "compare policies on the same seeds and tasks"),
     "report": ("coordinator.report", "figures and tables from experiment results"),
     "calibrate": (
         "coordinator.commands.calibrate",

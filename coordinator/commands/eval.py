@@ -1,0 +1,118 @@
+"""`testbed eval`: every policy on the same seeds and the same task sequences.
+
+    testbed eval --policies mato=runs/x__mato__0__...,greedy,random --backend live|twin
+                 [--seeds 0,1,2] [--slots N] [-c FILE] [--set K=V]
+
+In `live` the actors run on the boards; in `twin` the same ONNX files run here. Writes
+`runs/<experiment>__eval__<seeds>__<utc>/` with `eval.json` (one entry per policy and
+seed) and `eval.md` (means ± std over seeds), and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+from coordinator.evaluation import EvalPolicy, EvalResult, evaluate
+from coordinator.progress import ProgressBar
+from coordinator.records import write_json
+from coordinator.run_folder import new_run_dir, write_config, write_manifest
+from testbed.config import TestbedConfig, load_config
+from testbed.exit_codes import ExitCode, TestbedExit
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="compare policies on the same seeds and tasks")
+    p.add_argument(
+        "--policies", required=True,
+        help="comma-separated: random, greedy, local, offload, PATH, LABEL=PATH",
+    )  # fmt: skip
+    p.add_argument("--backend", default="twin", choices=("live", "twin"))
+    p.add_argument("--seeds", default="0", help="comma-separated master seeds (default 0)")
+    p.add_argument("--slots", type=int, default=None, help="slots per evaluation (run.slots)")
+    p.add_argument("-c", "--config", default=None, help="testbed YAML (default ./testbed.yaml)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=run_eval)
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise TestbedExit(ExitCode.USAGE, f"--seeds: expected integers, got {text!r}") from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise TestbedExit(ExitCode.USAGE, f"--seeds: expected seeds ≥ 0, got {text!r}")
+    return seeds
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return math.nan, math.nan
+    return statistics.fmean(values), statistics.pstdev(values) if len(values) > 1 else 0.0
+
+
+def table(results: list[EvalResult]) -> str:
+    labels = list(dict.fromkeys(r.policy for r in results))
+    lines = [
+        "| policy | backend | seeds | tasks | completion | latency ms | p95 ms | energy J/task "
+        "| reward/task |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for label in labels:
+        rows = [r for r in results if r.policy == label]
+        cells = []
+        for key, scale, digits in (("completion_rate", 100, 1), ("latency_ms", 1, 1),
+                                   ("latency_p95_ms", 1, 1), ("energy_j", 1, 3),
+                                   ("reward", 1, 3)):  # fmt: skip
+            m, s = mean_std([getattr(r, key) * scale for r in rows])
+            cells.append(f"{m:.{digits}f} ± {s:.{digits}f}" + (" %" if scale == 100 else ""))
+        lines.append(
+            f"| {label} | {rows[0].backend} | {len(rows)} | {sum(r.tasks for r in rows)} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def run_evaluations(
+    cfg: TestbedConfig, policies: list[EvalPolicy], seeds: list[int], slots: int, backend: str,
+    out_dir: Path,
+) -> list[EvalResult]:  # fmt: skip
+    bar = ProgressBar(len(policies) * len(seeds), f"eval ({backend})")
+    results = []
+    for seed in seeds:
+        for policy in policies:
+            result = evaluate(cfg, policy, seed, slots, backend, out_dir)
+            results.append(result)
+            bar.update(1, f"{policy.label} seed {seed}: {100 * result.completion_rate:.0f}% done")
+    return results
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config, sets=args.set)
+    policies = [EvalPolicy.parse(p.strip()) for p in args.policies.split(",") if p.strip()]
+    seeds = parse_seeds(args.seeds)
+    slots = args.slots or cfg.run.slots
+    run_dir = new_run_dir(cfg.run.out_dir, cfg.experiment, "eval", seeds[0])
+    write_config(run_dir, cfg)
+    write_manifest(run_dir, cfg, {"command": "eval", "backend": args.backend,
+                                  "policies": [p.label for p in policies], "seeds": seeds,
+                                  "slots": slots})  # fmt: skip
+    print(f"run folder: {run_dir}")
+    results = run_evaluations(cfg, policies, seeds, slots, args.backend, run_dir)
+    body: dict[str, Any] = {"backend": args.backend, "slots": slots, "seeds": seeds,
+                            "results": [r.metrics() for r in results]}  # fmt: skip
+    write_json(run_dir / "eval.json", body)
+    text = table(results)
+    backend = "the live bench (measured)" if args.backend == "live" else "the twin"
+    (run_dir / "eval.md").write_text(
+        f"# Evaluation on {backend}\n\n{len(seeds)} seed(s) {seeds}, {slots} slots each, "
+        f"the same tasks for every policy of a seed. Mean ± std over seeds.\n\n{text}\n"
+    )
+    print(text)
+    print(f"\nwrote {run_dir}/ (eval.json, eval.md)")
+    return 0

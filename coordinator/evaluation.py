@@ -1,0 +1,227 @@
+"""Evaluate policies on the same seeds and the same task sequences (common random
+numbers), on the live bench or in the twin.
+
+A policy is a heuristic by name (random, greedy, local, offload) or trained actors: a
+training run's folder (its `actors/<agent-id>.onnx`), a folder of such files, or one
+ONNX file for every agent. In `live` the actors run on the boards (`LoadPolicy`); in
+`twin` the same files run in ONNX Runtime here. Every evaluation of a seed sees the
+same tasks: the generator is a function of (seed, agent, slot) on both backends.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from coordinator.actors import ActorFile, read_actor
+from coordinator.live import PolicySource
+from coordinator.records import percentile
+from testbed.config import TestbedConfig, config_from_dict
+from testbed.exit_codes import ExitCode, TestbedExit
+from testbed.policies import PolicyKind
+
+HEURISTICS = ("random", "greedy", "local", "offload")
+
+
+@dataclass(frozen=True)
+class EvalPolicy:
+    """A policy to evaluate, with its label in tables and figures."""
+
+    label: str
+    heuristic: str = ""
+    actors: dict[str, ActorFile] = field(default_factory=dict)  # by agent id; "*": all
+
+    @classmethod
+    def parse(cls, text: str) -> EvalPolicy:
+        """`greedy`, `PATH`, or `LABEL=PATH` (a run folder, a folder of actors, a file)."""
+        label, _, path = text.partition("=") if "=" in text else ("", "", text)
+        if path in HEURISTICS:
+            return cls(label or path, heuristic=path)
+        p = Path(path)
+        if p.is_dir():
+            folder = p / "actors" if (p / "actors").is_dir() else p
+            files = sorted(folder.glob("*.onnx"))
+            if not files:
+                raise TestbedExit(ExitCode.MODEL_INVALID, f"no actors (*.onnx) in {folder}")
+            name = label or (folder.parent.name if folder.name == "actors" else folder.name)
+            return cls(name, actors={f.stem: read_actor(f) for f in files})
+        if p.suffix == ".onnx" and p.exists():
+            return cls(label or p.stem, actors={"*": read_actor(p)})
+        raise TestbedExit(
+            ExitCode.USAGE,
+            f"unknown policy {text!r}: a heuristic ({', '.join(HEURISTICS)}), an ONNX actor, "
+            "or a training run folder",
+        )
+
+    def actor_for(self, agent_id: str) -> ActorFile:
+        actor = self.actors.get(agent_id) or self.actors.get("*")
+        if actor is None:
+            raise TestbedExit(ExitCode.MODEL_INVALID, f"{self.label} has no actor for {agent_id}")
+        return actor
+
+    @property
+    def model_aware(self) -> bool:
+        return all(a.spec.model_aware for a in self.actors.values()) if self.actors else True
+
+    def live_source(self, agent_ids: list[str]) -> PolicySource | dict[str, PolicySource]:
+        if self.heuristic:
+            return PolicySource(self.heuristic)
+        return {a: PolicySource(PolicyKind.ONNX.value, self.actor_for(a)) for a in agent_ids}
+
+
+@dataclass
+class EvalResult:
+    policy: str
+    seed: int
+    backend: str
+    tasks: int
+    completion_rate: float
+    latency_ms: float
+    latency_p95_ms: float
+    energy_j: float
+    reward: float
+    energy_methods: list[str] = field(default_factory=list)
+    failures: dict[str, int] = field(default_factory=dict)
+    run_dir: str = ""
+
+    def metrics(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def with_seed(cfg: TestbedConfig, seed: int, **sets: Any) -> TestbedConfig:
+    data = cfg.to_dict()
+    data["seed"] = seed
+    for dotted, value in sets.items():
+        node = data
+        *parents, last = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    return config_from_dict(data, f"{cfg.experiment} (seed {seed})")
+
+
+# ---------------------------------------------------------------------------- twin
+
+
+def evaluate_twin(cfg: TestbedConfig, policy: EvalPolicy, seed: int, slots: int) -> EvalResult:
+    """`slots` slots of the twin on the task sequence of `seed` (env 0 = the live bench's)."""
+    from coordinator.envs.heuristics import make_heuristic
+    from coordinator.envs.twin import TwinEnv
+    from coordinator.envs.twin_params import TwinParams
+
+    cfg = with_seed(cfg, seed)
+    env = TwinEnv(
+        TwinParams.from_config(cfg), 1, tasks="crn", seed=seed, episode_slots=slots,
+        model_aware=policy.model_aware,
+    )  # fmt: skip
+    if policy.heuristic:
+        heuristic = make_heuristic(policy.heuristic, seed=seed, crn=True)
+
+        def act(_obs: np.ndarray) -> np.ndarray:
+            return heuristic.act(env)
+
+    else:
+        act = _onnx_policy(policy, env.agent_ids)
+    obs = env.reset(seed=seed)
+    latency, energy, done, reward = [], [], [], []
+    for _ in range(slots):
+        out = env.step(act(obs))
+        mask = out.has_task[0]
+        latency += (out.latency_s[0][mask] * 1e3).tolist()
+        energy += out.energy_j[0][mask].tolist()
+        done += out.completed[0][mask].tolist()
+        reward += out.reward[0][mask].tolist()
+        obs = out.obs
+    env.close()
+    served = [v for v in latency if v > 0]
+    methods = ["calibrated twin" if cfg.twin.calibration else "paper model (twin)"]
+    return EvalResult(
+        policy.label, seed, "twin", len(done),
+        completion_rate=sum(done) / len(done) if done else math.nan,
+        latency_ms=statistics.fmean(served) if served else math.nan,
+        latency_p95_ms=percentile(served, 95),
+        energy_j=statistics.fmean(energy) if energy else math.nan,
+        reward=statistics.fmean(reward) if reward else math.nan,
+        energy_methods=methods,
+    )  # fmt: skip
+
+
+def _onnx_policy(policy: EvalPolicy, agent_ids: list[str]) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    sessions = [
+        ort.InferenceSession(policy.actor_for(a).model, options, providers=["CPUExecutionProvider"])
+        for a in agent_ids
+    ]
+    names = [(s.get_inputs()[0].name, s.get_outputs()[0].name) for s in sessions]
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        out = [
+            s.run([o], {i: np.ascontiguousarray(obs[:, n])})[0]
+            for n, (s, (i, o)) in enumerate(zip(sessions, names, strict=True))
+        ]
+        return np.stack(out, axis=1).astype(np.float32)
+
+    return act
+
+
+# ---------------------------------------------------------------------------- live
+
+
+def evaluate_live(
+    cfg: TestbedConfig, policy: EvalPolicy, seed: int, slots: int, out_dir: Path
+) -> EvalResult:
+    """A fresh live bench for `seed` (caches as deployed), `slots` slots, decisions on the
+    boards; its run folder goes under `out_dir`."""
+    from collections import Counter
+
+    from coordinator.live import LiveBench
+    from coordinator.records import summarise, write_csv, write_json
+    from coordinator.run_folder import new_run_dir, write_config
+
+    cfg = with_seed(cfg, seed, **{"run.out_dir": str(out_dir)})
+    run_dir = new_run_dir(out_dir, cfg.experiment, policy.label, seed)
+    with LiveBench(cfg, run_dir, write_config(run_dir, cfg), _zoo_dir(cfg)) as bench:
+        bench.start(policy.live_source([s.id for s in cfg.agent_specs()]))
+        records = [r for res in bench.run(slots) for r in res.records]
+    summary = summarise(records)
+    write_csv(run_dir / "tasks.csv", records)
+    write_json(run_dir / "summary.json", summary)
+    served = [r.latency_ms for r in records if r.latency_ms > 0]
+    methods = sorted({p.method.value for r in records for p in r.energy})
+    failures = Counter(r.reason.value for r in records if not r.completed)
+    return EvalResult(
+        policy.label, seed, "live", len(records),
+        completion_rate=summary["completion_rate"],
+        latency_ms=statistics.fmean(served) if served else math.nan,
+        latency_p95_ms=percentile(served, 95),
+        energy_j=summary["energy_j"]["mean_per_task"],
+        reward=statistics.fmean(r.reward for r in records) if records else math.nan,
+        energy_methods=methods, failures=dict(failures), run_dir=str(run_dir),
+    )  # fmt: skip
+
+
+def _zoo_dir(cfg: TestbedConfig) -> Path:
+    from coordinator.commands.up import check_models, load_catalog
+
+    zoo_dir, catalog = load_catalog(cfg)
+    check_models(cfg, catalog)
+    return zoo_dir.resolve()
+
+
+def evaluate(
+    cfg: TestbedConfig, policy: EvalPolicy, seed: int, slots: int, backend: str, out_dir: Path
+) -> EvalResult:
+    if backend == "live":
+        return evaluate_live(cfg, policy, seed, slots, out_dir)
+    if backend == "twin":
+        return evaluate_twin(cfg, policy, seed, slots)
+    raise TestbedExit(ExitCode.USAGE, f"unknown backend {backend!r}; choose live or twin")
