@@ -31,7 +31,16 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import REPO, Case, Goal, GoalKind, Result, report, standalone
+from benchmarks.common import (
+    REPO,
+    Case,
+    Goal,
+    GoalKind,
+    Result,
+    demo_zoo_or_tiny,
+    report,
+    standalone,
+)
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `testbed train` (see there)
 
@@ -73,14 +82,14 @@ def _hooks(warmup_steps: int) -> Any:
     return Watch(warmup_steps)
 
 
-def _baselines(cfg: Any, seed: int) -> dict[str, float]:
+def _baselines(cfg: Any, seed: int, catalog: Any) -> dict[str, float]:
     from coordinator.algorithms import get
     from coordinator.algorithms.rollout import evaluate
     from coordinator.envs import make_vec_env
 
     out = {}
     for name in ("random", "greedy", "local"):
-        env = make_vec_env(cfg, cfg.train.eval_episodes, seed=seed)
+        env = make_vec_env(cfg, cfg.train.eval_episodes, seed=seed, catalog=catalog)
         policy = get(name).heuristic(env, seed=cfg.seed)
         out[name] = evaluate(env, policy, cfg.train.eval_episodes, seed).episode_reward
     return out
@@ -92,15 +101,18 @@ def run(quick: bool = False) -> Result:
     from coordinator.algorithms.maddpg import MaddpgArgs, train
     from coordinator.envs import make_vec_env
     from testbed.config import load_config
+    from testbed.zoo.catalog import Catalog
 
+    notes: list[str] = []
+    catalog = Catalog.load(demo_zoo_or_tiny(notes))
     cfg = load_config(REPO / "testbed.yaml", env={})
     args = MaddpgArgs.from_config(cfg, centralised_critic=True, model_aware=True)
     args = dataclasses.replace(args, eval_every=EVAL_EVERY, checkpoint_every=10**9)
     if quick:
         args = dataclasses.replace(args, steps=40, warmup_steps=10, batch_size=256, eval_every=10)
     eval_seed = cfg.seed + 10**6
-    env = make_vec_env(cfg, cfg.train.num_envs, seed=cfg.seed)
-    evals = make_vec_env(cfg, cfg.train.eval_episodes, seed=eval_seed)
+    env = make_vec_env(cfg, cfg.train.num_envs, seed=cfg.seed, catalog=catalog)
+    evals = make_vec_env(cfg, cfg.train.eval_episodes, seed=eval_seed, catalog=catalog)
     watch = _hooks(args.warmup_steps)
     t0 = time.perf_counter()
     agent, _ = train(args, env, eval_env=evals, hooks=watch)
@@ -117,10 +129,10 @@ def run(quick: bool = False) -> Result:
         obs = env.step(agent.act(obs)).obs
     reference_s = (time.perf_counter() - t0) * step / max(1, probe)
 
-    base = _baselines(cfg, eval_seed)
+    base = _baselines(cfg, eval_seed, catalog)
     state = f"converged at step {step}" if hit else f"not converged in {step} steps"
     label = f"MATO, 10 agents, 3 edges, {env.num_envs} envs, batch {args.batch_size}: {state}"
-    notes = [
+    notes += [
         f"eval reward per task at the figure's step {reward:.4f}; on the same tasks: "
         + ", ".join(f"{k} {v:.4f}" for k, v in base.items()),
         "evaluations (step: reward): " + ", ".join(f"{s}: {r:.4f}" for s, _, r in watch.evals),

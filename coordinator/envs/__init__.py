@@ -39,7 +39,8 @@ def _twin(cfg: TestbedConfig, num_envs: int, options: dict[str, Any], **defaults
     from coordinator.envs.twin_params import TwinParams
 
     calibration = options.pop("calibration", None)
-    params = TwinParams.from_config(cfg, calibration)
+    catalog = options.pop("catalog", None)
+    params = TwinParams.from_config(cfg, calibration, catalog=catalog)
     kwargs = {**defaults, **options}
     return TwinEnv(params, num_envs, **kwargs)
 
@@ -51,7 +52,8 @@ def make_env(
     loaded `TestbedConfig`; None: ./testbed.yaml).
 
     backend "twin" — options: `calibration` (path or Calibration; default
-    `twin.calibration`, None there: the paper model), `tasks` ("crn", default: the live
+    `twin.calibration`, None there: the paper model), `catalog` (a zoo `Catalog` for the
+    models' sizes and work; default: the one of `zoo.dir`/`zoo.scale`), `tasks` ("crn", default: the live
     bench's task sequence of the seed; or "sampled"), `episode_slots`, `model_aware`.
     backend "live" — the real bench, started on the first reset, stopped by `close`
     (one at a time); options: `episode_slots`, `restore_caches` (default True).
