@@ -53,8 +53,9 @@ def make_env(
 
     backend "twin" — options: `calibration` (path or Calibration; default
     `twin.calibration`, None there: the paper model), `catalog` (a zoo `Catalog` for the
-    models' sizes and work; default: the one of `zoo.dir`/`zoo.scale`), `tasks` ("crn", default: the live
-    bench's task sequence of the seed; or "sampled"), `episode_slots`, `model_aware`.
+    models' sizes and work; default: the one of `zoo.dir`/`zoo.scale`), `tasks` ("crn",
+    default: the live bench's task sequence of the seed; or "sampled"), `episode_slots`,
+    `model_aware`.
     backend "live" — the real bench, started on the first reset, stopped by `close`
     (one at a time); options: `episode_slots`, `restore_caches` (default True).
     `reset(seed)` takes the bench's master seed on both.
