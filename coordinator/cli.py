@@ -32,6 +32,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "down": ("coordinator.commands.bench_state", "stop a bench left running by `up --keep`"),
     "train": ("coordinator.commands.train", "train MADDPG-MATO or a baseline (twin or live)"),
     "eval": ("coordinator.commands.eval", "compare policies on the same seeds and tasks"),
+    "experiment": (
+        "coordinator.experiments",
+        "run a paper experiment: train in the twin, evaluate, report",
+    ),
     "report": ("coordinator.report", "figures and tables from experiment results"),
     "calibrate": (
         "coordinator.commands.calibrate",

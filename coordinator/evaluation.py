@@ -27,6 +27,8 @@ from testbed.exit_codes import ExitCode, TestbedExit
 from testbed.policies import PolicyKind
 
 HEURISTICS = ("random", "greedy", "local", "offload")
+ORACLE = "oracle"
+"""The per-slot optimum by exhaustive search (coordinator/envs/oracle.py): twin only."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ class EvalPolicy:
     def parse(cls, text: str) -> EvalPolicy:
         """`greedy`, `PATH`, or `LABEL=PATH` (a run folder, a folder of actors, a file)."""
         label, _, path = text.partition("=") if "=" in text else ("", "", text)
-        if path in HEURISTICS:
+        if path in (*HEURISTICS, ORACLE):
             return cls(label or path, heuristic=path)
         p = Path(path)
         if p.is_dir():
@@ -55,8 +57,8 @@ class EvalPolicy:
             return cls(label or p.stem, actors={"*": read_actor(p)})
         raise TestbedExit(
             ExitCode.USAGE,
-            f"unknown policy {text!r}: a heuristic ({', '.join(HEURISTICS)}), an ONNX actor, "
-            "or a training run folder",
+            f"unknown policy {text!r}: a heuristic ({', '.join(HEURISTICS)}), {ORACLE} (twin "
+            "only), an ONNX actor, or a training run folder",
         )
 
     def actor_for(self, agent_id: str) -> ActorFile:
@@ -70,6 +72,9 @@ class EvalPolicy:
         return all(a.spec.model_aware for a in self.actors.values()) if self.actors else True
 
     def live_source(self, agent_ids: list[str]) -> PolicySource | dict[str, PolicySource]:
+        if self.heuristic == ORACLE:
+            raise TestbedExit(ExitCode.USAGE, "the oracle searches copies of the slot's state: "
+                              "it runs in the twin only (--backend twin)")  # fmt: skip
         if self.heuristic:
             return PolicySource(self.heuristic)
         return {a: PolicySource(PolicyKind.ONNX.value, self.actor_for(a)) for a in agent_ids}
@@ -120,7 +125,18 @@ def evaluate_twin(cfg: TestbedConfig, policy: EvalPolicy, seed: int, slots: int)
         TwinParams.from_config(cfg), 1, tasks="crn", seed=seed, episode_slots=slots,
         model_aware=policy.model_aware,
     )  # fmt: skip
-    if policy.heuristic:
+    if policy.heuristic == ORACLE:
+        from coordinator.envs.oracle import OracleTooLarge, SlotOracle
+
+        oracle = SlotOracle()
+
+        def act(_obs: np.ndarray) -> np.ndarray:
+            try:
+                return oracle.act(env)
+            except OracleTooLarge as exc:
+                raise TestbedExit(ExitCode.USAGE, f"oracle: {exc}") from None
+
+    elif policy.heuristic:
         heuristic = make_heuristic(policy.heuristic, seed=seed, crn=True)
 
         def act(_obs: np.ndarray) -> np.ndarray:

@@ -130,6 +130,37 @@ def _sigterm_as_interrupt(_signum: int, _frame: Any) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     cfg, algo, backend, resume_dir = _choose(args)
+    try:
+        run_dir, summary = train_run(cfg, algo, backend, resume_dir=resume_dir)
+    except Interrupted as exc:
+        print(f"\ninterrupted; resume with `testbed train --resume {exc.run_dir}`"
+              + (f" (from {exc.checkpoint.name})" if exc.checkpoint else ""),
+              file=sys.stderr)  # fmt: skip
+        return int(ExitCode.INTERRUPTED)
+    if summary.get("complete_before"):
+        print(f"{run_dir} is complete ({summary['steps']} steps)")
+        return 0
+    _print_summary(summary)
+    print(f"\nwrote {run_dir}/ (config.yaml, manifest.json, metrics.csv, reward_curve.png, "
+          "checkpoints/, actors/, summary.json)")  # fmt: skip
+    return 0
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped by Ctrl-C or SIGTERM; the run folder and its last checkpoint."""
+
+    def __init__(self, run_dir: Path, checkpoint: Path | None) -> None:
+        super().__init__(str(run_dir))
+        self.run_dir, self.checkpoint = run_dir, checkpoint
+
+
+def train_run(
+    cfg: TestbedConfig, algo: str, backend: str = "twin", *, resume_dir: Path | None = None,
+    label: str | None = None,
+) -> tuple[Path, dict[str, Any]]:  # fmt: skip
+    """Train `algo` on `backend` for `cfg.train.steps` steps into a new run folder under
+    `cfg.run.out_dir` (or continue `resume_dir`); returns (run folder, summary). Raises
+    `Interrupted` on Ctrl-C/SIGTERM (the folder keeps its checkpoints)."""
     _import_torch()
     from coordinator.algorithms import get
     from coordinator.algorithms.run_writer import RunWriter, load_checkpoint
@@ -137,9 +168,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     resume = load_checkpoint(resume_dir) if resume_dir else None
     start = int(resume["step"]) if resume else 0
-    if start >= cfg.train.steps:
-        print(f"{resume_dir} is complete ({start} of {cfg.train.steps} steps)")
-        return 0
+    if resume_dir is not None and start >= cfg.train.steps:
+        return resume_dir, {"steps": cfg.train.steps, "complete_before": True}
     env, eval_env = make_envs(cfg, algo, backend)  # set-up errors leave no run folder
     if resume_dir is None:
         run_dir = new_run_dir(cfg.run.out_dir, cfg.experiment, algo, cfg.seed)
@@ -149,8 +179,8 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         run_dir = resume_dir
     print(f"run folder: {run_dir}" + (f" (resuming at step {start})" if resume else ""))
-    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
-    bar = ProgressBar(cfg.train.steps - start, f"train {algo} ({backend})")
+    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    bar = ProgressBar(cfg.train.steps - start, label or f"train {algo} ({backend})")
     writer = RunWriter(run_dir, bar=bar, resume_step=start if resume else None)
     t0 = time.monotonic()
     try:
@@ -158,20 +188,15 @@ def run_train(args: argparse.Namespace) -> int:
                                             resume=resume)  # fmt: skip
         summary = _finish(cfg, algo, backend, run_dir, writer, agent, env, eval_env, evaluation)
     except KeyboardInterrupt:
-        last = writer.last_checkpoint
-        print(f"\ninterrupted; resume with `testbed train --resume {run_dir}`"
-              + (f" (from {last.name})" if last else ""), file=sys.stderr)  # fmt: skip
-        return int(ExitCode.INTERRUPTED)
+        raise Interrupted(run_dir, writer.last_checkpoint) from None
     finally:
+        signal.signal(signal.SIGTERM, previous)
         env.close()
         if eval_env is not None:
             eval_env.close()
     summary["wall_s_this_session"] = round(time.monotonic() - t0, 1)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
-    _print_summary(summary)
-    print(f"\nwrote {run_dir}/ (config.yaml, manifest.json, metrics.csv, reward_curve.png, "
-          "checkpoints/, actors/, summary.json)")  # fmt: skip
-    return 0
+    return run_dir, summary
 
 
 def _finish(

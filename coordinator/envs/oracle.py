@@ -1,0 +1,113 @@
+"""The per-slot oracle: the best joint decision of a slot, by exhaustive search in the twin.
+
+For small instances (a few agents) every agent's decision is drawn from a grid — run
+locally, or offload a share in `ratios` to edge j with d ∈ {0, 1} (d only where the
+policy space has a download flag) — and every joint decision of the slot's agents is
+served at once by a twin of K environments holding copies of the slot's state (caches,
+LRU order, tasks). The joint decision with the largest total reward (18) is the slot's
+optimum over that grid: the best achievable cost of the slot, against which a policy's
+optimality gap is measured (docs/twin.md). It is myopic — it does not trade this slot's
+cost for a better cache later — and its ratios are discrete, so a policy with a
+continuous ratio or foresight can come out slightly ahead; the report shows the sign.
+
+Agents without a task have one option; the joint space is the product of the others'
+options and must stay ≤ `max_joint` (default 500,000).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+
+from coordinator.envs.twin import TaskSource, TwinEnv
+
+Array = np.ndarray[Any, Any]
+
+DEFAULT_RATIOS = (0.25, 0.5, 0.75, 1.0)
+MAX_JOINT = 500_000
+
+
+class OracleTooLarge(ValueError):
+    """The joint decision space of a slot exceeds the solver's limit."""
+
+
+class SlotOracle:
+    """`act(env)` for a `TwinEnv` of one environment: the action vectors (1, N, M + 3)
+    of the slot's best joint decision (float64, decoded exactly)."""
+
+    def __init__(self, ratios: tuple[float, ...] = DEFAULT_RATIOS, max_joint: int = MAX_JOINT):
+        if not ratios or any(not 0.0 < r <= 1.0 for r in ratios):
+            raise ValueError(f"ratios must lie in (0, 1], got {ratios}")
+        self.ratios = tuple(float(r) for r in ratios)
+        self.max_joint = max_joint
+        self._probes: dict[int, TwinEnv] = {}
+        self.joint_sizes: list[int] = []
+
+    def options(self, env: TwinEnv) -> list[tuple[int, float, bool]]:
+        """One agent's decisions (target or -1, ratio, download)."""
+        downloads = (False, True) if env.spec.download_action else (True,)
+        out = [(-1, 0.0, True)]
+        for j in range(env.params.num_edges):
+            for r in self.ratios:
+                out += [(j, r, d) for d in downloads]
+        return out
+
+    def joint_size(self, env: TwinEnv) -> int:
+        per = len(self.options(env))
+        return int(per ** int(env.has_task[0].sum()))
+
+    def _probe(self, env: TwinEnv, k: int) -> TwinEnv:
+        probe = self._probes.get(k)
+        if probe is None or probe.params is not env.params:
+            probe = TwinEnv(env.params, k, tasks=TaskSource.SAMPLED, model_aware=env.model_aware,
+                            episode_slots=env.episode_slots)  # fmt: skip
+            self._probes = {k: probe}
+        return probe
+
+    def solve(self, env: TwinEnv) -> tuple[Array, Array, Array, float]:
+        """(target, ratio, download) of shape (N,) and the slot's best total reward."""
+        if env.num_envs != 1:
+            raise ValueError("the oracle solves one environment at a time")
+        n = env.num_agents
+        has = env.has_task[0]
+        opts = self.options(env)
+        active = np.flatnonzero(has)
+        k = len(opts) ** len(active)
+        if k > self.max_joint:
+            raise OracleTooLarge(
+                f"{len(active)} tasks × {len(opts)} decisions each = {k:,} joint decisions "
+                f"> {self.max_joint:,}: the oracle is for small instances (fewer agents, "
+                "edges or ratios)"
+            )
+        self.joint_sizes.append(k)
+        combos = np.array(list(itertools.product(range(len(opts)), repeat=len(active))))
+        combos = combos.reshape(k, len(active))
+        target = np.full((k, n), -1, dtype=np.int64)
+        ratio = np.zeros((k, n))
+        download = np.ones((k, n), dtype=bool)
+        if len(active):
+            target[:, active] = np.array([o[0] for o in opts])[combos]
+            ratio[:, active] = np.array([o[1] for o in opts])[combos]
+            download[:, active] = np.array([o[2] for o in opts], dtype=bool)[combos]
+        probe = self._probe(env, k)
+        probe.cached[:] = env.cached[0]
+        probe.last_used[:] = env.last_used[0]
+        probe._tick = env._tick
+        probe.slot[:], probe.episode[:] = env.slot[0], env.episode[0]
+        probe.has_task = np.broadcast_to(env.has_task[0], (k, n)).copy()
+        probe.task_type = np.broadcast_to(env.task_type[0], (k, n)).copy()
+        probe.size_mbit = np.broadcast_to(env.size_mbit[0], (k, n)).copy()
+        total = probe.serve(target, ratio, download).reward.astype(np.float64).sum(axis=1)
+        best = int(np.argmax(total))  # ties: the first in grid order (local first)
+        return target[best], ratio[best], download[best], float(total[best])
+
+    def act(self, env: TwinEnv) -> Array:
+        target, ratio, download, _ = self.solve(env)
+        m = env.params.num_edges
+        out = np.zeros((1, env.num_agents, m + 3))
+        out[0, np.arange(env.num_agents), target + 1] = 1.0
+        out[0, :, m + 1] = ratio
+        out[0, :, m + 2] = download.astype(np.float64)
+        return out

@@ -1,0 +1,389 @@
+"""`testbed experiment run SPEC.yaml`: a paper experiment, every cell measured.
+
+A spec (experiments/*.yaml, documented there and in docs/experiments.md) names a bench,
+overrides for every cell, one swept config key with its values, the algorithms and the
+seeds. For each (value, seed) the trained algorithms are trained in the twin
+(`testbed train`'s code, one run folder each), then every algorithm is evaluated on the
+same seed's task sequence (common random numbers) — on the live bench where the machine
+can hold it, else in the twin, and each cell says which. `results.json` grows cell by
+cell, so an interrupted experiment continues where it stopped when run again with the
+same `--out`; at the end `report.md` and the figures are written (coordinator/report.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import enum
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from coordinator.evaluation import ORACLE
+from coordinator.run_folder import git_commit
+from testbed.config import (
+    ConfigError,
+    TestbedConfig,
+    apply_overrides,
+    config_from_dict,
+    read_yaml,
+)
+from testbed.exit_codes import ExitCode, TestbedExit
+from testbed.schema import SchemaError, load_dataclass, meta
+
+
+class EvalBackend(enum.StrEnum):
+    AUTO = "auto"
+    LIVE = "live"
+    TWIN = "twin"
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    key: str = field(metadata=meta("The swept config key, e.g. agents.count."))
+    values: list[Any] = field(metadata=meta("Its values, in order.", min_len=1))
+    label: str = field(default="", metadata=meta("Axis label in the figures."))
+
+
+@dataclass(frozen=True)
+class EvaluateSpec:
+    backend: EvalBackend = field(
+        default=EvalBackend.AUTO,
+        metadata=meta("live, twin, or auto: live where the machine can hold the bench."),
+    )
+    slots: int = field(default=30, metadata=meta("Slots per evaluation.", ge=1))
+    max_live_agents: int = field(
+        default=20, metadata=meta("auto picks live only up to this many devices.", ge=1)
+    )
+    oracle_max_agents: int = field(
+        default=4,
+        metadata=meta(
+            "Up to this many devices, the per-slot oracle (twin) is evaluated too and every "
+            "policy's optimality gap reported (0: never).",
+            ge=0,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    name: str = field(metadata=meta("Experiment name (folders, figure titles)."))
+    sweep: SweepSpec = field(metadata=meta("The swept key and its values."))
+    description: str = field(default="", metadata=meta("One paragraph for the report."))
+    config: str = field(
+        default="testbed.yaml", metadata=meta("The bench (relative: to the working folder).")
+    )
+    set: dict[str, Any] = field(default_factory=dict, metadata=meta("Overrides for every cell."))
+    algorithms: list[str] = field(
+        default_factory=lambda: ["mato", "nomodel", "saddpg", "random", "greedy"],
+        metadata=meta("Algorithms (coordinator/algorithms).", min_len=1),
+    )
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata=meta("Seeds.", ge=0))
+    train: dict[str, Any] = field(default_factory=dict, metadata=meta("train.* overrides."))
+    evaluate: EvaluateSpec = field(default_factory=EvaluateSpec, metadata=meta("Evaluation."))
+
+    def check(self) -> list[tuple[str, str]]:
+        from coordinator.algorithms import ALGORITHMS
+
+        problems = []
+        for i, algo in enumerate(self.algorithms):
+            if algo not in ALGORITHMS:
+                problems.append((f"algorithms[{i}]", f"unknown algorithm {algo!r}; choose "
+                                 f"from {', '.join(ALGORITHMS)}"))  # fmt: skip
+        if len(set(map(str, self.sweep.values))) != len(self.sweep.values):
+            problems.append(("sweep.values", "expected distinct values"))
+        return problems
+
+
+def load_spec(path: str | os.PathLike[str]) -> ExperimentSpec:
+    """Load and validate an experiment spec; errors name the key path (exit 2)."""
+    data = read_yaml(path)
+    try:
+        return load_dataclass(ExperimentSpec, data)
+    except SchemaError as exc:
+        raise ConfigError(exc.problems, str(path)) from None
+
+
+# ---------------------------------------------------------------------------- cells
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run of a spec does, after the command line's narrowing."""
+
+    spec: ExperimentSpec
+    base: dict[str, Any]  # the bench's YAML with the spec's `set` applied (unvalidated)
+    values: list[Any]
+    seeds: list[int]
+    algorithms: list[str]
+    steps: int | None
+    slots: int
+
+    def cell_config(self, value: Any, seed: int, out_dir: Path) -> TestbedConfig:
+        sets = [f"{k}={_yaml_scalar(v)}" for k, v in self.spec.set.items()]
+        sets += [f"train.{k}={_yaml_scalar(v)}" for k, v in self.spec.train.items()]
+        if self.steps is not None:
+            sets.append(f"train.steps={self.steps}")
+        sets += [
+            f"{self.spec.sweep.key}={_yaml_scalar(value)}",
+            f"seed={seed}",
+            f"experiment={self.spec.name}_{_slug(value)}",
+            f"run.out_dir={out_dir / 'runs'}",
+        ]
+        try:
+            data = apply_overrides(copy.deepcopy(self.base), {}, sets)
+            return config_from_dict(data, self.spec.config)
+        except ConfigError as exc:
+            source = f"{self.spec.config} + the experiment's overrides ({self.spec.sweep.key}"
+            raise ConfigError(exc.problems, f"{source}={value})") from None
+
+    def backend(self, cfg: TestbedConfig) -> tuple[str, str]:
+        """(live|twin, why) for a cell."""
+        ev = self.spec.evaluate
+        if ev.backend != EvalBackend.AUTO:
+            return ev.backend.value, "set in the spec"
+        if cfg.agents.count > ev.max_live_agents:
+            return "twin", f"{cfg.agents.count} devices > evaluate.max_live_agents"
+        return "live", f"{cfg.agents.count} devices ≤ evaluate.max_live_agents"
+
+    def oracle(self, cfg: TestbedConfig) -> bool:
+        """Whether the cells of this bench size get the oracle and optimality gaps."""
+        return cfg.agents.count <= self.spec.evaluate.oracle_max_agents
+
+    def algorithms_for(self, value: Any) -> list[str]:
+        cfg = self.cell_config(value, self.seeds[0], Path("."))
+        return self.algorithms + ([ORACLE] if self.oracle(cfg) else [])
+
+
+def _yaml_scalar(value: Any) -> str:
+    return json.dumps(value) if not isinstance(value, str) else value
+
+
+def _slug(value: Any) -> str:
+    return "".join(c if c.isalnum() or c in "-." else "-" for c in str(value))
+
+
+def make_plan(
+    spec: ExperimentSpec, spec_path: Path, *, seeds: list[int] | None = None,
+    values: list[Any] | None = None, algorithms: list[str] | None = None,
+    steps: int | None = None, slots: int | None = None, backend: str | None = None,
+) -> Plan:  # fmt: skip
+    if backend is not None:
+        spec = dataclasses.replace(
+            spec, evaluate=dataclasses.replace(spec.evaluate, backend=EvalBackend(backend))
+        )
+    config_path = Path(spec.config)
+    if not config_path.is_absolute() and not config_path.exists():
+        beside = spec_path.parent / config_path
+        config_path = beside if beside.exists() else config_path
+    base = read_yaml(config_path)
+    for name, wanted, given in (("--values", spec.sweep.values, values),
+                                ("--algorithms", spec.algorithms, algorithms)):  # fmt: skip
+        unknown = [v for v in given or [] if str(v) not in {str(w) for w in wanted}]
+        if unknown:
+            raise TestbedExit(ExitCode.USAGE, f"{name}: {unknown} not in the spec "
+                              f"({', '.join(map(str, wanted))})")  # fmt: skip
+    chosen_values = [v for v in spec.sweep.values if values is None or str(v) in map(str, values)]
+    plan = Plan(
+        dataclasses.replace(spec, config=str(config_path)), base, chosen_values,
+        seeds if seeds is not None else list(spec.seeds),
+        [a for a in spec.algorithms if algorithms is None or a in algorithms],
+        steps, slots or spec.evaluate.slots,
+    )  # fmt: skip
+    for value in plan.values:  # every cell's config is valid before anything runs
+        plan.cell_config(value, plan.seeds[0], Path("."))
+    return plan
+
+
+# ---------------------------------------------------------------------------- results
+
+
+class Results:
+    """`results.json`: the format `testbed report` reads, written after every cell."""
+
+    def __init__(self, path: Path, plan: Plan) -> None:
+        self.path = path
+        spec = plan.spec
+        self.doc: dict[str, Any] = {
+            "experiment": spec.name, "description": spec.description.strip(),
+            "spec": dataclasses.asdict(spec) | {"evaluate": {
+                **dataclasses.asdict(spec.evaluate), "backend": spec.evaluate.backend.value}},
+            "sweep": {"key": spec.sweep.key, "label": spec.sweep.label or spec.sweep.key,
+                      "values": list(spec.sweep.values)},
+            "commit": git_commit(), "cells": [], "trainings": {},
+        }  # fmt: skip
+        if path.exists():
+            old = json.loads(path.read_text())
+            if old.get("experiment") != spec.name or old["sweep"]["key"] != spec.sweep.key:
+                raise TestbedExit(ExitCode.USAGE, f"{path} holds another experiment "
+                                  f"({old.get('experiment')}): choose another --out")  # fmt: skip
+            self.doc["cells"], self.doc["trainings"] = old["cells"], old.get("trainings", {})
+
+    def has(self, algorithm: str, value: Any, seed: int) -> bool:
+        return any(
+            c["algorithm"] == algorithm and str(c["value"]) == str(value) and c["seed"] == seed
+            for c in self.doc["cells"]
+        )
+
+    def training(self, algorithm: str, value: Any, seed: int) -> str | None:
+        return self.doc["trainings"].get(f"{algorithm}/{value}/{seed}")
+
+    def add_training(self, algorithm: str, value: Any, seed: int, run_dir: Path) -> None:
+        self.doc["trainings"][f"{algorithm}/{value}/{seed}"] = str(run_dir)
+        self.save()
+
+    def add(self, cell: dict[str, Any]) -> None:
+        self.doc["cells"].append(cell)
+        self.save()
+
+    def save(self) -> None:
+        tmp = self.path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.doc, indent=1, default=str))
+        tmp.replace(self.path)
+
+
+def run_plan(plan: Plan, out_dir: Path) -> Results:
+    """Train and evaluate every missing cell of `plan` into `out_dir`."""
+    from coordinator.algorithms import ALGORITHMS
+    from coordinator.commands.train import train_run
+    from coordinator.evaluation import EvalPolicy, evaluate
+    from coordinator.progress import ProgressBar
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = Results(out_dir / "results.json", plan)
+    trained = [a for a in plan.algorithms if ALGORITHMS[a].trained]
+    todo = [(v, s, a) for v in plan.values for s in plan.seeds for a in plan.algorithms_for(v)
+            if not results.has(a, v, s)]  # fmt: skip
+    n_train = sum(1 for v, s, a in todo if a in trained and not results.training(a, v, s))
+    print(f"experiment {plan.spec.name}: {plan.spec.sweep.key} over {plan.values}, seeds "
+          f"{plan.seeds}, {', '.join(plan.algorithms)}; {len(todo)} cells to run "
+          f"({n_train} trainings), {plan.slots} slots per evaluation")  # fmt: skip
+    if not todo:
+        return results
+    bar = ProgressBar(len(todo) + n_train, f"experiment {plan.spec.name}")
+    for value in plan.values:
+        for seed in plan.seeds:
+            cfg = plan.cell_config(value, seed, out_dir)
+            backend, why = plan.backend(cfg)
+            with_oracle = plan.oracle(cfg)
+            for algo in plan.algorithms_for(value):
+                if results.has(algo, value, seed):
+                    continue
+                run_dir: Path | None = None
+                if algo in trained:
+                    done = results.training(algo, value, seed)
+                    if done and (Path(done) / "actors").is_dir():
+                        run_dir = Path(done)
+                    else:
+                        t0 = time.monotonic()
+                        label = f"train {algo} {plan.spec.sweep.key}={value} seed {seed}"
+                        run_dir, _ = train_run(cfg, algo, "twin", label=label)
+                        results.add_training(algo, value, seed, run_dir)
+                        bar.update(1, f"trained {algo} ({time.monotonic() - t0:.0f} s)")
+                    policy = EvalPolicy.parse(f"{algo}={run_dir}")
+                else:
+                    policy = EvalPolicy(algo, heuristic=algo)
+                where, reason = (("twin", "the oracle searches the twin's state") if algo == ORACLE
+                                 else (backend, why))  # fmt: skip
+                res = evaluate(cfg, policy, seed, plan.slots, where, out_dir / "evals")
+                twin_reward = res.reward
+                if with_oracle and where != "twin":  # the gap is measured within the twin
+                    twin_reward = evaluate(cfg, policy, seed, plan.slots, "twin", out_dir).reward
+                results.add({
+                    "algorithm": algo, "value": value, "seed": seed, "backend": where,
+                    "backend_reason": reason, "slots": plan.slots,
+                    "twin_reward": twin_reward if with_oracle else None,
+                    "metrics": {
+                        "latency_ms": res.latency_ms, "latency_p95_ms": res.latency_p95_ms,
+                        "energy_j": res.energy_j, "completion_rate": res.completion_rate,
+                        "reward": res.reward, "tasks": res.tasks,
+                        "energy_methods": res.energy_methods, "failures": res.failures,
+                    },
+                    "train_run": str(run_dir) if run_dir else None,
+                    "eval_run": res.run_dir or None,
+                })  # fmt: skip
+                bar.update(1, f"{algo} {value}/{seed} ({backend}): "
+                           f"{100 * res.completion_rate:.0f}% done, {res.latency_ms:.0f} ms")  # fmt: skip
+    return results
+
+
+# ---------------------------------------------------------------------------- command
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("experiment", help="run a paper experiment (train, evaluate, report)")
+    ps = p.add_subparsers(dest="experiment_command", required=True)
+    r = ps.add_parser("run", help="train and evaluate every cell of a spec, then report")
+    r.add_argument("spec", help="experiment spec, e.g. experiments/mato_models.yaml")
+    r.add_argument("--out", default=None,
+                   help="experiment folder (default runs/experiments/<name>); an existing "
+                        "one is continued")  # fmt: skip
+    r.add_argument("--seeds", default=None, help="comma-separated subset of the spec's seeds")
+    r.add_argument("--values", default=None, help="comma-separated subset of the sweep")
+    r.add_argument("--algorithms", default=None, help="comma-separated subset")
+    r.add_argument("--steps", type=int, default=None, help="training steps (train.steps)")
+    r.add_argument("--slots", type=int, default=None, help="slots per evaluation")
+    r.add_argument("--backend", default=None, choices=[b.value for b in EvalBackend])
+    r.set_defaults(func=run_experiment)
+    c = ps.add_parser("check", help="validate a spec and print its cells")
+    c.add_argument("spec")
+    c.set_defaults(func=check_experiment)
+
+
+def _csv(text: str | None, cast: Any = str) -> list[Any] | None:
+    if text is None:
+        return None
+    try:
+        return [cast(x.strip()) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise TestbedExit(ExitCode.USAGE, f"expected a comma-separated list, got {text!r}") from None
+
+
+def _plan(args: argparse.Namespace) -> Plan:
+    spec_path = Path(args.spec)
+    spec = load_spec(spec_path)
+    return make_plan(
+        spec, spec_path, seeds=_csv(getattr(args, "seeds", None), int),
+        values=_csv(getattr(args, "values", None)),
+        algorithms=_csv(getattr(args, "algorithms", None)),
+        steps=getattr(args, "steps", None), slots=getattr(args, "slots", None),
+        backend=getattr(args, "backend", None),
+    )  # fmt: skip
+
+
+def check_experiment(args: argparse.Namespace) -> int:
+    plan = _plan(args)
+    print(f"{args.spec}: ok — {plan.spec.name}")
+    for value in plan.values:
+        cfg = plan.cell_config(value, plan.seeds[0], Path("."))
+        backend, why = plan.backend(cfg)
+        print(f"  {plan.spec.sweep.key}={value}: {cfg.agents.count} devices, {cfg.edges.count} "
+              f"edges, {len(cfg.tasks.active_types)} models; evaluated {backend} ({why})")  # fmt: skip
+    print(f"  seeds {plan.seeds}; algorithms {', '.join(plan.algorithms)}")
+    return 0
+
+
+def run_experiment(args: argparse.Namespace) -> int:
+    from coordinator.commands.train import Interrupted
+    from coordinator.report import write_report
+
+    plan = _plan(args)
+    out_dir = Path(args.out or Path("runs") / "experiments" / plan.spec.name)
+    print(f"experiment folder: {out_dir}")
+    t0 = time.monotonic()
+    try:
+        run_plan(plan, out_dir)
+    except (KeyboardInterrupt, Interrupted):
+        print(f"\ninterrupted; the finished cells are in {out_dir}/results.json: run the same "
+              f"command again (with --out {out_dir}) to continue", file=sys.stderr)  # fmt: skip
+        return int(ExitCode.INTERRUPTED)
+    report = write_report([out_dir])
+    print(report.read_text())
+    print(f"wrote {out_dir}/ (results.json, report.md, figures) in "
+          f"{time.monotonic() - t0:.0f} s")  # fmt: skip
+    return 0

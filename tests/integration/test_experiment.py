@@ -1,0 +1,104 @@
+"""`testbed experiment run` as a user runs it: a tiny spec trains in the twin, evaluates
+on the live bench where the spec allows and in the twin elsewhere (each cell says
+which), adds the per-slot oracle on small benches, writes results.json and the report,
+and continues where it stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytest.importorskip("torch")
+
+from coordinator.cli import main
+from testbed.exit_codes import ExitCode
+
+pytestmark = pytest.mark.slow
+
+TINY_TRAIN = {
+    "hidden": 32, "batch_size": 64, "buffer_size": 1000, "steps": 8, "warmup_steps": 4,
+    "num_envs": 4, "eval_every": 4, "checkpoint_every": 8, "eval_episodes": 2, "threads": 1,
+}  # fmt: skip
+
+
+@pytest.fixture
+def spec(tmp_path: Path, tiny_zoo: Path) -> Path:
+    (tmp_path / "zoo").mkdir()
+    os.symlink(tiny_zoo, tmp_path / "zoo" / "tiny")
+    bench = {
+        "zoo": {"scale": "tiny", "dir": str(tmp_path / "zoo")},
+        "agents": {"count": 3},
+        "edges": {"count": 2, "cache_capacity_mb": 8.0,
+                  "nodes": [{"preload": ["diffusion-s"]}, {"preload": ["cgan-s"]}]},
+        "tasks": {"num_types": 3, "flops_per_cycle": 1.0},
+        "twin": {"episode_slots": 5},
+        "train": TINY_TRAIN,
+    }  # fmt: skip
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(bench))
+    doc = {
+        "name": "tiny_devices",
+        "description": "two bench sizes",
+        "config": "tiny.yaml",  # beside the spec
+        "sweep": {"key": "agents.count", "label": "number of devices", "values": [2, 3]},
+        "algorithms": ["mato", "greedy"],
+        "seeds": [0],
+        "evaluate": {"backend": "auto", "slots": 3, "max_live_agents": 2,
+                     "oracle_max_agents": 2},
+    }  # fmt: skip
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_an_experiment_runs_every_cell_reports_and_continues(
+    spec: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert main(["experiment", "run", str(spec), "--out", str(out)]) == 0
+    doc = json.loads((out / "results.json").read_text())
+    cells = {(c["algorithm"], c["value"]): c for c in doc["cells"]}
+    # 2 devices: live (≤ max_live_agents) plus the oracle; 3 devices: the twin, no oracle
+    assert set(cells) == {("mato", 2), ("greedy", 2), ("oracle", 2), ("mato", 3), ("greedy", 3)}
+    assert cells["mato", 2]["backend"] == "live" and cells["greedy", 2]["backend"] == "live"
+    assert cells["mato", 3]["backend"] == "twin" and cells["oracle", 2]["backend"] == "twin"
+    assert cells["mato", 2]["metrics"]["tasks"] == 2 * 3  # every task of 3 slots, once
+    assert {"estimated", "modeled"} <= set(cells["greedy", 2]["metrics"]["energy_methods"])
+    assert Path(cells["mato", 2]["eval_run"], "tasks.csv").exists()  # the live run folder
+    assert Path(cells["mato", 3]["train_run"], "actors").is_dir()
+    # the oracle's slot optimum is at least as good as any policy's in the twin
+    best = cells["oracle", 2]["metrics"]["reward"]
+    assert all(cells[a, 2]["twin_reward"] <= best + 1e-6 for a in ("mato", "greedy"))
+    report = (out / "report.md").read_text()
+    assert "| greedy |" in report and "Optimality gap" in report
+    assert "agents.count=2: live; agents.count=3: twin" in report
+    for metric in ("latency_ms", "energy_j", "completion_rate", "training"):
+        assert (out / f"tiny_devices_{metric}.png").stat().st_size > 1000
+    capsys.readouterr()
+    # run again: nothing left to do, nothing added
+    assert main(["experiment", "run", str(spec), "--out", str(out)]) == 0
+    assert "0 cells to run" in capsys.readouterr().out
+    assert len(json.loads((out / "results.json").read_text())["cells"]) == 5
+
+
+def test_a_bad_spec_names_the_key(
+    spec: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = yaml.safe_load(spec.read_text())
+    doc["sweep"]["valuez"] = doc["sweep"].pop("values")
+    doc["algorithms"] = ["mato", "greedyy"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(doc))
+    assert main(["experiment", "check", str(bad)]) == ExitCode.CONFIG_INVALID
+    err = capsys.readouterr().err
+    assert "sweep.valuez: unknown key (did you mean 'values'?)" in err
+    assert "sweep.values: missing" in err
+    doc = yaml.safe_load(spec.read_text())
+    doc["set"] = {"edges.cache_capacity_mb": -1}
+    bad.write_text(yaml.safe_dump(doc))
+    assert main(["experiment", "check", str(bad)]) == ExitCode.CONFIG_INVALID
+    assert "edges.cache_capacity_mb" in capsys.readouterr().err
+    assert main(["experiment", "run", str(spec), "--values", "7"]) == ExitCode.USAGE
