@@ -85,6 +85,15 @@ class ExperimentSpec:
     )
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata=meta("Seeds.", ge=0))
     train: dict[str, Any] = field(default_factory=dict, metadata=meta("train.* overrides."))
+    calibrate_slots: int = field(
+        default=0,
+        metadata=meta(
+            "Before training at a sweep value, run `testbed calibrate --slots N` on that "
+            "value's bench and train and evaluate in the twin it calibrates (0: the twin of "
+            "the bench file's `twin.calibration`).",
+            ge=0,
+        ),
+    )
     evaluate: EvaluateSpec = field(default_factory=EvaluateSpec, metadata=meta("Evaluation."))
 
     def check(self) -> list[tuple[str, str]]:
@@ -124,8 +133,12 @@ class Plan:
     steps: int | None
     slots: int
 
-    def cell_config(self, value: Any, seed: int, out_dir: Path) -> TestbedConfig:
+    def cell_config(
+        self, value: Any, seed: int, out_dir: Path, calibration: str | None = None
+    ) -> TestbedConfig:
         sets = [f"{k}={_yaml_scalar(v)}" for k, v in self.spec.set.items()]
+        if calibration:
+            sets.append(f"twin.calibration={calibration}")
         sets += [f"train.{k}={_yaml_scalar(v)}" for k, v in self.spec.train.items()]
         if self.steps is not None:
             sets.append(f"train.steps={self.steps}")
@@ -223,12 +236,21 @@ class Results:
                 raise TestbedExit(ExitCode.USAGE, f"{path} holds another experiment "
                                   f"({old.get('experiment')}): choose another --out")  # fmt: skip
             self.doc["cells"], self.doc["trainings"] = old["cells"], old.get("trainings", {})
+            self.doc["calibrations"] = old.get("calibrations", {})
 
     def has(self, algorithm: str, value: Any, seed: int) -> bool:
         return any(
             c["algorithm"] == algorithm and str(c["value"]) == str(value) and c["seed"] == seed
             for c in self.doc["cells"]
         )
+
+    def calibration(self, value: Any) -> str | None:
+        path = self.doc.setdefault("calibrations", {}).get(str(value))
+        return path if path and Path(path).exists() else None
+
+    def add_calibration(self, value: Any, path: Path) -> None:
+        self.doc.setdefault("calibrations", {})[str(value)] = str(path)
+        self.save()
 
     def training(self, algorithm: str, value: Any, seed: int) -> str | None:
         return self.doc["trainings"].get(f"{algorithm}/{value}/{seed}")
@@ -267,8 +289,13 @@ def run_plan(plan: Plan, out_dir: Path) -> Results:
         return results
     bar = ProgressBar(len(todo) + n_train, f"experiment {plan.spec.name}")
     for value in plan.values:
+        calibration = None
+        if plan.spec.calibrate_slots and any(c[0] == value for c in todo):
+            calibration = results.calibration(value) or str(
+                _calibrate(plan, value, out_dir, results)
+            )
         for seed in plan.seeds:
-            cfg = plan.cell_config(value, seed, out_dir)
+            cfg = plan.cell_config(value, seed, out_dir, calibration)
             backend, why = plan.backend(cfg)
             with_oracle = plan.oracle(cfg)
             for algo in plan.algorithms_for(value):
@@ -307,9 +334,30 @@ def run_plan(plan: Plan, out_dir: Path) -> Results:
                     "train_run": str(run_dir) if run_dir else None,
                     "eval_run": res.run_dir or None,
                 })  # fmt: skip
-                bar.update(1, f"{algo} {value}/{seed} ({backend}): "
-                           f"{100 * res.completion_rate:.0f}% done, {res.latency_ms:.0f} ms")  # fmt: skip
+                done = f"{100 * res.completion_rate:.0f}% done, {res.latency_ms:.0f} ms"
+                bar.update(1, f"{algo} {value}/{seed} ({where}): {done}")
     return results
+
+
+def _calibrate(plan: Plan, value: Any, out_dir: Path, results: Results) -> Path:
+    """`testbed calibrate` on the bench of `value` (first seed); the calibration file."""
+    from coordinator.cli import main
+
+    folder = out_dir / "calibration" / _slug(value)
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = plan.cell_config(value, plan.seeds[0], out_dir)
+    bench = folder / "bench.yaml"
+    bench.write_text(cfg.to_yaml())
+    out = folder / "calibration.json"
+    print(f"calibrating the twin on the bench of {plan.spec.sweep.key}={value} "
+          f"({plan.spec.calibrate_slots} slots per run)")  # fmt: skip
+    code = main(["calibrate", "-c", str(bench), "--slots", str(plan.spec.calibrate_slots),
+                 "--out", str(out)])  # fmt: skip
+    if code != 0 or not out.exists():
+        what = f"{plan.spec.sweep.key}={value}"
+        raise TestbedExit(ExitCode.FAILURE, f"calibration of {what} failed (exit {code})")
+    results.add_calibration(value, out)
+    return out
 
 
 # ---------------------------------------------------------------------------- command
@@ -341,7 +389,7 @@ def _csv(text: str | None, cast: Any = str) -> list[Any] | None:
     try:
         return [cast(x.strip()) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise TestbedExit(ExitCode.USAGE, f"expected a comma-separated list, got {text!r}") from None
+        raise TestbedExit(ExitCode.USAGE, f"expected a comma-separated list: {text!r}") from None
 
 
 def _plan(args: argparse.Namespace) -> Plan:
@@ -362,9 +410,13 @@ def check_experiment(args: argparse.Namespace) -> int:
     for value in plan.values:
         cfg = plan.cell_config(value, plan.seeds[0], Path("."))
         backend, why = plan.backend(cfg)
-        print(f"  {plan.spec.sweep.key}={value}: {cfg.agents.count} devices, {cfg.edges.count} "
-              f"edges, {len(cfg.tasks.active_types)} models; evaluated {backend} ({why})")  # fmt: skip
+        bench = (f"{cfg.agents.count} devices, {cfg.edges.count} edges, "
+                 f"{len(cfg.tasks.active_types)} models")  # fmt: skip
+        oracle = ", with the oracle" if plan.oracle(cfg) else ""
+        print(f"  {plan.spec.sweep.key}={value}: {bench}; evaluated {backend} ({why}){oracle}")
     print(f"  seeds {plan.seeds}; algorithms {', '.join(plan.algorithms)}")
+    if plan.spec.calibrate_slots:
+        print(f"  the twin is calibrated per value ({plan.spec.calibrate_slots} slots per run)")
     return 0
 
 
