@@ -18,6 +18,7 @@ import dataclasses
 import enum
 import json
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -420,6 +421,10 @@ def check_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sigterm_as_interrupt(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def run_experiment(args: argparse.Namespace) -> int:
     from coordinator.commands.train import Interrupted
     from coordinator.report import write_report
@@ -428,6 +433,7 @@ def run_experiment(args: argparse.Namespace) -> int:
     out_dir = Path(args.out or Path("runs") / "experiments" / plan.spec.name)
     print(f"experiment folder: {out_dir}")
     t0 = time.monotonic()
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)  # `kill` stops it as Ctrl-C does
     try:
         run_plan(plan, out_dir)
     except (KeyboardInterrupt, Interrupted):

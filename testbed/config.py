@@ -441,6 +441,10 @@ class TrainConfig:
     gumbel_temperature: float = field(
         default=1.0, metadata=meta("Temperature of the Gumbel-softmax relaxations.", gt=0)
     )
+    logit_reg: float = field(
+        default=0.001,
+        metadata=meta("Weight of mean(logits²) in the actor loss (keeps heads unsaturated).", ge=0),
+    )
     checkpoint_every: int = field(default=500, metadata=meta("Steps between checkpoints.", ge=1))
     eval_every: int = field(default=250, metadata=meta("Steps between evaluations.", ge=1))
     eval_episodes: int = field(default=4, metadata=meta("Episodes per evaluation.", ge=1))

@@ -13,9 +13,11 @@ import contextlib
 import fcntl
 import hashlib
 import importlib.metadata
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -96,3 +98,21 @@ def build_tiny_zoo(folder: Path = CACHE_DIR) -> Path:
 def tiny_zoo() -> Path:
     """Folder of the tiny zoo (catalog.json + six ONNX files); read-only."""
     return build_tiny_zoo()
+
+
+def tiny_bench(folder: Path, zoo: Path, **sections: Any) -> dict[str, Any]:
+    """A testbed config (as a dict) of the small bench the training tests use: 3 agents,
+    2 edges, 3 task types on the tiny zoo (linked as <folder>/zoo/tiny), 5-slot twin
+    episodes; `sections` are added (e.g. train=…, run=…)."""
+    (folder / "zoo").mkdir(exist_ok=True)
+    if not (folder / "zoo" / "tiny").exists():
+        os.symlink(zoo, folder / "zoo" / "tiny")
+    return {
+        "zoo": {"scale": "tiny", "dir": str(folder / "zoo")},
+        "agents": {"count": 3},
+        "edges": {"count": 2, "cache_capacity_mb": 8.0,
+                  "nodes": [{"preload": ["diffusion-s"]}, {"preload": ["cgan-s"]}]},
+        "tasks": {"num_types": 3, "flops_per_cycle": 1.0},
+        "twin": {"episode_slots": 5},
+        **sections,
+    }  # fmt: skip

@@ -94,6 +94,9 @@ class MaddpgArgs:
     """... decayed linearly to this at the last step."""
     gumbel_temperature: float = 1.0
     """Temperature T of the Gumbel-softmax / binary concrete relaxations."""
+    logit_reg: float = 0.001
+    """Weight of mean(logits²) in the actor loss (the MADDPG reference code's 1e-3):
+    keeps the heads from saturating, where the relaxations' gradients vanish."""
     checkpoint_every: int = 500
     """Steps between checkpoints (and one at the end)."""
     eval_every: int = 250
@@ -304,11 +307,14 @@ class Maddpg:
         q, z1 = critic_forward(self.critic.params, self._critic_in(obs, act), shared=shared)
         critic_loss = F.mse_loss(q, y, reduction="none").mean(1).sum()
 
-        new = self._relaxed(self.actor(obs_n, logits=True))  # (N, B, A')
+        logits = self.actor(obs_n, logits=True)
+        new = self._relaxed(logits)  # (N, B, A')
         frozen = {k: v.detach() for k, v in self.critic.params.items()}
         own = self._own_action_weights(frozen["l1.weight"])
         z1_new = z1.detach() + torch.bmm(new - act.transpose(0, 1), own.mT)
         actor_loss = -_critic_top(frozen, z1_new).mean(1).sum()
+        if a.logit_reg:
+            actor_loss = actor_loss + a.logit_reg * logits.square().mean((1, 2)).sum()
 
         self.critic_opt.zero_grad(set_to_none=True)
         self.actor_opt.zero_grad(set_to_none=True)

@@ -6,7 +6,6 @@ and continues where it stopped."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ pytest.importorskip("torch")
 
 from coordinator.cli import main
 from testbed.exit_codes import ExitCode
+from tests.zoo_fixtures import tiny_bench
 
 pytestmark = pytest.mark.slow
 
@@ -27,17 +27,7 @@ TINY_TRAIN = {
 
 @pytest.fixture
 def spec(tmp_path: Path, tiny_zoo: Path) -> Path:
-    (tmp_path / "zoo").mkdir()
-    os.symlink(tiny_zoo, tmp_path / "zoo" / "tiny")
-    bench = {
-        "zoo": {"scale": "tiny", "dir": str(tmp_path / "zoo")},
-        "agents": {"count": 3},
-        "edges": {"count": 2, "cache_capacity_mb": 8.0,
-                  "nodes": [{"preload": ["diffusion-s"]}, {"preload": ["cgan-s"]}]},
-        "tasks": {"num_types": 3, "flops_per_cycle": 1.0},
-        "twin": {"episode_slots": 5},
-        "train": TINY_TRAIN,
-    }  # fmt: skip
+    bench = tiny_bench(tmp_path, tiny_zoo, train=TINY_TRAIN)
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(bench))
     doc = {
         "name": "tiny_devices",

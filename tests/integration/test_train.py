@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ pytest.importorskip("torch")
 from coordinator.cli import main
 from coordinator.live import parse_policy
 from testbed.exit_codes import ExitCode
+from tests.zoo_fixtures import tiny_bench
 
 from .test_live_bench import make_bench
 
@@ -37,18 +37,7 @@ TINY_TRAIN = {
 def tiny_config(tmp_path: Path, tiny_zoo: Path) -> Path:
     """The bench of test_live_bench.make_bench (3 agents, 2 edges, 3 task types) on the
     tiny zoo (as <dir>/tiny), 5-slot episodes."""
-    (tmp_path / "zoo").mkdir()
-    os.symlink(tiny_zoo, tmp_path / "zoo" / "tiny")
-    cfg = {
-        "zoo": {"scale": "tiny", "dir": str(tmp_path / "zoo")},
-        "agents": {"count": 3},
-        "edges": {"count": 2, "cache_capacity_mb": 8.0,
-                  "nodes": [{"preload": ["diffusion-s"]}, {"preload": ["cgan-s"]}]},
-        "tasks": {"num_types": 3, "flops_per_cycle": 1.0},
-        "twin": {"episode_slots": 5},
-        "run": {"out_dir": str(tmp_path / "runs")},
-        "train": TINY_TRAIN,
-    }  # fmt: skip
+    cfg = tiny_bench(tmp_path, tiny_zoo, run={"out_dir": str(tmp_path / "runs")}, train=TINY_TRAIN)
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
