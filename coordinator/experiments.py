@@ -186,7 +186,20 @@ def make_plan(
     spec: ExperimentSpec, spec_path: Path, *, seeds: list[int] | None = None,
     values: list[Any] | None = None, algorithms: list[str] | None = None,
     steps: int | None = None, slots: int | None = None, backend: str | None = None,
+    sets: list[str] | None = None, calibrate_slots: int | None = None,
 ) -> Plan:  # fmt: skip
+    extra: dict[str, Any] = {}
+    for item in sets or []:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise TestbedExit(ExitCode.USAGE, f"--set: expected KEY=VALUE, got {item!r}")
+        extra[key.strip()] = value
+    if extra:
+        spec = dataclasses.replace(spec, set={**spec.set, **extra})
+    if calibrate_slots is not None:
+        if calibrate_slots < 0:
+            raise TestbedExit(ExitCode.USAGE, "--calibrate-slots: expected N ≥ 0")
+        spec = dataclasses.replace(spec, calibrate_slots=calibrate_slots)
     if backend is not None:
         spec = dataclasses.replace(
             spec, evaluate=dataclasses.replace(spec.evaluate, backend=EvalBackend(backend))
@@ -378,6 +391,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--steps", type=int, default=None, help="training steps (train.steps)")
     r.add_argument("--slots", type=int, default=None, help="slots per evaluation")
     r.add_argument("--backend", default=None, choices=[b.value for b in EvalBackend])
+    r.add_argument(
+        "--calibrate-slots",
+        type=int,
+        default=None,
+        help="override calibrate_slots (0: use the bench file's twin.calibration)",
+    )
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a config override for every cell, after the spec's `set`")  # fmt: skip
     r.set_defaults(func=run_experiment)
     c = ps.add_parser("check", help="validate a spec and print its cells")
     c.add_argument("spec")
@@ -401,7 +422,8 @@ def _plan(args: argparse.Namespace) -> Plan:
         values=_csv(getattr(args, "values", None)),
         algorithms=_csv(getattr(args, "algorithms", None)),
         steps=getattr(args, "steps", None), slots=getattr(args, "slots", None),
-        backend=getattr(args, "backend", None),
+        backend=getattr(args, "backend", None), sets=getattr(args, "set", None),
+        calibrate_slots=getattr(args, "calibrate_slots", None),
     )  # fmt: skip
 
 
