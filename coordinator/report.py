@@ -137,7 +137,7 @@ def _plot_metrics(results: dict[str, Any], agg: dict[str, Any], out: Path) -> li
             xs = [v for v in values if v in by_value]
             means = [by_value[v][key][0] for v in xs]
             stds = [by_value[v][key][1] for v in xs]
-            ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=algo)
+            ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=_name(algo))
         ax.set(xlabel=sweep.get("label", sweep["key"]), ylabel=label)
         if all(isinstance(v, int | float) for v in values):
             ax.set_xticks(values)
@@ -197,6 +197,10 @@ def _backends(results: dict[str, Any]) -> str:
                                           for k in kinds)  # fmt: skip
 
 
+def _name(algo: str) -> str:
+    return f"{algo} (twin)" if algo == ORACLE else algo
+
+
 def _any_gap(gaps: dict[str, dict[Any, Any]], value: Any) -> bool:
     return any(value in by_value for by_value in gaps.values())
 
@@ -229,7 +233,7 @@ def markdown(results: dict[str, Any], agg: dict[str, Any], figures: list[Path]) 
                 _fmt(by_value[v][key][0], by_value[v][key][1], digits) if v in by_value else "n/a"
                 for v in values
             ]
-            lines.append(f"| {algo} | " + " | ".join(cells) + " |")
+            lines.append(f"| {_name(algo)} | " + " | ".join(cells) + " |")
         lines.append("")
     gains = improvements(agg, values)
     if gains:
