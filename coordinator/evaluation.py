@@ -226,11 +226,9 @@ def evaluate_live(
 
 
 def _zoo_dir(cfg: TestbedConfig) -> Path:
-    from coordinator.commands.up import check_models, load_catalog
+    from coordinator.envs.bench_ops import zoo_dir_of
 
-    zoo_dir, catalog = load_catalog(cfg)
-    check_models(cfg, catalog)
-    return zoo_dir.resolve()
+    return zoo_dir_of(cfg)[0]
 
 
 def evaluate(

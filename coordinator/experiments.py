@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from coordinator.evaluation import ORACLE
-from coordinator.run_folder import git_commit
+from coordinator.run_folder import git_commit, slug
 from testbed.config import (
     ConfigError,
     TestbedConfig,
@@ -34,7 +34,7 @@ from testbed.config import (
     config_from_dict,
     read_yaml,
 )
-from testbed.exit_codes import ExitCode, TestbedExit
+from testbed.exit_codes import ExitCode, TestbedExit, sigterm_as_interrupt
 from testbed.schema import SchemaError, load_dataclass, meta
 
 
@@ -146,7 +146,7 @@ class Plan:
         sets += [
             f"{self.spec.sweep.key}={_yaml_scalar(value)}",
             f"seed={seed}",
-            f"experiment={self.spec.name}_{_slug(value)}",
+            f"experiment={self.spec.name}_{slug(str(value))}",
             f"run.out_dir={out_dir / 'runs'}",
         ]
         try:
@@ -169,17 +169,13 @@ class Plan:
         """Whether the cells of this bench size get the oracle and optimality gaps."""
         return cfg.agents.count <= self.spec.evaluate.oracle_max_agents
 
-    def algorithms_for(self, value: Any) -> list[str]:
-        cfg = self.cell_config(value, self.seeds[0], Path("."))
+    def algorithms_for(self, cfg: TestbedConfig) -> list[str]:
+        """The spec's algorithms, and the oracle where this cell's bench is small enough."""
         return self.algorithms + ([ORACLE] if self.oracle(cfg) else [])
 
 
 def _yaml_scalar(value: Any) -> str:
     return json.dumps(value) if not isinstance(value, str) else value
-
-
-def _slug(value: Any) -> str:
-    return "".join(c if c.isalnum() or c in "-." else "-" for c in str(value))
 
 
 def make_plan(
@@ -293,8 +289,9 @@ def run_plan(plan: Plan, out_dir: Path) -> Results:
     out_dir.mkdir(parents=True, exist_ok=True)
     results = Results(out_dir / "results.json", plan)
     trained = [a for a in plan.algorithms if ALGORITHMS[a].trained]
-    todo = [(v, s, a) for v in plan.values for s in plan.seeds for a in plan.algorithms_for(v)
-            if not results.has(a, v, s)]  # fmt: skip
+    first = {v: plan.cell_config(v, plan.seeds[0], out_dir) for v in plan.values}
+    todo = [(v, s, a) for v in plan.values for s in plan.seeds
+            for a in plan.algorithms_for(first[v]) if not results.has(a, v, s)]  # fmt: skip
     n_train = sum(1 for v, s, a in todo if a in trained and not results.training(a, v, s))
     print(f"experiment {plan.spec.name}: {plan.spec.sweep.key} over {plan.values}, seeds "
           f"{plan.seeds}, {', '.join(plan.algorithms)}; {len(todo)} cells to run "
@@ -312,7 +309,7 @@ def run_plan(plan: Plan, out_dir: Path) -> Results:
             cfg = plan.cell_config(value, seed, out_dir, calibration)
             backend, why = plan.backend(cfg)
             with_oracle = plan.oracle(cfg)
-            for algo in plan.algorithms_for(value):
+            for algo in plan.algorithms_for(cfg):
                 if results.has(algo, value, seed):
                     continue
                 run_dir: Path | None = None
@@ -357,7 +354,7 @@ def _calibrate(plan: Plan, value: Any, out_dir: Path, results: Results) -> Path:
     """`testbed calibrate` on the bench of `value` (first seed); the calibration file."""
     from coordinator.cli import main
 
-    folder = out_dir / "calibration" / _slug(value)
+    folder = out_dir / "calibration" / slug(str(value))
     folder.mkdir(parents=True, exist_ok=True)
     cfg = plan.cell_config(value, plan.seeds[0], out_dir)
     bench = folder / "bench.yaml"
@@ -443,10 +440,6 @@ def check_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sigterm_as_interrupt(_signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def run_experiment(args: argparse.Namespace) -> int:
     from coordinator.commands.train import Interrupted
     from coordinator.report import write_report
@@ -455,7 +448,7 @@ def run_experiment(args: argparse.Namespace) -> int:
     out_dir = Path(args.out or Path("runs") / "experiments" / plan.spec.name)
     print(f"experiment folder: {out_dir}")
     t0 = time.monotonic()
-    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)  # `kill` stops it as Ctrl-C does
+    signal.signal(signal.SIGTERM, sigterm_as_interrupt)  # `kill` stops it as Ctrl-C does
     try:
         run_plan(plan, out_dir)
     except (KeyboardInterrupt, Interrupted):

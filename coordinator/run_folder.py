@@ -25,13 +25,14 @@ _PACKAGES = (
 )  # fmt: skip
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
+    """`text` as a file-name part."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "x"
 
 
 def new_run_dir(out_dir: str | os.PathLike[str], experiment: str, policy: str, seed: int) -> Path:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    base = Path(out_dir) / f"{_slug(experiment)}__{_slug(Path(policy).stem)}__{seed}__{stamp}"
+    base = Path(out_dir) / f"{slug(experiment)}__{slug(Path(policy).stem)}__{seed}__{stamp}"
     path, n = base, 1
     while path.exists():
         n += 1

@@ -91,3 +91,9 @@ def run_with_exit_codes(body: Callable[[], int]) -> int:
 def table() -> str:
     """The registry as a plain-text table."""
     return "\n".join(f"{c.value:>4}  {c.name:<20} {c.help}" for c in ExitCode)
+
+
+def sigterm_as_interrupt(_signum: int, _frame: object) -> None:
+    """A SIGTERM handler: stop as Ctrl-C does (KeyboardInterrupt → INTERRUPTED, teardown
+    included). Install with `signal.signal(signal.SIGTERM, sigterm_as_interrupt)`."""
+    raise KeyboardInterrupt

@@ -46,7 +46,7 @@ from coordinator.progress import ProgressBar
 from coordinator.records import write_csv
 from coordinator.run_folder import git_commit, host_facts, new_run_dir, write_manifest
 from testbed.config import TestbedConfig, load_config
-from testbed.exit_codes import ExitCode, TestbedExit
+from testbed.exit_codes import ExitCode, TestbedExit, sigterm_as_interrupt
 from testbed.messages import TaskRecord
 from testbed.zoo.catalog import Catalog
 
@@ -81,10 +81,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_calibrate)
 
 
-def _interrupt(_signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def run_calibrate(args: argparse.Namespace) -> int:
     if args.slots < 1 or args.repeats < 1:
         raise TestbedExit(ExitCode.USAGE, "--slots and --repeats must be ≥ 1")
@@ -95,7 +91,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     _zoo_dir, catalog = bench_ops.zoo_dir_of(cfg)
     if args.from_run:
         return _replay(cfg, catalog, Path(args.from_run), args)
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, sigterm_as_interrupt)
     run_dir = new_run_dir(cfg.run.out_dir, cfg.experiment, "calibrate", cfg.seed)
     out = Path(args.out) if args.out else run_dir / CALIBRATION_NAME
     print(f"run folder: {run_dir}")

@@ -23,7 +23,7 @@ from typing import Any
 
 from coordinator.run_folder import new_run_dir, write_config, write_manifest
 from testbed.config import TestbedConfig, load_config
-from testbed.exit_codes import ExitCode, TestbedExit
+from testbed.exit_codes import ExitCode, TestbedExit, sigterm_as_interrupt
 
 BACKENDS = ("twin", "live")
 EVAL_SEED_OFFSET = 10**6
@@ -121,10 +121,6 @@ def make_envs(cfg: TestbedConfig, algo: str, backend: str) -> tuple[Any, Any]:
     return (live if aware else ModelBlindEnv(live)), None
 
 
-def _sigterm_as_interrupt(_signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 # ---------------------------------------------------------------------------- command
 
 
@@ -179,7 +175,7 @@ def train_run(
     else:
         run_dir = resume_dir
     print(f"run folder: {run_dir}" + (f" (resuming at step {start})" if resume else ""))
-    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    previous = signal.signal(signal.SIGTERM, sigterm_as_interrupt)
     bar = ProgressBar(cfg.train.steps - start, label or f"train {algo} ({backend})")
     writer = RunWriter(run_dir, bar=bar, resume_step=start if resume else None)
     t0 = time.monotonic()

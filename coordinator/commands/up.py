@@ -20,7 +20,7 @@ from coordinator.run_folder import new_run_dir, write_config, write_manifest
 from coordinator.stream import EdgeStream, StreamEdge
 from testbed.config import TestbedConfig, load_config
 from testbed.edge_client import EdgeClient
-from testbed.exit_codes import ExitCode, TestbedExit
+from testbed.exit_codes import ExitCode, TestbedExit, sigterm_as_interrupt
 from testbed.messages import TaskRecord
 from testbed.zoo.catalog import Catalog, CatalogError, CatalogNotFound
 
@@ -84,16 +84,12 @@ def check_models(cfg: TestbedConfig, catalog: Catalog) -> None:
         )
 
 
-def _sigterm_as_interrupt(_signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def run_up(args: argparse.Namespace) -> int:
     cfg = resolve_config(args)
     zoo_dir, catalog = load_catalog(cfg)
     check_models(cfg, catalog)
     policy = parse_policy(cfg.run.policy) if cfg.agents.count > 0 else None
-    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    signal.signal(signal.SIGTERM, sigterm_as_interrupt)
     label = policy_label(policy) if policy else "stream"
     run_dir = new_run_dir(cfg.run.out_dir, cfg.experiment, label, cfg.seed)
     config_path = write_config(run_dir, cfg)

@@ -17,35 +17,22 @@ from coordinator.live import LiveBench, PolicySource, SlotResult
 from coordinator.run_folder import new_run_dir, write_config
 from testbed.config import TestbedConfig
 from testbed.edge_client import EdgeClient
-from testbed.exit_codes import ExitCode, TestbedExit
 from testbed.messages import ModelRef, TaskRecord
 from testbed.tasks import TaskGenerator
 from testbed.types import EnergyMethod, EnergyPart, FailureReason, Outcome
-from testbed.zoo.catalog import Catalog, CatalogError, CatalogNotFound
+from testbed.zoo.catalog import Catalog
 
 log = logging.getLogger(__name__)
 
 
 def zoo_dir_of(cfg: TestbedConfig) -> tuple[Path, Catalog]:
-    """The bench's zoo folder and catalog; TestbedExit(ZOO_MISSING) with the fix."""
-    zoo_dir = (Path(cfg.zoo.dir) / cfg.zoo.scale.value).resolve()
-    try:
-        catalog = Catalog.load(zoo_dir)
-    except CatalogNotFound:
-        raise TestbedExit(
-            ExitCode.ZOO_MISSING,
-            f"no model zoo at {zoo_dir}: run `testbed zoo build --scale {cfg.zoo.scale.value}`",
-        ) from None
-    except CatalogError as exc:
-        raise TestbedExit(ExitCode.ZOO_MISSING, str(exc)) from None
-    missing = sorted({t.model for t in cfg.tasks.active_types} - set(catalog.ids()))
-    if missing:
-        raise TestbedExit(
-            ExitCode.CONFIG_INVALID,
-            f"tasks.types name models the zoo does not have: {', '.join(missing)} "
-            f"(it has {', '.join(catalog.ids())})",
-        )
-    return zoo_dir, catalog
+    """The bench's zoo folder (absolute) and catalog, checked as `testbed up` checks them:
+    TestbedExit(ZOO_MISSING) with the fix, or CONFIG_INVALID for models it lacks."""
+    from coordinator.commands.up import check_models, load_catalog
+
+    zoo_dir, catalog = load_catalog(cfg)
+    check_models(cfg, catalog)
+    return zoo_dir.resolve(), catalog
 
 
 def new_bench(cfg: TestbedConfig, label: str, run_dir: Path | None = None) -> LiveBench:
