@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from coordinator.envs.heuristics import encode_actions
 from coordinator.envs.twin import TaskSource, TwinEnv
 
 Array = np.ndarray[Any, Any]
@@ -42,8 +43,7 @@ class SlotOracle:
             raise ValueError(f"ratios must lie in (0, 1], got {ratios}")
         self.ratios = tuple(float(r) for r in ratios)
         self.max_joint = max_joint
-        self._probes: dict[int, TwinEnv] = {}
-        self.joint_sizes: list[int] = []
+        self._probe: TwinEnv | None = None  # K copies of the slot, reused while K holds
 
     def options(self, env: TwinEnv) -> list[tuple[int, float, bool]]:
         """One agent's decisions (target or -1, ratio, download)."""
@@ -54,16 +54,12 @@ class SlotOracle:
                 out += [(j, r, d) for d in downloads]
         return out
 
-    def joint_size(self, env: TwinEnv) -> int:
-        per = len(self.options(env))
-        return int(per ** int(env.has_task[0].sum()))
-
-    def _probe(self, env: TwinEnv, k: int) -> TwinEnv:
-        probe = self._probes.get(k)
-        if probe is None or probe.params is not env.params:
+    def _probe_for(self, env: TwinEnv, k: int) -> TwinEnv:
+        probe = self._probe
+        if probe is None or probe.num_envs != k or probe.params is not env.params:
             probe = TwinEnv(env.params, k, tasks=TaskSource.SAMPLED, model_aware=env.model_aware,
                             episode_slots=env.episode_slots)  # fmt: skip
-            self._probes = {k: probe}
+            self._probe = probe
         return probe
 
     def solve(self, env: TwinEnv) -> tuple[Array, Array, Array, float]:
@@ -81,7 +77,6 @@ class SlotOracle:
                 f"> {self.max_joint:,}: the oracle is for small instances (fewer agents, "
                 "edges or ratios)"
             )
-        self.joint_sizes.append(k)
         combos = np.array(list(itertools.product(range(len(opts)), repeat=len(active))))
         combos = combos.reshape(k, len(active))
         target = np.full((k, n), -1, dtype=np.int64)
@@ -91,7 +86,7 @@ class SlotOracle:
             target[:, active] = np.array([o[0] for o in opts])[combos]
             ratio[:, active] = np.array([o[1] for o in opts])[combos]
             download[:, active] = np.array([o[2] for o in opts], dtype=bool)[combos]
-        probe = self._probe(env, k)
+        probe = self._probe_for(env, k)
         probe.cached[:] = env.cached[0]
         probe.last_used[:] = env.last_used[0]
         probe._tick = env._tick
@@ -105,9 +100,4 @@ class SlotOracle:
 
     def act(self, env: TwinEnv) -> Array:
         target, ratio, download, _ = self.solve(env)
-        m = env.params.num_edges
-        out = np.zeros((1, env.num_agents, m + 3))
-        out[0, np.arange(env.num_agents), target + 1] = 1.0
-        out[0, :, m + 1] = ratio
-        out[0, :, m + 2] = download.astype(np.float64)
-        return out
+        return encode_actions(env.params.num_edges, target[None], ratio[None], download[None])
