@@ -35,7 +35,7 @@ from testbed.config import (
     read_yaml,
 )
 from testbed.exit_codes import ExitCode, TestbedExit, sigterm_as_interrupt
-from testbed.schema import SchemaError, load_dataclass, meta
+from testbed.schema import SchemaError, dump_dataclass, load_dataclass, meta
 
 
 class EvalBackend(enum.StrEnum):
@@ -234,8 +234,7 @@ class Results:
         spec = plan.spec
         self.doc: dict[str, Any] = {
             "experiment": spec.name, "description": spec.description.strip(),
-            "spec": dataclasses.asdict(spec) | {"evaluate": {
-                **dataclasses.asdict(spec.evaluate), "backend": spec.evaluate.backend.value}},
+            "spec": dump_dataclass(spec),
             "sweep": {"key": spec.sweep.key, "label": spec.sweep.label or spec.sweep.key,
                       "values": list(spec.sweep.values)},
             "commit": git_commit(), "cells": [], "trainings": {},
