@@ -7,22 +7,15 @@ the edges' state from MQTT; registers with the coordinator and sends heartbeats.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
-import os
 import platform
 from pathlib import Path
 
 from agent_node.agent import Agent
 from agent_node.servicer import AgentServicer
-from testbed.daemon import (
-    GrpcServer,
-    NodeDaemon,
-    common_parser,
-    load_node_config,
-    run_main,
-    setup_logging,
-)
-from testbed.energy import MeterUnavailable, open_meter
+from testbed.config import TestbedConfig
+from testbed.daemon import DaemonSpec, GrpcServer, NodeDaemon, daemon_main, open_node_meter
 from testbed.exit_codes import ExitCode, TestbedExit
 from testbed.rpc.v1 import agent_pb2_grpc
 from testbed.types import NodeKind
@@ -31,40 +24,38 @@ from testbed.zoo.catalog import Catalog, CatalogError, CatalogNotFound
 log = logging.getLogger("agent_node")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = common_parser("testbed-agent", __doc__.split("\n\n")[0])
+def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--zoo", default=None, help="the board's zoo folder (default from config)")
-    args = parser.parse_args(argv)
-    return run_main(lambda: _run(args))
 
 
-def _run(args: argparse.Namespace) -> int:
-    cfg = load_node_config(args)
-    specs = {s.id: s for s in cfg.agent_specs()}
-    node_id = args.id or next(iter(specs), "agent-0")
-    spec = specs.get(node_id)
-    setup_logging(node_id, args.verbose)
-    zoo_dir = Path(args.zoo or os.path.join(cfg.zoo.dir, cfg.zoo.scale.value))
-    energy_cfg = spec.energy if spec is not None else cfg.agents.energy
-    try:
-        meter = open_meter(energy_cfg)
-    except MeterUnavailable as exc:
-        raise TestbedExit(ExitCode.METER_UNAVAILABLE, str(exc)) from None
+def _default_id(cfg: TestbedConfig) -> str:
+    return next((s.id for s in cfg.agent_specs()), "agent-0")
+
+
+SPEC = DaemonSpec("testbed-agent", __doc__ or "", NodeKind.AGENT, _default_id, _arguments)
+
+
+def _serve(daemon: NodeDaemon, stack: contextlib.ExitStack) -> None:
+    cfg, args, node_id = daemon.cfg, daemon.args, daemon.node_id
+    spec = {s.id: s for s in cfg.agent_specs()}.get(node_id)
+    zoo_dir = Path(args.zoo) if args.zoo else cfg.zoo_path()
+    meter = open_node_meter(spec.energy if spec is not None else cfg.agents.energy)
+    stack.callback(meter.close)
     try:
         Catalog.load(zoo_dir)  # the board's models must be there before it serves
     except (CatalogNotFound, CatalogError) as exc:
         raise TestbedExit(ExitCode.ZOO_MISSING, str(exc)) from None
-    daemon = NodeDaemon(args, cfg, node_id, NodeKind.AGENT)
-    agent = Agent(node_id, daemon.connect(), zoo_dir, meter)
+    agent = Agent(node_id, daemon.connect(stack), zoo_dir, meter)
+    stack.callback(agent.close)
     servicer = AgentServicer(agent)
-    host = args.host or (spec.host if spec else "127.0.0.1")
-    port = args.port if args.port is not None else (spec.port if spec else 0)
     server = GrpcServer(
-        host, port,
+        args.host or (spec.host if spec else "127.0.0.1"),
+        args.port if args.port is not None else (spec.port if spec else 0),
         [lambda s: agent_pb2_grpc.add_AgentServiceServicer_to_server(servicer, s)],
         service_names=["testbed.v1.AgentService"],
-    )  # fmt: skip
+    )
     server.start()
+    stack.callback(server.stop, 1.0)
     log.info("serving on %s: zoo %s, energy %s, broker %s", server.address, zoo_dir,
              meter.describe(), daemon.broker.url)  # fmt: skip
     daemon.announce(
@@ -78,13 +69,10 @@ def _run(args: argparse.Namespace) -> int:
             "energy_method": meter.method.value,
         },
     )
-    daemon.wait()
-    server.stop(1.0)
-    agent.close()
-    daemon.shutdown()
-    meter.close()
-    log.info("stopped")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return daemon_main(SPEC, _serve, argv)
 
 
 if __name__ == "__main__":

@@ -22,17 +22,17 @@ import numpy as np
 from agent_node.edges import EdgeDirectory, EdgeEndpoint
 from agent_node.local_models import LocalModels
 from testbed.config import AgentSpec, TestbedConfig
-from testbed.edge_client import Submission
 from testbed.emulation import stretch
-from testbed.energy import EnergyMeter, modeled
+from testbed.energy import EnergyMeter
 from testbed.links import Pacer
 from testbed.messages import EdgeTaskRequest, ModelRef, TaskRecord
 from testbed.mqtt import MqttClient
 from testbed.observation import Decision, ObservationSpec, decide, observe_one
 from testbed.policies import DecisionContext, EdgeView, Policy, PolicyKind, make_policy
+from testbed.records import add_edge_share, failed_record, judge, new_record
 from testbed.runtime import ModelRuntime
 from testbed.tasks import Task, TaskGenerator, TaskQueue, agent_seed_words, task_data
-from testbed.types import FailureReason, Outcome, TestbedError
+from testbed.types import EnergyPartName, FailureReason, TestbedError
 from testbed.zoo.workload import split_units, units_for
 
 log = logging.getLogger(__name__)
@@ -245,25 +245,15 @@ class Agent:
 
     # ------------------------------------------------------------------ execution
 
-    def _record(self, task: Task, slot: int) -> TaskRecord:
-        return TaskRecord(
-            task_id=task.task_id, agent_id=self.agent_id, slot=task.slot,
-            task_type=task.task_type, model_id=task.model_id, size_mbit=task.size_mbit,
-            density_cycles_per_bit=task.density_cycles_per_bit, deadline_s=task.deadline_s,
-            units=0, outcome=Outcome.FAILED, steps=task.steps or 0, served_slot=slot,
-        )  # fmt: skip
-
     def _unserved(self, run: _Run, task: Task, slot: int) -> TaskRecord:
-        record = self._record(task, slot)
-        record.reason = FailureReason.QUEUE_FULL
-        record.detail = f"the board's queue holds {len(run.queue)} tasks"
         self._arrived_at.pop(task.task_id, None)
-        return record
+        detail = f"the board's queue holds {len(run.queue)} tasks"
+        return failed_record(task, slot, FailureReason.QUEUE_FULL, detail)
 
     def _serve(self, run: _Run, task: Task, decision: Decision, slot: int) -> TaskRecord:
         cfg, me, edges, models = run.cfg, run.spec, run.edges, self._models
         assert models is not None  # created by configure
-        record = self._record(task, slot)
+        record = new_record(task, slot)
         start = time.perf_counter()
         record.t_agent_queue_ms = (start - self._arrived_at.pop(task.task_id, start)) * 1e3
         try:
@@ -307,41 +297,19 @@ class Agent:
         if local_units > 0:
             try:
                 model = models.get(task.model_id)
-                with self.meter.measure("local_compute") as span:
+                with self.meter.measure(EnergyPartName.LOCAL_COMPUTE) as span:
                     work = model.run(local_units, task.steps, data[edge_bytes:], me.max_batch)
                     slept = stretch(work.compute_s, run.cpu_ghz, cfg.emulation)
                 record.t_local_ms = (work.compute_s + slept) * 1e3
                 record.energy.append(span.part)
             except TestbedError as exc:
                 local_error = exc
+        edge_results = []
         if future is not None:
-            self._edge_part(run, record, future.result())
-        record.latency_ms = (time.perf_counter() - start) * 1e3
-        if record.reason is not FailureReason.NONE:
-            return record  # the edge's failure is the task's outcome
-        if local_error is not None:
-            record.reason = FailureReason.LOCAL_FAILED
-            record.detail = f"{local_error.reason.value}: {local_error.detail}"
-        elif record.latency_ms > task.deadline_s * 1e3:
-            record.reason = FailureReason.DEADLINE
-            record.detail = f"{record.latency_ms:.0f} ms > {task.deadline_s * 1e3:.0f} ms"
-        else:
-            record.outcome = Outcome.COMPLETED
-        return record
-
-    def _edge_part(self, run: _Run, record: TaskRecord, sub: Submission) -> None:
-        r = sub.result
-        t = r.timing
-        record.t_tx_ms = sub.upload_s * 1e3
-        record.t_switch_ms = t.switch_ms
-        record.t_edge_queue_ms = t.queue_ms
-        record.t_edge_compute_ms = t.compute_ms
-        record.fetch_ms, record.verify_ms = t.fetch_ms, t.verify_ms
-        record.load_ms, record.warmup_ms = t.load_ms, t.warmup_ms
-        record.cache_hit = r.cache_hit
-        record.energy.append(modeled("tx", run.spec.transmit_power_w, sub.upload_s))
-        record.energy.extend(r.energy)
-        if r.outcome is not Outcome.COMPLETED:
-            record.reason, record.detail = r.reason, r.detail
-            if r.reason is FailureReason.EDGE_UNREACHABLE:
+            sub = future.result()
+            add_edge_share(record, sub, run.spec.transmit_power_w)
+            edge_results.append(sub.result)
+            if sub.result.reason is FailureReason.EDGE_UNREACHABLE:
                 run.edges.mark_unreachable(record.edge_id)
+        record.latency_ms = (time.perf_counter() - start) * 1e3
+        return judge(record, edge_results=edge_results, local_error=local_error)

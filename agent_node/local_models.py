@@ -1,6 +1,6 @@
 """The board's own copy of the zoo: models for the local share of tasks.
 
-A board holds the zoo it was deployed with (ARCHITECTURE.md §1); models are loaded on
+A board holds the zoo it was deployed with (docs/zoo.md); models are loaded on
 first use and kept, so local execution has no model-switch cost (as in the paper).
 """
 

@@ -4,7 +4,7 @@ cost of the same barrier.
 Ours: a real `LiveBench` (coordinator/live.py) on the tiny zoo — embedded broker,
 cloud, 2 edges, 10 agent processes, the coordinator's registry — stepped slot after
 slot. Per slot, `SlotResult.overhead_ms`: the slot's wall time minus the longest step
-an agent measured on itself (ARCHITECTURE.md §4: parallel `Step` on every agent, one
+an agent measured on itself (docs/live-loop.md: parallel `Step` on every agent, one
 barrier). Three cases:
 
 - "no task": `step(slot, generate=False)`: every board answers an empty Step — the
@@ -93,7 +93,8 @@ def bench_config(path: Path, zoo: Path, agents: int = AGENTS, edges: int = EDGES
 @contextmanager
 def live_bench(workdir: Path, zoo: Path, agents: int = AGENTS) -> Iterator[Any]:
     """A started LiveBench (policy local) on `bench_config`, closed on exit."""
-    from coordinator.live import LiveBench, PolicySource
+    from coordinator.live import LiveBench
+    from coordinator.policy_choice import PolicySource
     from coordinator.run_folder import write_config
     from testbed.config import load_config
 
@@ -146,7 +147,7 @@ def run(quick: bool = False) -> Result:
     with scratch("orchestration") as tmp, ExitStack() as stack:
         bench = stack.enter_context(live_bench(tmp, zoo))
         echo = EchoBarrier(stack, AGENTS)
-        from coordinator.live import PolicySource
+        from coordinator.policy_choice import PolicySource
         from testbed.types import Outcome
 
         serial = iter(range(10**9))

@@ -7,20 +7,13 @@ serves grpc.health.v1 so ordinary probes work.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
-import os
 import platform
 from pathlib import Path
 
 from cloud_node.feed_server import FeedServer, ModelRepository
-from testbed.daemon import (
-    GrpcServer,
-    NodeDaemon,
-    common_parser,
-    load_node_config,
-    run_main,
-    setup_logging,
-)
+from testbed.daemon import DaemonSpec, GrpcServer, NodeDaemon, daemon_main
 from testbed.exit_codes import ExitCode, TestbedExit
 from testbed.types import NodeKind
 from testbed.zoo.catalog import CatalogError, CatalogNotFound
@@ -28,24 +21,21 @@ from testbed.zoo.catalog import CatalogError, CatalogNotFound
 log = logging.getLogger("cloud_node")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = common_parser("testbed-cloud", __doc__.split("\n\n")[0])
+def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--zoo", default=None, help="zoo folder (default <zoo.dir>/<zoo.scale>)")
-    args = parser.parse_args(argv)
-    return run_main(lambda: _run(args))
 
 
-def _run(args: argparse.Namespace) -> int:
-    cfg = load_node_config(args)
-    node_id = args.id or "cloud"
-    setup_logging(node_id, args.verbose)
-    zoo_dir = Path(args.zoo or os.path.join(cfg.zoo.dir, cfg.zoo.scale.value))
+SPEC = DaemonSpec("testbed-cloud", __doc__ or "", NodeKind.CLOUD, lambda _cfg: "cloud", _arguments)
+
+
+def _serve(daemon: NodeDaemon, stack: contextlib.ExitStack) -> None:
+    cfg, args = daemon.cfg, daemon.args
+    zoo_dir = Path(args.zoo) if args.zoo else cfg.zoo_path()
     try:
         repo = ModelRepository(zoo_dir)
     except (CatalogNotFound, CatalogError) as exc:
         raise TestbedExit(ExitCode.ZOO_MISSING, str(exc)) from None
-    daemon = NodeDaemon(args, cfg, node_id, NodeKind.CLOUD)
-    client = daemon.connect()
+    client = daemon.connect(stack)
     client.publish(daemon.topics.catalog, repo.catalog.to_json(), retain=True).wait_for_publish(10)
     server = FeedServer(
         client,
@@ -56,8 +46,10 @@ def _run(args: argparse.Namespace) -> int:
         pace=cfg.emulation.links,
     )
     server.start()
+    stack.callback(server.stop)
     grpc_server = GrpcServer(args.host or cfg.cloud.host, args.port or 0, [])
     grpc_server.start()
+    stack.callback(grpc_server.stop, 0.5)
     log.info(
         "serving %d models from %s on %s (broker %s, pacing %s)",
         len(repo.catalog.entries), zoo_dir, daemon.topics.fetch_requests, daemon.broker.url,
@@ -74,12 +66,10 @@ def _run(args: argparse.Namespace) -> int:
             "errors": server.stats.errors,
         },
     )
-    daemon.wait()
-    server.stop()
-    daemon.shutdown()
-    grpc_server.stop(0.5)
-    log.info("stopped")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return daemon_main(SPEC, _serve, argv)
 
 
 if __name__ == "__main__":

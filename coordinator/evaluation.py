@@ -1,9 +1,9 @@
 """Evaluate policies on the same seeds and the same task sequences (common random
 numbers), on the live bench or in the twin.
 
-A policy is a heuristic by name (random, greedy, local, offload) or trained actors: a
-training run's folder (its `actors/<agent-id>.onnx`), a folder of such files, or one
-ONNX file for every agent. In `live` the actors run on the boards (`LoadPolicy`); in
+A policy is what `coordinator.policy_choice.parse_policy` reads: a heuristic by name
+or trained actors (a training run's folder, a folder of per-agent actors, or one ONNX
+file for every agent). In `live` the actors run on the boards (`LoadPolicy`); in
 `twin` the same files run in ONNX Runtime here. Every evaluation of a seed sees the
 same tasks: the generator is a function of (seed, agent, slot) on both backends.
 """
@@ -19,65 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from coordinator.actors import ActorFile, read_actor
-from coordinator.live import PolicySource
+from coordinator.policy_choice import ORACLE, PolicyChoice
 from coordinator.records import percentile
-from testbed.config import TestbedConfig, config_from_dict
+from testbed.config import TestbedConfig, apply_sets, config_from_dict
 from testbed.exit_codes import ExitCode, TestbedExit
-from testbed.policies import PolicyKind
-
-HEURISTICS = ("random", "greedy", "local", "offload")
-ORACLE = "oracle"
-"""The per-slot optimum by exhaustive search (coordinator/envs/oracle.py): twin only."""
-
-
-@dataclass(frozen=True)
-class EvalPolicy:
-    """A policy to evaluate, with its label in tables and figures."""
-
-    label: str
-    heuristic: str = ""
-    actors: dict[str, ActorFile] = field(default_factory=dict)  # by agent id; "*": all
-
-    @classmethod
-    def parse(cls, text: str) -> EvalPolicy:
-        """`greedy`, `PATH`, or `LABEL=PATH` (a run folder, a folder of actors, a file)."""
-        label, _, path = text.partition("=") if "=" in text else ("", "", text)
-        if path in (*HEURISTICS, ORACLE):
-            return cls(label or path, heuristic=path)
-        p = Path(path)
-        if p.is_dir():
-            folder = p / "actors" if (p / "actors").is_dir() else p
-            files = sorted(folder.glob("*.onnx"))
-            if not files:
-                raise TestbedExit(ExitCode.MODEL_INVALID, f"no actors (*.onnx) in {folder}")
-            name = label or (folder.parent.name if folder.name == "actors" else folder.name)
-            return cls(name, actors={f.stem: read_actor(f) for f in files})
-        if p.suffix == ".onnx" and p.exists():
-            return cls(label or p.stem, actors={"*": read_actor(p)})
-        raise TestbedExit(
-            ExitCode.USAGE,
-            f"unknown policy {text!r}: a heuristic ({', '.join(HEURISTICS)}), {ORACLE} (twin "
-            "only), an ONNX actor, or a training run folder",
-        )
-
-    def actor_for(self, agent_id: str) -> ActorFile:
-        actor = self.actors.get(agent_id) or self.actors.get("*")
-        if actor is None:
-            raise TestbedExit(ExitCode.MODEL_INVALID, f"{self.label} has no actor for {agent_id}")
-        return actor
-
-    @property
-    def model_aware(self) -> bool:
-        return all(a.spec.model_aware for a in self.actors.values()) if self.actors else True
-
-    def live_source(self, agent_ids: list[str]) -> PolicySource | dict[str, PolicySource]:
-        if self.heuristic == ORACLE:
-            raise TestbedExit(ExitCode.USAGE, "the oracle searches copies of the slot's state: "
-                              "it runs in the twin only (--backend twin)")  # fmt: skip
-        if self.heuristic:
-            return PolicySource(self.heuristic)
-        return {a: PolicySource(PolicyKind.ONNX.value, self.actor_for(a)) for a in agent_ids}
 
 
 @dataclass
@@ -100,21 +45,14 @@ class EvalResult:
 
 
 def with_seed(cfg: TestbedConfig, seed: int, **sets: Any) -> TestbedConfig:
-    data = cfg.to_dict()
-    data["seed"] = seed
-    for dotted, value in sets.items():
-        node = data
-        *parents, last = dotted.split(".")
-        for key in parents:
-            node = node[key]
-        node[last] = value
+    data = apply_sets(cfg.to_dict(), [("seed", seed), *sets.items()])
     return config_from_dict(data, f"{cfg.experiment} (seed {seed})")
 
 
 # ---------------------------------------------------------------------------- twin
 
 
-def evaluate_twin(cfg: TestbedConfig, policy: EvalPolicy, seed: int, slots: int) -> EvalResult:
+def evaluate_twin(cfg: TestbedConfig, policy: PolicyChoice, seed: int, slots: int) -> EvalResult:
     """`slots` slots of the twin on the task sequence of `seed` (env 0 = the live bench's)."""
     from coordinator.envs.heuristics import make_heuristic
     from coordinator.envs.twin import TwinEnv
@@ -168,7 +106,7 @@ def evaluate_twin(cfg: TestbedConfig, policy: EvalPolicy, seed: int, slots: int)
     )  # fmt: skip
 
 
-def _onnx_policy(policy: EvalPolicy, agent_ids: list[str]) -> Any:
+def _onnx_policy(policy: PolicyChoice, agent_ids: list[str]) -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -193,7 +131,7 @@ def _onnx_policy(policy: EvalPolicy, agent_ids: list[str]) -> Any:
 
 
 def evaluate_live(
-    cfg: TestbedConfig, policy: EvalPolicy, seed: int, slots: int, out_dir: Path
+    cfg: TestbedConfig, policy: PolicyChoice, seed: int, slots: int, out_dir: Path
 ) -> EvalResult:
     """A fresh live bench for `seed` (caches as deployed), `slots` slots, decisions on the
     boards; its run folder goes under `out_dir`."""
@@ -206,7 +144,7 @@ def evaluate_live(
     cfg = with_seed(cfg, seed, **{"run.out_dir": str(out_dir)})
     run_dir = new_run_dir(out_dir, cfg.experiment, policy.label, seed)
     with LiveBench(cfg, run_dir, write_config(run_dir, cfg), _zoo_dir(cfg)) as bench:
-        bench.start(policy.live_source([s.id for s in cfg.agent_specs()]))
+        bench.start(policy.board_policies([s.id for s in cfg.agent_specs()]))
         records = [r for res in bench.run(slots) for r in res.records]
     summary = summarise(records)
     write_csv(run_dir / "tasks.csv", records)
@@ -232,7 +170,7 @@ def _zoo_dir(cfg: TestbedConfig) -> Path:
 
 
 def evaluate(
-    cfg: TestbedConfig, policy: EvalPolicy, seed: int, slots: int, backend: str, out_dir: Path
+    cfg: TestbedConfig, policy: PolicyChoice, seed: int, slots: int, backend: str, out_dir: Path
 ) -> EvalResult:
     if backend == "live":
         return evaluate_live(cfg, policy, seed, slots, out_dir)

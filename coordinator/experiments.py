@@ -25,13 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coordinator.evaluation import ORACLE
+from coordinator.command_help import help_texts
+from coordinator.jsonout import add_json_flag, print_json
+from coordinator.policy_choice import ORACLE, PolicyChoice, parse_policy
 from coordinator.run_folder import git_commit, slug
 from testbed.config import (
     ConfigError,
+    SetItem,
     TestbedConfig,
-    apply_overrides,
+    apply_sets,
     config_from_dict,
+    parse_set,
     read_yaml,
 )
 from testbed.exit_codes import ExitCode, TestbedExit, sigterm_as_interrupt
@@ -137,20 +141,20 @@ class Plan:
     def cell_config(
         self, value: Any, seed: int, out_dir: Path, calibration: str | None = None
     ) -> TestbedConfig:
-        sets = [f"{k}={_yaml_scalar(v)}" for k, v in self.spec.set.items()]
+        sets: list[SetItem] = list(self.spec.set.items())
         if calibration:
-            sets.append(f"twin.calibration={calibration}")
-        sets += [f"train.{k}={_yaml_scalar(v)}" for k, v in self.spec.train.items()]
+            sets.append(("twin.calibration", calibration))
+        sets += [(f"train.{k}", v) for k, v in self.spec.train.items()]
         if self.steps is not None:
-            sets.append(f"train.steps={self.steps}")
+            sets.append(("train.steps", self.steps))
         sets += [
-            f"{self.spec.sweep.key}={_yaml_scalar(value)}",
-            f"seed={seed}",
-            f"experiment={self.spec.name}_{slug(str(value))}",
-            f"run.out_dir={out_dir / 'runs'}",
+            (self.spec.sweep.key, value),
+            ("seed", seed),
+            ("experiment", f"{self.spec.name}_{slug(str(value))}"),
+            ("run.out_dir", str(out_dir / "runs")),
         ]
         try:
-            data = apply_overrides(copy.deepcopy(self.base), {}, sets)
+            data = apply_sets(copy.deepcopy(self.base), sets)
             return config_from_dict(data, self.spec.config)
         except ConfigError as exc:
             source = f"{self.spec.config} + the experiment's overrides ({self.spec.sweep.key}"
@@ -174,22 +178,13 @@ class Plan:
         return self.algorithms + ([ORACLE] if self.oracle(cfg) else [])
 
 
-def _yaml_scalar(value: Any) -> str:
-    return json.dumps(value) if not isinstance(value, str) else value
-
-
 def make_plan(
     spec: ExperimentSpec, spec_path: Path, *, seeds: list[int] | None = None,
     values: list[Any] | None = None, algorithms: list[str] | None = None,
     steps: int | None = None, slots: int | None = None, backend: str | None = None,
     sets: list[str] | None = None, calibrate_slots: int | None = None,
 ) -> Plan:  # fmt: skip
-    extra: dict[str, Any] = {}
-    for item in sets or []:
-        key, eq, value = item.partition("=")
-        if not eq or not key.strip():
-            raise TestbedExit(ExitCode.USAGE, f"--set: expected KEY=VALUE, got {item!r}")
-        extra[key.strip()] = value
+    extra = dict(parse_set(item) for item in sets or [])  # malformed: exit 3
     if extra:
         spec = dataclasses.replace(spec, set={**spec.set, **extra})
     if calibrate_slots is not None:
@@ -282,7 +277,7 @@ def run_plan(plan: Plan, out_dir: Path) -> Results:
     """Train and evaluate every missing cell of `plan` into `out_dir`."""
     from coordinator.algorithms import ALGORITHMS
     from coordinator.commands.train import train_run
-    from coordinator.evaluation import EvalPolicy, evaluate
+    from coordinator.evaluation import evaluate
     from coordinator.progress import ProgressBar
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -322,9 +317,9 @@ def run_plan(plan: Plan, out_dir: Path) -> Results:
                         run_dir, _ = train_run(cfg, algo, "twin", label=label)
                         results.add_training(algo, value, seed, run_dir)
                         bar.update(1, f"trained {algo} ({time.monotonic() - t0:.0f} s)")
-                    policy = EvalPolicy.parse(f"{algo}={run_dir}")
+                    policy = parse_policy(f"{algo}={run_dir}")
                 else:
-                    policy = EvalPolicy(algo, heuristic=algo)
+                    policy = PolicyChoice(algo, heuristic=algo)
                 where, reason = (("twin", "the oracle searches the twin's state") if algo == ORACLE
                                  else (backend, why))  # fmt: skip
                 res = evaluate(cfg, policy, seed, plan.slots, where, out_dir / "evals")
@@ -374,9 +369,19 @@ def _calibrate(plan: Plan, value: Any, out_dir: Path, results: Results) -> Path:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("experiment", help="run a paper experiment (train, evaluate, report)")
-    ps = p.add_subparsers(dest="experiment_command", required=True)
-    r = ps.add_parser("run", help="train and evaluate every cell of a spec, then report")
+    p = sub.add_parser("experiment", **help_texts(
+        "run a paper experiment (train, evaluate, report)",
+        "testbed experiment check experiments/mato_devices.yaml",
+        "testbed experiment run experiments/mato_devices.yaml --seeds 0",
+        details="A spec (experiments/*.yaml) sweeps one config key (docs/experiments.md).",
+    ))  # fmt: skip
+    ps = p.add_subparsers(dest="experiment_command", required=True, metavar="COMMAND")
+    r = ps.add_parser("run", **help_texts(
+        "train and evaluate every cell of a spec, then report",
+        "testbed experiment run experiments/mato_devices.yaml --values 5,10 --seeds 0",
+        details="results.json grows cell by cell: run the same command (same --out) again\n"
+        "to continue an interrupted experiment; report.md and the figures come last.",
+    ))  # fmt: skip
     r.add_argument("spec", help="experiment spec, e.g. experiments/mato_models.yaml")
     r.add_argument("--out", default=None,
                    help="experiment folder (default runs/experiments/<name>); an existing "
@@ -396,8 +401,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a config override for every cell, after the spec's `set`")  # fmt: skip
     r.set_defaults(func=run_experiment)
-    c = ps.add_parser("check", help="validate a spec and print its cells")
-    c.add_argument("spec")
+    c = ps.add_parser("check", **help_texts(
+        "validate a spec and print its cells",
+        "testbed experiment check experiments/oracle_small.yaml --json",
+        details="Every cell's config is built and checked; nothing is trained or run.",
+    ))  # fmt: skip
+    c.add_argument("spec", help="experiment spec, e.g. experiments/mato_models.yaml")
+    add_json_flag(c)
     c.set_defaults(func=check_experiment)
 
 
@@ -423,19 +433,35 @@ def _plan(args: argparse.Namespace) -> Plan:
     )  # fmt: skip
 
 
-def check_experiment(args: argparse.Namespace) -> int:
-    plan = _plan(args)
-    print(f"{args.spec}: ok — {plan.spec.name}")
+def plan_outline(spec_path: str, plan: Plan) -> dict[str, Any]:
+    """What `testbed experiment check --json` prints (docs/cli.md): the bench of every
+    sweep value and where its cells are evaluated."""
+    cells = []
     for value in plan.values:
         cfg = plan.cell_config(value, plan.seeds[0], Path("."))
         backend, why = plan.backend(cfg)
-        bench = (f"{cfg.agents.count} devices, {cfg.edges.count} edges, "
-                 f"{len(cfg.tasks.active_types)} models")  # fmt: skip
-        oracle = ", with the oracle" if plan.oracle(cfg) else ""
-        print(f"  {plan.spec.sweep.key}={value}: {bench}; evaluated {backend} ({why}){oracle}")
-    print(f"  seeds {plan.seeds}; algorithms {', '.join(plan.algorithms)}")
-    if plan.spec.calibrate_slots:
-        print(f"  the twin is calibrated per value ({plan.spec.calibrate_slots} slots per run)")
+        cells.append({"value": value, "agents": cfg.agents.count, "edges": cfg.edges.count,
+                      "models": len(cfg.tasks.active_types), "backend": backend,
+                      "backend_reason": why, "oracle": plan.oracle(cfg)})  # fmt: skip
+    return {"spec": spec_path, "name": plan.spec.name, "sweep_key": plan.spec.sweep.key,
+            "cells": cells, "seeds": plan.seeds, "algorithms": plan.algorithms,
+            "calibrate_slots": plan.spec.calibrate_slots}  # fmt: skip
+
+
+def check_experiment(args: argparse.Namespace) -> int:
+    outline = plan_outline(args.spec, _plan(args))
+    if args.json:
+        print_json(outline)
+        return 0
+    print(f"{args.spec}: ok — {outline['name']}")
+    for c in outline["cells"]:
+        bench = f"{c['agents']} devices, {c['edges']} edges, {c['models']} models"
+        oracle = ", with the oracle" if c["oracle"] else ""
+        print(f"  {outline['sweep_key']}={c['value']}: {bench}; evaluated {c['backend']} "
+              f"({c['backend_reason']}){oracle}")  # fmt: skip
+    print(f"  seeds {outline['seeds']}; algorithms {', '.join(outline['algorithms'])}")
+    if outline["calibrate_slots"]:
+        print(f"  the twin is calibrated per value ({outline['calibrate_slots']} slots per run)")
     return 0
 
 

@@ -24,8 +24,9 @@ from typing import Any
 import grpc
 import numpy as np
 
-from coordinator.actors import ActorFile, check_fits
+from coordinator.actors import check_fits
 from coordinator.launcher import Launcher
+from coordinator.policy_choice import BoardPolicies, PolicySource
 from coordinator.registry import NodeRecord, NodeState, NodeTable, Registry
 from testbed import costs, serde
 from testbed.config import TestbedConfig
@@ -33,56 +34,12 @@ from testbed.daemon import GRPC_OPTIONS, GrpcServer
 from testbed.exit_codes import ExitCode, TestbedExit
 from testbed.messages import TaskRecord
 from testbed.observation import Decision, ObservationSpec
-from testbed.policies import PolicyKind
+from testbed.records import failed_record
 from testbed.rpc.v1 import agent_pb2, agent_pb2_grpc, common_pb2, registry_pb2_grpc
 from testbed.tasks import TaskGenerator
 from testbed.types import FailureReason, NodeKind, Outcome
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class PolicySource:
-    """What `LoadPolicy` sends: a heuristic by name, or an ONNX actor."""
-
-    name: str
-    actor: ActorFile | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> PolicySource:
-        if text in set(PolicyKind) and text != PolicyKind.ONNX:
-            return cls(text)
-        from coordinator.actors import read_actor
-
-        return cls(PolicyKind.ONNX.value, read_actor(text))
-
-    @property
-    def label(self) -> str:
-        return Path(self.actor.path).stem if self.actor else self.name
-
-
-def parse_policy(text: str) -> PolicySource | dict[str, PolicySource]:
-    """A policy from the command line: a heuristic's name, one ONNX actor for every
-    agent, or a folder of per-agent actors (`<agent-id>.onnx`, e.g. a training run's
-    `actors/`)."""
-    path = Path(text)
-    if path.is_dir():
-        from coordinator.actors import read_actor
-
-        folder = path / "actors" if (path / "actors").is_dir() else path
-        files = sorted(folder.glob("*.onnx"))
-        if not files:
-            raise TestbedExit(ExitCode.MODEL_INVALID, f"no actors (*.onnx) in {folder}")
-        return {f.stem: PolicySource(PolicyKind.ONNX.value, read_actor(f)) for f in files}
-    return PolicySource.parse(text)
-
-
-def policy_label(policy: PolicySource | dict[str, PolicySource]) -> str:
-    if isinstance(policy, dict):
-        first = next(iter(policy.values()))
-        folder = Path(first.actor.path).parent if first.actor else Path("per-agent")
-        return folder.parent.name if folder.name == "actors" else folder.name
-    return policy.label
 
 
 @dataclass
@@ -220,7 +177,7 @@ class LiveBench:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self, policy: PolicySource | dict[str, PolicySource] | None = None) -> None:
+    def start(self, policy: BoardPolicies | None = None) -> None:
         """Start broker, registry, cloud, edges and agents; configure the agents with
         `policy` (one for all, or one per agent id)."""
         if policy is not None:
@@ -357,14 +314,14 @@ class LiveBench:
             return f"{exc.code().name}: {exc.details()}"
         return ""
 
-    def load_policy(self, policy: PolicySource | dict[str, PolicySource]) -> None:
+    def load_policy(self, policy: BoardPolicies) -> None:
         """Send a new policy to the boards before their next step: one for every agent,
         or one per agent id (e.g. each agent's own trained actor)."""
         self._set_policy(policy)
         for handle in self.agents.values():
             handle.needs_policy = True
 
-    def _set_policy(self, policy: PolicySource | dict[str, PolicySource]) -> None:
+    def _set_policy(self, policy: BoardPolicies) -> None:
         sources = policy.values() if isinstance(policy, dict) else [policy]
         for source in sources:
             if source.actor is not None:
@@ -445,23 +402,7 @@ class LiveBench:
         task = handle.generator.next(slot) if generate else None
         records = []
         if task is not None:
-            records.append(
-                TaskRecord(
-                    task_id=task.task_id,
-                    agent_id=task.agent_id,
-                    slot=slot,
-                    task_type=task.task_type,
-                    model_id=task.model_id,
-                    size_mbit=task.size_mbit,
-                    density_cycles_per_bit=task.density_cycles_per_bit,
-                    deadline_s=task.deadline_s,
-                    units=0,
-                    outcome=Outcome.FAILED,
-                    reason=FailureReason.AGENT_UNREACHABLE,
-                    detail=detail,
-                    served_slot=slot,
-                )
-            )
+            records.append(failed_record(task, slot, FailureReason.AGENT_UNREACHABLE, detail))
         log.warning("%s did not answer slot %d: %s", handle.agent_id, slot, detail)
         return AgentStep(handle.agent_id, False, reachable=False), records
 

@@ -1,11 +1,18 @@
 """A dependency-free progress bar for long work: redraws in place on a terminal, and
-prints a plain line every few seconds otherwise (logs, CI)."""
+prints a plain line every few seconds otherwise (logs, CI). Progress is chatter: with
+`testbed -q` (the root logger at ERROR) it is not shown."""
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from typing import TextIO
+
+
+def progress_enabled() -> bool:
+    """Whether progress lines are shown: not when logging is at ERROR or above (`-q`)."""
+    return logging.getLogger().isEnabledFor(logging.WARNING)
 
 
 class ProgressBar:
@@ -20,9 +27,12 @@ class ProgressBar:
         self.t0 = time.monotonic()
         self._last_line = 0.0
         self._tty = self.stream.isatty()
+        self._shown = progress_enabled()
 
     def update(self, n: int = 1, note: str = "") -> None:
         self.done = min(self.total, self.done + n)
+        if not self._shown:
+            return
         now = time.monotonic()
         elapsed = now - self.t0
         eta = elapsed / self.done * (self.total - self.done) if self.done else 0.0

@@ -16,28 +16,34 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from testbed.messages import TaskRecord
-from testbed.types import Outcome
+from testbed.types import EnergyMethod, EnergyPart, EnergyPartName, FailureReason, Outcome
+
+_SCALARS = tuple(f for f in dataclasses.fields(TaskRecord) if f.name != "energy")
+_ENERGY_COLUMNS = tuple(
+    column for part in EnergyPartName for column in (f"energy_{part}_j", f"energy_{part}_method")
+)
+CSV_FIELDS = [*(f.name for f in _SCALARS), "energy_j", *_ENERGY_COLUMNS]
+"""The columns of tasks.csv: the record's fields, the task's total energy, then each
+energy part's joules and the method that measured it (docs/energy.md); a part the
+task did not have is left empty."""
 
 
 def csv_row(record: TaskRecord) -> dict[str, Any]:
-    row = {
-        f.name: getattr(record, f.name) for f in dataclasses.fields(record) if f.name != "energy"
-    }
+    """One task's row of tasks.csv (`read_records` reads it back)."""
+    row: dict[str, Any] = {f.name: getattr(record, f.name) for f in _SCALARS}
     row["outcome"] = record.outcome.value
     row["reason"] = record.reason.value
     row["energy_j"] = round(record.energy_j, 9)
-    row["energy_parts"] = ";".join(
-        f"{p.part}={p.energy_j:.9g}:{p.method.value}" for p in record.energy
-    )
+    for part in record.energy:
+        name = EnergyPartName(part.part)  # an unknown part is a bug: no column would hold it
+        if f"energy_{name}_j" in row:
+            raise ValueError(f"{record.task_id}: energy part {name} twice")
+        row[f"energy_{name}_j"] = part.energy_j
+        row[f"energy_{name}_method"] = part.method.value
     return row
-
-
-CSV_FIELDS = [
-    *(f.name for f in dataclasses.fields(TaskRecord) if f.name != "energy"),
-    "energy_j",
-    "energy_parts",
-]
 
 
 def write_csv(path: Path, rows: Iterable[TaskRecord]) -> int:
@@ -51,14 +57,36 @@ def write_csv(path: Path, rows: Iterable[TaskRecord]) -> int:
     return n
 
 
+def read_records(path: Path) -> list[TaskRecord]:
+    """Task records back from a tasks.csv that `write_csv` wrote."""
+    with open(path, newline="") as f:
+        return [_from_row(row) for row in csv.DictReader(f)]
+
+
+def _from_row(row: dict[str, str]) -> TaskRecord:
+    values: dict[str, Any] = {}
+    for f in _SCALARS:
+        text = row[f.name]
+        values[f.name] = (
+            Outcome(text) if f.name == "outcome"
+            else FailureReason(text) if f.name == "reason"
+            else text == "True" if f.type == "bool"
+            else int(text) if f.type == "int"
+            else float(text) if f.type == "float"
+            else text
+        )  # fmt: skip
+    energy = [
+        EnergyPart(part.value, float(row[f"energy_{part}_j"]), method)
+        for part in EnergyPartName
+        if (method_text := row.get(f"energy_{part}_method"))
+        for method in [EnergyMethod(method_text)]
+    ]
+    return TaskRecord(**values, energy=energy)
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """Linear-interpolated percentile (q in [0, 100]); NaN for no values."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100.0
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+    return float(np.percentile(values, q)) if len(values) else math.nan
 
 
 def summarise(rows: Sequence[TaskRecord], extra: dict[str, Any] | None = None) -> dict[str, Any]:

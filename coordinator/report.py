@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from coordinator.command_help import help_texts
+from coordinator.policy_choice import ORACLE
 from testbed.exit_codes import ExitCode, TestbedExit
 
 METRICS = (
@@ -29,12 +31,17 @@ METRICS = (
     ("completion_rate", "completion rate", "higher"),
 )
 REFERENCE = "mato"
-ORACLE = "oracle"
-"""The per-slot optimum (twin): a reference for optimality gaps, not a baseline."""
+"""The algorithm every other is compared with in the report's tables."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help="figures and tables from experiment results")
+    p = sub.add_parser("report", **help_texts(
+        "figures and tables from experiment results",
+        "testbed report runs/experiments/mato_devices",
+        "testbed report runs/experiments/a runs/experiments/b --out docs/results/ab",
+        details="Reads each folder's results.json (`testbed experiment run`); writes the\n"
+        "figures and report.md into the first folder or --out.",
+    ))  # fmt: skip
     p.add_argument("folders", nargs="+", help="experiment folders (with results.json)")
     p.add_argument("--out", default=None, help="where to write (default: the first folder)")
     p.set_defaults(func=run_report)

@@ -1,6 +1,6 @@
 """Run folders: `runs/<experiment>__<policy>__<seed>__<utc>/` with the resolved
 config, a manifest (git commit, package versions, host and board facts, broker), the
-per-task records, `summary.json` and plots (ARCHITECTURE.md §8).
+per-task records, `summary.json` and plots (docs/live-loop.md, "The run folder").
 """
 
 from __future__ import annotations

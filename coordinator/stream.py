@@ -10,7 +10,6 @@ All tasks of a slot run concurrently; the slot ends when every one has an outcom
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,8 +18,9 @@ from testbed.config import TestbedConfig
 from testbed.edge_client import EdgeClient
 from testbed.links import Pacer, distance_m, shannon_rate_mbps
 from testbed.messages import EdgeTaskRequest, ModelRef, TaskRecord
+from testbed.records import add_edge_share, judge, new_record
 from testbed.tasks import Task, TaskGenerator, task_data
-from testbed.types import EnergyMethod, EnergyPart, FailureReason, Outcome
+from testbed.types import FailureReason
 from testbed.zoo.catalog import Catalog, UnknownModel
 from testbed.zoo.workload import units_for
 
@@ -85,23 +85,17 @@ class EdgeStream:
         return rows
 
     def _one(self, task: Task, pos: tuple[float, float] | None, edge: StreamEdge) -> TaskRecord:
-        row = TaskRecord(
-            task_id=task.task_id, agent_id=task.agent_id, slot=task.slot,
-            task_type=task.task_type, model_id=task.model_id, size_mbit=task.size_mbit,
-            density_cycles_per_bit=task.density_cycles_per_bit, deadline_s=task.deadline_s,
-            units=0, outcome=Outcome.FAILED, edge_id=edge.edge_id, share=1.0, download=True,
-            steps=task.steps or 0, served_slot=task.slot,
-        )  # fmt: skip
+        row = new_record(task, task.slot)
+        row.edge_id, row.share, row.download = edge.edge_id, 1.0, True
         try:
             entry = self.catalog.get(task.model_id)
         except UnknownModel as exc:
             row.reason, row.detail = FailureReason.MODEL_UNKNOWN, str(exc)
             return row
-        row.units = units_for(
+        row.units = row.edge_units = units_for(
             task.size_mbit, task.density_cycles_per_bit, entry, self.cfg.tasks.flops_per_cycle
         )
         nbytes = int(task.size_mbit * 1e6 / 8)
-        data = task_data(task.task_id, nbytes)
         rate = None
         if self.cfg.emulation.links and pos is not None:
             d = distance_m(pos, edge.position_m)
@@ -112,32 +106,9 @@ class EdgeStream:
             data_bytes=nbytes, slot=task.slot, upload_rate_mbps=rate or 0.0,
         )  # fmt: skip
         sub = self.clients[edge.edge_id].submit(
-            request, data, timeout_s=self.cfg.run.task_timeout_s, pacer=Pacer(rate)
-        )
-        r = sub.result
-        t = r.timing
-        row.latency_ms = sub.round_trip_s * 1e3
-        row.t_tx_ms = sub.upload_s * 1e3
-        row.t_switch_ms = t.switch_ms
-        row.t_edge_queue_ms = t.queue_ms
-        row.t_edge_compute_ms = t.compute_ms
-        row.fetch_ms, row.verify_ms, row.load_ms, row.warmup_ms = (
-            t.fetch_ms, t.verify_ms, t.load_ms, t.warmup_ms,
+            request, task_data(task.task_id, nbytes), timeout_s=self.cfg.run.task_timeout_s,
+            pacer=Pacer(rate),
         )  # fmt: skip
-        row.cache_hit = r.cache_hit
-        row.energy = [
-            *r.energy,
-            EnergyPart("tx", self.cfg.agents.transmit_power_w * sub.upload_s, EnergyMethod.MODELED),
-        ]
-        if r.outcome is not Outcome.COMPLETED:
-            row.reason, row.detail = r.reason, r.detail
-        elif row.latency_ms > task.deadline_s * 1e3:
-            row.reason = FailureReason.DEADLINE
-            row.detail = f"{row.latency_ms:.0f} ms > deadline {task.deadline_s * 1e3:.0f} ms"
-        else:
-            row.outcome = Outcome.COMPLETED
-        return row
-
-
-def default_zoo_dir(cfg: TestbedConfig) -> str:
-    return os.path.join(cfg.zoo.dir, cfg.zoo.scale.value)
+        add_edge_share(row, sub, self.cfg.agents.transmit_power_w)
+        row.latency_ms = sub.round_trip_s * 1e3
+        return judge(row, edge_results=[sub.result])

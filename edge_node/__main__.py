@@ -8,6 +8,7 @@ state (retained) and telemetry.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import platform
@@ -15,15 +16,8 @@ from pathlib import Path
 
 from edge_node.node import EdgeNode
 from edge_node.servicer import EdgeServicer
-from testbed.daemon import (
-    GrpcServer,
-    NodeDaemon,
-    common_parser,
-    load_node_config,
-    run_main,
-    setup_logging,
-)
-from testbed.energy import MeterUnavailable, open_meter
+from testbed.config import TestbedConfig
+from testbed.daemon import DaemonSpec, GrpcServer, NodeDaemon, daemon_main, open_node_meter
 from testbed.exit_codes import ExitCode, TestbedExit
 from testbed.rpc.v1 import edge_pb2_grpc
 from testbed.runtime import ModelRuntime
@@ -32,32 +26,32 @@ from testbed.types import NodeKind
 log = logging.getLogger("edge_node")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = common_parser("testbed-edge", __doc__.split("\n\n")[0])
+def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", default=None, help="model cache folder")
-    args = parser.parse_args(argv)
-    return run_main(lambda: _run(args))
 
 
-def _run(args: argparse.Namespace) -> int:
-    cfg = load_node_config(args)
+def _default_id(cfg: TestbedConfig) -> str:
+    return next((s.id for s in cfg.edge_specs()), "edge-0")
+
+
+SPEC = DaemonSpec("testbed-edge", __doc__ or "", NodeKind.EDGE, _default_id, _arguments)
+
+
+def _serve(daemon: NodeDaemon, stack: contextlib.ExitStack) -> None:
+    cfg, args, node_id = daemon.cfg, daemon.args, daemon.node_id
     specs = {s.id: s for s in cfg.edge_specs()}
-    node_id = args.id or next(iter(specs), "edge-0")
     if node_id not in specs:
         raise TestbedExit(
             ExitCode.USAGE, f"no edge {node_id!r} in the config; it has {sorted(specs)}"
         )
     spec = specs[node_id]
-    setup_logging(node_id, args.verbose)
     cache_dir = Path(args.cache_dir or spec.cache_dir or os.path.join(".testbed", "cache", node_id))
-    try:
-        meter = open_meter(spec.energy)
-    except MeterUnavailable as exc:
-        raise TestbedExit(ExitCode.METER_UNAVAILABLE, str(exc)) from None
+    meter = open_node_meter(spec.energy)
+    stack.callback(meter.close)
     runtime = ModelRuntime(spec.runtime, spec.intra_op_threads)
-    daemon = NodeDaemon(args, cfg, node_id, NodeKind.EDGE)
-    client = daemon.connect()
+    client = daemon.connect(stack)
     node = EdgeNode(cfg, spec, client=client, runtime=runtime, meter=meter, cache_dir=cache_dir)
+    stack.callback(node.stop)
     servicer = EdgeServicer(node)
     server = GrpcServer(
         args.host or spec.host,
@@ -67,6 +61,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     node.start(server.address)
     server.start()
+    stack.callback(server.stop, 1.0)
     log.info(
         "serving on %s: cache %.1f MB in %s, %d slot(s), runtime %s, energy %s, broker %s",
         server.address, spec.cache_capacity_mb, cache_dir, spec.parallel_slots,
@@ -76,13 +71,10 @@ def _run(args: argparse.Namespace) -> int:
     facts = {"host": platform.node(), "runtime": runtime.provider,
              "energy_method": meter.method.value}  # fmt: skip
     daemon.announce(server.address, spec.position_m, facts, node.telemetry)
-    daemon.wait()
-    server.stop(1.0)
-    node.stop()
-    daemon.shutdown()
-    meter.close()
-    log.info("stopped")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return daemon_main(SPEC, _serve, argv)
 
 
 if __name__ == "__main__":

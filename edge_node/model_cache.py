@@ -38,7 +38,7 @@ from testbed.energy import EnergyMeter, modeled
 from testbed.messages import CacheCounters, CachedModelInfo, ModelRef
 from testbed.runtime import LoadedModel, ModelRuntime
 from testbed.schema import SchemaError, dump_dataclass, load_dataclass
-from testbed.types import EnergyPart, FailureReason, TestbedError
+from testbed.types import EnergyPart, EnergyPartName, FailureReason, TestbedError
 from testbed.zoo.catalog import ModelEntry, file_sha256, write_atomic
 
 log = logging.getLogger(__name__)
@@ -302,18 +302,18 @@ class ModelCache:
             verify_ms=result.verify_s * 1e3,
             bytes_fetched=result.bytes_received,
         )
-        lease.energy.append(modeled("cloud_tx", self._cloud_power_w, result.fetch_s))
+        lease.energy.append(modeled(EnergyPartName.CLOUD_TX, self._cloud_power_w, result.fetch_s))
         with self._cond:
             self.counters.fetches += 1
             self.counters.bytes_fetched += result.bytes_received
             slot = self._make_room(entry, staging)
         try:
-            with self._meter.measure("edge_load") as span:
+            with self._meter.measure(EnergyPartName.EDGE_LOAD) as span:
                 t0 = time.perf_counter()
                 model = self._runtime.load(slot.path, entry)
                 lease.load_ms = (time.perf_counter() - t0) * 1e3
             lease.energy.append(span.part)
-            with self._meter.measure("edge_warmup") as span:
+            with self._meter.measure(EnergyPartName.EDGE_WARMUP) as span:
                 t0 = time.perf_counter()
                 model.warmup()
                 lease.warmup_ms = (time.perf_counter() - t0) * 1e3

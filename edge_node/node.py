@@ -26,7 +26,7 @@ from testbed.messages import (
 from testbed.mqtt import MqttClient
 from testbed.runtime import ModelRuntime
 from testbed.topics import Topics
-from testbed.types import FailureReason, Outcome, TestbedError
+from testbed.types import EnergyPartName, FailureReason, Outcome, TestbedError
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class EdgeNode:
                 energy.extend(lease.energy)
                 digest, units_done = b"", 0
                 if req.units > 0:
-                    with self._meter.measure("edge_compute") as span:
+                    with self._meter.measure(EnergyPartName.EDGE_COMPUTE) as span:
                         run = lease.model.run(
                             req.units, req.steps or None, job.data, self.spec.max_batch
                         )

@@ -4,8 +4,9 @@
 and waits until it accepts MQTT connections. `testbed-broker` runs the amqtt broker
 in the foreground (what the launcher starts when Mosquitto is absent).
 
-Measured on the reference machine (ARCHITECTURE.md §9): 1 MiB QoS 1 messages move at
-~470 MB/s through Mosquitto and ~104 MB/s through amqtt, so `auto` prefers Mosquitto.
+Bare paho clients move 1 MiB QoS 1 messages about 4-5 times faster through Mosquitto
+than through amqtt on this project's machine (docs/performance.md, benchmark 1
+`model_fetch`, has the measured figures and the command), so `auto` prefers Mosquitto.
 """
 
 from __future__ import annotations

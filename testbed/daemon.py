@@ -16,13 +16,15 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent import futures
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from testbed.config import TestbedConfig, load_config
+from testbed.config import EnergyConfig, TestbedConfig, load_config
+from testbed.energy import EnergyMeter, MeterUnavailable, open_meter
 from testbed.exit_codes import ExitCode, TestbedExit, run_with_exit_codes
 from testbed.mqtt import BrokerAddress, MqttClient, MqttUnavailable
 from testbed.registration import NodeInfo, NodeRegistration, RegistrationRefused
@@ -56,7 +58,7 @@ def common_parser(prog: str, description: str) -> argparse.ArgumentParser:
 
 
 def setup_logging(node_id: str, verbose: int = 0) -> None:
-    """Every log line carries the host and the node id (STYLE.md: logs are for people)."""
+    """Every log line carries the host and the node id (so merged logs say who wrote what)."""
     level = [logging.INFO, logging.DEBUG][min(verbose, 1)]
     host = socket.gethostname()
     logging.basicConfig(
@@ -183,11 +185,14 @@ class NodeDaemon:
         self._registration: NodeRegistration | None = None
         self._telemetry: TelemetryPublisher | None = None
 
-    def connect(self) -> MqttClient:
+    def connect(self, stack: contextlib.ExitStack | None = None) -> MqttClient:
+        """Connect to the broker; with `stack`, `shutdown` is pushed on it."""
         try:
             self.client.connect()
         except MqttUnavailable as exc:
             raise TestbedExit(ExitCode.BROKER_UNAVAILABLE, str(exc)) from None
+        if stack is not None:
+            stack.callback(self.shutdown)
         return self.client
 
     def announce(
@@ -260,3 +265,54 @@ def run_main(body: Callable[[], int]) -> int:
     """Run a daemon's main body, mapping known errors to registered exit codes."""
     exit_with_parent()
     return run_with_exit_codes(body)
+
+
+# ---------------------------------------------------------------------------- start-up
+
+
+@dataclass(frozen=True)
+class DaemonSpec:
+    """What differs between the node daemons at start-up."""
+
+    prog: str
+    doc: str  # the module docstring: its first paragraph is the --help description
+    kind: NodeKind
+    default_id: Callable[[TestbedConfig], str]
+    add_arguments: Callable[[argparse.ArgumentParser], None] = lambda _parser: None
+
+
+Serve = Callable[[NodeDaemon, contextlib.ExitStack], None]
+"""A daemon's own part: check what it needs, `connect(stack)`, build and start its
+services, `announce`; each thing to close goes on the stack, which closes them in
+reverse order once the daemon stops."""
+
+
+def daemon_main(spec: DaemonSpec, serve: Serve, argv: Sequence[str] | None = None) -> int:
+    """The start-up every node daemon shares: flags, config, node id, logging with the
+    node id, the MQTT connection with its last will, then the daemon's own `serve`,
+    then wait for SIGTERM/SIGINT and tear down in reverse (status `offline` last)."""
+    parser = common_parser(spec.prog, spec.doc.split("\n\n")[0])
+    spec.add_arguments(parser)
+    args = parser.parse_args(argv)
+    log = logging.getLogger(f"{spec.kind.value}_node")
+
+    def body() -> int:
+        cfg = load_node_config(args)
+        node_id = args.id or spec.default_id(cfg)
+        setup_logging(node_id, args.verbose)
+        daemon = NodeDaemon(args, cfg, node_id, spec.kind)
+        with contextlib.ExitStack() as stack:
+            serve(daemon, stack)
+            daemon.wait()
+        log.info("stopped")
+        return 0
+
+    return run_main(body)
+
+
+def open_node_meter(energy: EnergyConfig) -> EnergyMeter:
+    """The node's energy meter, or METER_UNAVAILABLE saying why it cannot read."""
+    try:
+        return open_meter(energy)
+    except MeterUnavailable as exc:
+        raise TestbedExit(ExitCode.METER_UNAVAILABLE, str(exc)) from None

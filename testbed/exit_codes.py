@@ -6,12 +6,14 @@ exit-codes` prints the table; docs/cli.md lists it too.
 
 from __future__ import annotations
 
+import argparse
 import enum
 import sys
 from collections.abc import Callable
 from typing import NoReturn
 
 
+@enum.unique
 class ExitCode(enum.IntEnum):
     """Exit codes, each with the help text `testbed exit-codes` prints."""
 
@@ -64,22 +66,22 @@ class TestbedExit(Exception):
         self.message = message
 
 
-def die(code: ExitCode, message: str) -> NoReturn:
-    """Print `message` to stderr (no traceback) and exit with `code`."""
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(int(code))
+class UsageArgumentParser(argparse.ArgumentParser):
+    """An `argparse` parser whose errors (unknown flag, bad choice or value, missing
+    argument) print argparse's usual usage and one-line message on stderr and exit with
+    USAGE, not argparse's own 2, which here means CONFIG_INVALID. `add_subparsers` makes
+    its subparsers of the parent's class, so a whole command tree behaves the same."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(int(ExitCode.USAGE), f"{self.prog}: error: {message}\n")
 
 
 def run_with_exit_codes(body: Callable[[], int]) -> int:
-    """Run a command or daemon body: a bad config, a `TestbedExit` or Ctrl-C become their
-    registered exit code and one message on stderr, never a traceback."""
-    from testbed.config import ConfigError
-
+    """Run a command or daemon body: a `TestbedExit` (a bad config included) or Ctrl-C
+    become their registered exit code and one message on stderr, never a traceback."""
     try:
         return int(body() or 0)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return int(ExitCode.CONFIG_INVALID)
     except TestbedExit as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return int(exc.code)

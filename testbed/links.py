@@ -1,6 +1,6 @@
 """Radio links: distances, channel gain, Shannon rates, and a pacer for emulated links.
 
-The rate r_ij of ED i to ES j (PAPERS.md §A, eq. 5) is the Shannon capacity of a
+The rate r_ij of ED i to ES j (docs/papers.md §A, eq. 5) is the Shannon capacity of a
 link with bandwidth B, transmit power p_i, path-loss channel gain g(d) and white
 noise of spectral density N0:
 

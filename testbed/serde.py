@@ -72,163 +72,102 @@ def model_ref_from_pb(msg: pb.ModelRef) -> ModelRef:
     return ModelRef(msg.model_id, msg.version)
 
 
-_TIMING_FIELDS = tuple(f.name for f in dataclasses.fields(EdgeTiming))
+def _same_names(
+    cls: type, message: Any, *, special: tuple[str, ...] = (), local: tuple[str, ...] = ()
+) -> tuple[str, ...]:
+    """The fields that `cls` and the protobuf `message` share by name, copied as they are.
+    Every field of `cls` must be one of those, converted by hand (`special`), or kept
+    off the wire (`local`): a field added to a dataclass and not to the message fails
+    here, at import, instead of vanishing on the wire."""
+    on_wire = set(message.DESCRIPTOR.fields_by_name)
+    names = tuple(f.name for f in dataclasses.fields(cls))
+    unmapped = [n for n in names if n not in on_wire and n not in special and n not in local]
+    if unmapped:
+        raise TypeError(f"{cls.__name__} fields not on {message.DESCRIPTOR.name}: {unmapped}")
+    return tuple(n for n in names if n in on_wire and n not in special)
+
+
+def _copy(obj: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in names}
+
+
+_TIMING = _same_names(EdgeTiming, pb.EdgeTiming)
+_HEADER = _same_names(EdgeTaskRequest, edge_pb.TaskHeader, special=("model",))
+_RESULT = _same_names(
+    EdgeTaskResult, edge_pb.TaskResult, special=("outcome", "reason", "timing", "energy")
+)
+_CACHED = _same_names(CachedModelInfo, edge_pb.CachedModel, special=("model",))
+_COUNTERS = _same_names(CacheCounters, edge_pb.CacheCounters)
+_STATE = _same_names(
+    EdgeStateSnapshot, edge_pb.EdgeState, special=("cached", "counters", "position_m")
+)
+_RECORD = _same_names(
+    TaskRecord,
+    agent_pb.TaskRecord,
+    special=("outcome", "reason", "energy"),
+    # the edge's switch parts travel in `edge_timing`; the reward is the coordinator's
+    local=("fetch_ms", "verify_ms", "load_ms", "warmup_ms", "reward"),
+)
 
 
 def timing_to_pb(t: EdgeTiming) -> pb.EdgeTiming:
-    return pb.EdgeTiming(**{f: getattr(t, f) for f in _TIMING_FIELDS})
+    return pb.EdgeTiming(**_copy(t, _TIMING))
 
 
 def timing_from_pb(msg: pb.EdgeTiming) -> EdgeTiming:
-    return EdgeTiming(**{f: getattr(msg, f) for f in _TIMING_FIELDS})
+    return EdgeTiming(**_copy(msg, _TIMING))
 
 
 def task_header_to_pb(req: EdgeTaskRequest) -> edge_pb.TaskHeader:
-    return edge_pb.TaskHeader(
-        task_id=req.task_id,
-        agent_id=req.agent_id,
-        task_type=req.task_type,
-        model=model_ref_to_pb(req.model),
-        share=req.share,
-        units=req.units,
-        steps=req.steps,
-        download=req.download,
-        data_bytes=req.data_bytes,
-        slot=req.slot,
-        upload_rate_mbps=req.upload_rate_mbps,
-    )
+    return edge_pb.TaskHeader(**_copy(req, _HEADER), model=model_ref_to_pb(req.model))
 
 
 def task_header_from_pb(msg: edge_pb.TaskHeader) -> EdgeTaskRequest:
-    return EdgeTaskRequest(
-        task_id=msg.task_id,
-        agent_id=msg.agent_id,
-        task_type=msg.task_type,
-        model=model_ref_from_pb(msg.model),
-        share=msg.share,
-        units=msg.units,
-        steps=msg.steps,
-        download=msg.download,
-        data_bytes=msg.data_bytes,
-        slot=msg.slot,
-        upload_rate_mbps=msg.upload_rate_mbps,
-    )
+    return EdgeTaskRequest(**_copy(msg, _HEADER), model=model_ref_from_pb(msg.model))
 
 
 def task_result_to_pb(r: EdgeTaskResult) -> edge_pb.TaskResult:
     return edge_pb.TaskResult(
-        task_id=r.task_id,
-        edge_id=r.edge_id,
+        **_copy(r, _RESULT),
         outcome=outcome_to_pb(r.outcome),
         reason=reason_to_pb(r.reason),
-        detail=r.detail,
         timing=timing_to_pb(r.timing),
         energy=[energy_to_pb(p) for p in r.energy],
-        cache_hit=r.cache_hit,
-        units_done=r.units_done,
-        bytes_fetched=r.bytes_fetched,
-        output_sha256=r.output_sha256,
     )
 
 
 def task_result_from_pb(msg: edge_pb.TaskResult) -> EdgeTaskResult:
     return EdgeTaskResult(
-        task_id=msg.task_id,
-        edge_id=msg.edge_id,
+        **_copy(msg, _RESULT),
         outcome=outcome_from_pb(msg.outcome),
         reason=reason_from_pb(msg.reason),
-        detail=msg.detail,
         timing=timing_from_pb(msg.timing),
         energy=tuple(energy_from_pb(p) for p in msg.energy),
-        cache_hit=msg.cache_hit,
-        units_done=msg.units_done,
-        bytes_fetched=msg.bytes_fetched,
-        output_sha256=msg.output_sha256,
     )
 
 
 def edge_state_to_pb(s: EdgeStateSnapshot) -> edge_pb.EdgeState:
-    c = s.counters
     return edge_pb.EdgeState(
-        edge_id=s.edge_id,
-        seq=s.seq,
-        queue_length=s.queue_length,
-        running=s.running,
+        **_copy(s, _STATE),
         cached=[
-            edge_pb.CachedModel(
-                model=model_ref_to_pb(m.model),
-                size_bytes=m.size_bytes,
-                in_use=m.in_use,
-                last_used_seq=m.last_used_seq,
-                compute_share=m.compute_share,
-                steps=m.steps,
-            )
+            edge_pb.CachedModel(**_copy(m, _CACHED), model=model_ref_to_pb(m.model))
             for m in s.cached
         ],
-        cache_used_bytes=s.cache_used_bytes,
-        cache_capacity_bytes=s.cache_capacity_bytes,
-        counters=edge_pb.CacheCounters(
-            hits=c.hits,
-            misses=c.misses,
-            evictions=c.evictions,
-            fetches=c.fetches,
-            bytes_fetched=c.bytes_fetched,
-            checksum_failures=c.checksum_failures,
-            rejected_missing=c.rejected_missing,
-        ),
-        cpu_ghz=s.cpu_ghz,
+        counters=edge_pb.CacheCounters(**_copy(s.counters, _COUNTERS)),
         position=pb.Position(x_m=s.position_m[0], y_m=s.position_m[1]),
-        runtime=s.runtime,
-        address=s.address,
-        uplink_capacity_mbps=s.uplink_capacity_mbps,
-        timestamp_unix_s=s.timestamp_unix_s,
     )
 
 
 def edge_state_from_pb(msg: edge_pb.EdgeState) -> EdgeStateSnapshot:
-    c = msg.counters
     return EdgeStateSnapshot(
-        edge_id=msg.edge_id,
-        seq=msg.seq,
-        queue_length=msg.queue_length,
-        running=msg.running,
+        **_copy(msg, _STATE),
         cached=tuple(
-            CachedModelInfo(
-                model=model_ref_from_pb(m.model),
-                size_bytes=m.size_bytes,
-                in_use=m.in_use,
-                last_used_seq=m.last_used_seq,
-                compute_share=m.compute_share,
-                steps=m.steps,
-            )
+            CachedModelInfo(**_copy(m, _CACHED), model=model_ref_from_pb(m.model))
             for m in msg.cached
         ),
-        cache_used_bytes=msg.cache_used_bytes,
-        cache_capacity_bytes=msg.cache_capacity_bytes,
-        counters=CacheCounters(
-            hits=c.hits,
-            misses=c.misses,
-            evictions=c.evictions,
-            fetches=c.fetches,
-            bytes_fetched=c.bytes_fetched,
-            checksum_failures=c.checksum_failures,
-            rejected_missing=c.rejected_missing,
-        ),
-        cpu_ghz=msg.cpu_ghz,
+        counters=CacheCounters(**_copy(msg.counters, _COUNTERS)),
         position_m=(msg.position.x_m, msg.position.y_m),
-        runtime=msg.runtime,
-        address=msg.address,
-        uplink_capacity_mbps=msg.uplink_capacity_mbps,
-        timestamp_unix_s=msg.timestamp_unix_s,
     )
-
-
-_RECORD_SCALARS = (
-    "task_id", "agent_id", "slot", "served_slot", "task_type", "model_id", "size_mbit",
-    "density_cycles_per_bit", "deadline_s", "units", "steps", "edge_id", "share", "download",
-    "detail", "latency_ms", "t_local_ms", "t_tx_ms", "t_switch_ms", "t_edge_queue_ms",
-    "t_edge_compute_ms", "t_agent_queue_ms", "cache_hit", "local_units", "edge_units",
-)  # fmt: skip
 
 
 def task_record_to_pb(r: TaskRecord) -> agent_pb.TaskRecord:
@@ -237,7 +176,7 @@ def task_record_to_pb(r: TaskRecord) -> agent_pb.TaskRecord:
         queue_ms=r.t_edge_queue_ms, compute_ms=r.t_edge_compute_ms,
     )  # fmt: skip
     return agent_pb.TaskRecord(
-        **{name: getattr(r, name) for name in _RECORD_SCALARS},
+        **_copy(r, _RECORD),
         outcome=outcome_to_pb(r.outcome),
         reason=reason_to_pb(r.reason),
         edge_timing=timing_to_pb(timing),
@@ -249,7 +188,7 @@ def task_record_to_pb(r: TaskRecord) -> agent_pb.TaskRecord:
 def task_record_from_pb(msg: agent_pb.TaskRecord) -> TaskRecord:
     t = msg.edge_timing
     return TaskRecord(
-        **{name: getattr(msg, name) for name in _RECORD_SCALARS},
+        **_copy(msg, _RECORD),
         outcome=outcome_from_pb(msg.outcome),
         reason=reason_from_pb(msg.reason),
         fetch_ms=t.fetch_ms,

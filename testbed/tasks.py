@@ -1,6 +1,6 @@
 """IIoT AIGC tasks: the task record, the per-agent generator and the agent's FIFO queue.
 
-A task R_i(t) = (k, D, C) of PAPERS.md §A: type k (and so the model it needs), size D
+A task R_i(t) = (k, D, C) of docs/papers.md §A: type k (and so the model it needs), size D
 in Mbit, computational density C in cycles/bit, plus its deadline and reward weight.
 
 Reproducibility: the task an agent draws in slot t is a pure function of (master

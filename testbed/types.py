@@ -55,6 +55,17 @@ class EnergyMethod(enum.StrEnum):
     MODELED = "modeled"
 
 
+class EnergyPartName(enum.StrEnum):
+    """The parts of a task's energy, each measured (or modelled) on its own."""
+
+    LOCAL_COMPUTE = "local_compute"  # the board's share, on the board
+    TX = "tx"  # the board's radio, uploading the offloaded share
+    CLOUD_TX = "cloud_tx"  # the cloud sending a missing model to the edge
+    EDGE_LOAD = "edge_load"  # the edge loading a model into its runtime
+    EDGE_WARMUP = "edge_warmup"  # the edge's first invocation of a freshly loaded model
+    EDGE_COMPUTE = "edge_compute"  # the edge's share, on the edge
+
+
 @dataclass(frozen=True, slots=True)
 class EnergyPart:
     """The energy of one part of a task (e.g. "compute", "load", "tx"), with its method."""

@@ -1,4 +1,4 @@
-"""The algorithms of PAPERS.md §A by name, and what each supports, so commands and
+"""The algorithms of docs/papers.md §A by name, and what each supports, so commands and
 tests can run every one of them the same way.
 
     mato     MADDPG-MATO: centralised critics, model-aware           (maddpg.py)

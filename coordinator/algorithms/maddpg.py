@@ -1,4 +1,4 @@
-"""MADDPG-MATO (PAPERS.md §A) and its variants, one file: centralised training,
+"""MADDPG-MATO (docs/papers.md §A) and its variants, one file: centralised training,
 decentralised execution.
 
 Every agent (end device) i has an actor μ_i (its own observation → its own action)
@@ -62,7 +62,7 @@ from testbed.observation import ObservationSpec, decode
 
 @dataclass(frozen=True)
 class MaddpgArgs:
-    """Hyper-parameters (defaults: PAPERS.md §A via `train:` of testbed.yaml)."""
+    """Hyper-parameters (defaults: docs/papers.md §A via `train:` of testbed.yaml)."""
 
     centralised_critic: bool = True
     """Critic sees all agents' observations and actions (MADDPG); False: SADDPG."""

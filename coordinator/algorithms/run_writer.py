@@ -1,4 +1,4 @@
-"""A training run's folder (ARCHITECTURE.md §8): metrics.csv, checkpoints, the reward
+"""A training run's folder (docs/algorithms.md): metrics.csv, checkpoints, the reward
 curve. The train command adds config.yaml, manifest.json, actors/ and summary.json.
 
     metrics.csv               one row per episode end / evaluation (columns: METRICS)

@@ -14,6 +14,8 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from coordinator.command_help import help_texts
+from coordinator.jsonout import add_json_flag, print_json
 from testbed.config import load_config
 from testbed.edge_client import EdgeClient
 from testbed.exit_codes import ExitCode, TestbedExit
@@ -23,11 +25,19 @@ _STOP_ORDER = {"agent": 0, "edge": 1, "cloud": 2, "broker": 3}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    for name, func, text in (
-        ("status", run_status, "show the bench left running by `testbed up --keep`"),
-        ("down", run_down, "stop the bench left running by `testbed up --keep`"),
-    ):
-        p = sub.add_parser(name, help=text)
+    status = sub.add_parser("status", **help_texts(
+        "show the bench left running by `testbed up --keep`",
+        "testbed status", "testbed status -c bench.yaml --json",
+        details="Each node's process and gRPC health; each serving edge's queue and cache.\n"
+        "No bench running: exit 11 (NOT_RUNNING); with --json, {\"running\": false, ...}.",
+    ))  # fmt: skip
+    add_json_flag(status)
+    down = sub.add_parser("down", **help_texts(
+        "stop the bench left running by `testbed up --keep`", "testbed down -c bench.yaml",
+        details="SIGTERM to agents, edges, cloud, broker in that order; SIGKILL after 10 s.\n"
+        "No bench running: exit 11 (NOT_RUNNING).",
+    ))  # fmt: skip
+    for p, func in ((status, run_status), (down, run_down)):
         p.add_argument("-c", "--config", default=None, help="testbed YAML (for run.out_dir)")
         p.set_defaults(func=func)
 
@@ -46,6 +56,8 @@ def _read(args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
     cfg = load_config(args.config)
     path = bench_file(cfg.run.out_dir)
     if not path.exists():
+        if getattr(args, "json", False):  # a script reads the state, the person the error
+            print_json({"running": False, "bench_file": str(path)})
         raise TestbedExit(ExitCode.NOT_RUNNING, f"no bench is running ({path} does not exist)")
     return path, json.loads(path.read_text())
 
@@ -73,20 +85,46 @@ def _health(address: str) -> str:
         return f"unreachable ({exc.code().name})"
 
 
-def run_status(args: argparse.Namespace) -> int:
-    _path, bench = _read(args)
-    print(f"bench of run {bench['run_dir']} (broker {bench['broker']})")
+def bench_status(path: Path, bench: dict[str, Any]) -> dict[str, Any]:
+    """What `testbed status --json` prints (docs/cli.md): every node's process and health,
+    and the queue and cache of every serving edge."""
+    nodes = {}
     for node_id, node in bench["nodes"].items():
-        state = "running" if _alive(node.get("pid")) else "exited"
-        health = _health(node["address"]) if state == "running" and node.get("address") else "-"
-        line = f"  {node_id:<12} {node['kind']:<6} pid {node.get('pid')!s:<8} {state:<8} {health}"
+        running = _alive(node.get("pid"))
+        health = _health(node["address"]) if running and node.get("address") else None
+        row: dict[str, Any] = {
+            "kind": node["kind"], "pid": node.get("pid"), "address": node.get("address") or None,
+            "process": "running" if running else "exited", "health": health,
+        }  # fmt: skip
         if node["kind"] == "edge" and health == "serving":
             with EdgeClient(node["address"], node_id) as client:
                 s = client.state()
-            models = ", ".join(c.model.model_id for c in s.cached) or "-"
+            row["edge"] = {
+                "queue_length": s.queue_length,
+                "cache_used_mb": s.cache_used_bytes / 1e6,
+                "cache_capacity_mb": s.cache_capacity_bytes / 1e6,
+                "cached_models": [c.model.model_id for c in s.cached],
+            }
+        nodes[node_id] = row
+    return {"running": True, "bench_file": str(path), "run_dir": bench["run_dir"],
+            "broker": bench["broker"], "nodes": nodes}  # fmt: skip
+
+
+def run_status(args: argparse.Namespace) -> int:
+    status = bench_status(*_read(args))
+    if args.json:
+        print_json(status)
+        return 0
+    print(f"bench of run {status['run_dir']} (broker {status['broker']})")
+    for node_id, node in status["nodes"].items():
+        line = (f"  {node_id:<12} {node['kind']:<6} pid {node['pid']!s:<8} "
+                f"{node['process']:<8} {node['health'] or '-'}")  # fmt: skip
+        if "edge" in node:
+            edge = node["edge"]
+            models = ", ".join(edge["cached_models"]) or "-"
             line += (
-                f"  queue {s.queue_length}, cache {s.cache_used_bytes / 1e6:.1f}/"
-                f"{s.cache_capacity_bytes / 1e6:.1f} MB [{models}]"
+                f"  queue {edge['queue_length']}, cache {edge['cache_used_mb']:.1f}/"
+                f"{edge['cache_capacity_mb']:.1f} MB [{models}]"
             )
         print(line)
     return 0

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from coordinator.command_help import help_texts
 from coordinator.envs import bench_ops
 from coordinator.envs.calibration import CALIBRATION_NAME, Calibration
 from coordinator.envs.calibration_fit import bench_facts, fit_calibration
@@ -41,9 +42,10 @@ from coordinator.envs.fidelity import (
     live_metrics,
     twin_metrics,
 )
-from coordinator.live import LiveBench, PolicySource, SlotResult
+from coordinator.live import LiveBench, SlotResult
+from coordinator.policy_choice import PolicySource
 from coordinator.progress import ProgressBar
-from coordinator.records import write_csv
+from coordinator.records import read_records, write_csv
 from coordinator.run_folder import git_commit, host_facts, new_run_dir, write_manifest
 from testbed.config import TestbedConfig, load_config
 from testbed.exit_codes import ExitCode, TestbedExit, sigterm_as_interrupt
@@ -52,9 +54,13 @@ from testbed.zoo.catalog import Catalog
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "calibrate", help="measure the live bench for the twin and report the twin's fidelity gap"
-    )
+    p = sub.add_parser("calibrate", **help_texts(
+        "measure the live bench for the twin and report the twin's fidelity gap",
+        "testbed calibrate --slots 20 --repeats 3",
+        "testbed calibrate --from runs/default__calibrate__0__20250101T000000Z --refit",
+        details="Writes calibration.json and fidelity.md: each heuristic live vs the twin on\n"
+        "the same tasks (docs/twin.md).",
+    ))  # fmt: skip
     p.add_argument("-c", "--config", default=None, help="testbed YAML (default ./testbed.yaml)")
     p.add_argument("--slots", type=int, default=20, help="slots per measured run (default 20)")
     p.add_argument(
@@ -136,8 +142,8 @@ def _replay(cfg: TestbedConfig, catalog: Catalog, source: Path, args: argparse.N
 
 def _refit(cfg: TestbedConfig, catalog: Catalog, old: Calibration, records: Path) -> Calibration:
     try:
-        local = bench_ops.read_records(records / "tasks-calibration-local.csv")
-        offload = bench_ops.read_records(records / "tasks-calibration-offload.csv")
+        local = read_records(records / "tasks-calibration-local.csv")
+        offload = read_records(records / "tasks-calibration-offload.csv")
     except FileNotFoundError as exc:
         raise TestbedExit(ExitCode.USAGE, f"cannot fit again: {exc}") from None
     if (records / bench_ops.SWITCHES_CSV).is_file():

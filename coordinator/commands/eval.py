@@ -16,7 +16,10 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from coordinator.evaluation import EvalPolicy, EvalResult, evaluate
+from coordinator.command_help import help_texts
+from coordinator.evaluation import EvalResult, evaluate
+from coordinator.jsonout import add_json_flag, json_result
+from coordinator.policy_choice import PolicyChoice, parse_policy
 from coordinator.progress import ProgressBar
 from coordinator.records import write_json
 from coordinator.run_folder import new_run_dir, write_config, write_manifest
@@ -25,7 +28,13 @@ from testbed.exit_codes import ExitCode, TestbedExit
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="compare policies on the same seeds and tasks")
+    p = sub.add_parser("eval", **help_texts(
+        "compare policies on the same seeds and tasks",
+        "testbed eval --policies greedy,random,local --backend twin --seeds 0,1,2",
+        "testbed eval --policies mato=runs/x__mato__0__20250101T000000Z,greedy --json",
+        details="Writes runs/<experiment>__eval__<seed>__<utc>/ with eval.json and eval.md and\n"
+        "prints the table; --json: eval.json on stdout, the table on stderr.",
+    ))  # fmt: skip
     p.add_argument(
         "--policies", required=True,
         help="comma-separated: random, greedy, local, offload, PATH, LABEL=PATH",
@@ -35,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--slots", type=int, default=None, help="slots per evaluation (run.slots)")
     p.add_argument("-c", "--config", default=None, help="testbed YAML (default ./testbed.yaml)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    add_json_flag(p)
     p.set_defaults(func=run_eval)
 
 
@@ -79,7 +89,7 @@ def table(results: list[EvalResult]) -> str:
 
 
 def run_evaluations(
-    cfg: TestbedConfig, policies: list[EvalPolicy], seeds: list[int], slots: int, backend: str,
+    cfg: TestbedConfig, policies: list[PolicyChoice], seeds: list[int], slots: int, backend: str,
     out_dir: Path,
 ) -> list[EvalResult]:  # fmt: skip
     bar = ProgressBar(len(policies) * len(seeds), f"eval ({backend})")
@@ -93,8 +103,13 @@ def run_evaluations(
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    return json_result(args.json, lambda: evaluate_policies(args))
+
+
+def evaluate_policies(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
+    """The evaluation; (exit code, what eval.json holds)."""
     cfg = load_config(args.config, sets=args.set)
-    policies = [EvalPolicy.parse(p.strip()) for p in args.policies.split(",") if p.strip()]
+    policies = [parse_policy(p.strip()) for p in args.policies.split(",") if p.strip()]
     seeds = parse_seeds(args.seeds)
     slots = args.slots or cfg.run.slots
     run_dir = new_run_dir(cfg.run.out_dir, cfg.experiment, "eval", seeds[0])
@@ -115,4 +130,4 @@ def run_eval(args: argparse.Namespace) -> int:
     )
     print(text)
     print(f"\nwrote {run_dir}/ (eval.json, eval.md)")
-    return 0
+    return 0, body

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from coordinator.command_help import help_texts
 from coordinator.run_folder import new_run_dir, write_config, write_manifest
 from testbed.config import TestbedConfig, load_config
 from testbed.exit_codes import ExitCode, TestbedExit, sigterm_as_interrupt
@@ -31,7 +32,13 @@ EVAL_SEED_OFFSET = 10**6
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train MADDPG-MATO or a baseline (twin or live)")
+    p = sub.add_parser("train", **help_texts(
+        "train MADDPG-MATO or a baseline (twin or live)",
+        "testbed train --algo mato --backend twin --steps 800 --seed 0",
+        "testbed train --resume runs/default__mato__0__20250101T000000Z",
+        details="Writes runs/<experiment>__<algo>__<seed>__<utc>/: metrics, reward curve,\n"
+        "checkpoints and the ONNX actors, each checked against torch (docs/algorithms.md).",
+    ))  # fmt: skip
     p.add_argument("--algo", default=None, help="mato | nomodel | saddpg")
     p.add_argument("--backend", default=None, help="twin (default) | live")
     p.add_argument("--steps", type=int, default=None, help="environment steps (train.steps)")

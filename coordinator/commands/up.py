@@ -10,10 +10,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from coordinator.command_help import help_texts
 from coordinator.commands.bench_state import write_bench_file
+from coordinator.jsonout import add_json_flag, json_result
 from coordinator.launcher import Launcher
-from coordinator.live import LiveBench, PolicySource, SlotResult, parse_policy, policy_label
+from coordinator.live import LiveBench, SlotResult
 from coordinator.plots import plot_run
+from coordinator.policy_choice import BoardPolicies, parse_policy
 from coordinator.progress import ProgressBar
 from coordinator.records import format_table, percentile, summarise, write_csv, write_json
 from coordinator.run_folder import new_run_dir, write_config, write_manifest
@@ -28,7 +31,14 @@ log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("up", help="start the bench and run an experiment (the main job)")
+    p = sub.add_parser("up", **help_texts(
+        "start the bench and run an experiment (the main job)",
+        "testbed up --policy greedy --slots 20",
+        "testbed up --agents 0 --edges 2 --slots 10 --json > summary.json",
+        details="Starts the broker, cloud, edges and agents, runs N slots, prints the results\n"
+        "table, writes the run folder (runs/<experiment>__<policy>__<seed>__<utc>/) and\n"
+        "tears the bench down. --json: summary.json on stdout, the table on stderr.",
+    ))  # fmt: skip
     p.add_argument("-c", "--config", default=None, help="testbed YAML (default ./testbed.yaml)")
     p.add_argument("--policy", default=None, help="random|greedy|local|offload|PATH.onnx")
     p.add_argument("--slots", type=int, default=None, help="slots to run")
@@ -43,6 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="override any config key, e.g. --set edges.cache_capacity_mb=40",
     )
+    add_json_flag(p)
     p.set_defaults(func=run_up)
 
 
@@ -62,7 +73,7 @@ def resolve_config(args: argparse.Namespace) -> TestbedConfig:
 
 
 def load_catalog(cfg: TestbedConfig) -> tuple[Path, Catalog]:
-    zoo_dir = Path(cfg.zoo.dir) / cfg.zoo.scale.value
+    zoo_dir = cfg.zoo_path()
     try:
         return zoo_dir, Catalog.load(zoo_dir)
     except CatalogNotFound:
@@ -85,25 +96,31 @@ def check_models(cfg: TestbedConfig, catalog: Catalog) -> None:
 
 
 def run_up(args: argparse.Namespace) -> int:
+    return json_result(args.json, lambda: run_and_summarise(args))
+
+
+def run_and_summarise(args: argparse.Namespace) -> tuple[int, dict[str, Any] | None]:
+    """The run; (exit code, the summary written to summary.json, or None if interrupted)."""
     cfg = resolve_config(args)
     zoo_dir, catalog = load_catalog(cfg)
     check_models(cfg, catalog)
     policy = parse_policy(cfg.run.policy) if cfg.agents.count > 0 else None
+    boards = policy.board_policies([s.id for s in cfg.agent_specs()]) if policy else None
     signal.signal(signal.SIGTERM, sigterm_as_interrupt)
-    label = policy_label(policy) if policy else "stream"
+    label = policy.label if policy else "stream"
     run_dir = new_run_dir(cfg.run.out_dir, cfg.experiment, label, cfg.seed)
     config_path = write_config(run_dir, cfg)
     print(f"run folder: {run_dir}")
-    if policy is None:
+    if boards is None:
         runner: _Runner = _StreamRun(cfg, run_dir, config_path, zoo_dir.resolve(), args.keep)
     else:
-        runner = _LiveRun(cfg, run_dir, config_path, zoo_dir.resolve(), args.keep, policy)
+        runner = _LiveRun(cfg, run_dir, config_path, zoo_dir.resolve(), args.keep, boards, label)
     try:
         records, extra = runner.run(catalog)
     except KeyboardInterrupt:
         print("\ninterrupted: tearing the bench down", file=sys.stderr)
         runner.close(keep=False)
-        return int(ExitCode.INTERRUPTED)
+        return int(ExitCode.INTERRUPTED), None
     except BaseException:
         runner.close(keep=False)
         raise
@@ -122,7 +139,7 @@ def run_up(args: argparse.Namespace) -> int:
     names = ", ".join(["config.yaml", "manifest.json", "tasks.csv", "summary.json",
                        *(p.name for p in plots), "logs/"])  # fmt: skip
     print(f"\nwrote {run_dir}/ ({names})")
-    return 0
+    return 0, summary
 
 
 class _Runner:
@@ -151,9 +168,8 @@ class _LiveRun(_Runner):
     """Agents on (emulated) boards decide and execute; the coordinator drives slots."""
 
     def __init__(self, cfg: TestbedConfig, run_dir: Path, config_path: Path, zoo_dir: Path,
-                 keep: bool, policy: PolicySource | dict[str, PolicySource]) -> None:  # fmt: skip
-        self.cfg, self.run_dir, self.policy = cfg, run_dir, policy
-        self.label = policy_label(policy)
+                 keep: bool, policy: BoardPolicies, label: str) -> None:  # fmt: skip
+        self.cfg, self.run_dir, self.policy, self.label = cfg, run_dir, policy, label
         self.bench = LiveBench(cfg, run_dir, config_path, zoo_dir, keep=keep)
         self.launcher = self.bench.launcher
 

@@ -13,13 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from coordinator.live import LiveBench, PolicySource, SlotResult
+from coordinator.live import LiveBench, SlotResult
+from coordinator.policy_choice import PolicySource
 from coordinator.run_folder import new_run_dir, write_config
 from testbed.config import TestbedConfig
 from testbed.edge_client import EdgeClient
 from testbed.messages import ModelRef, TaskRecord
 from testbed.tasks import TaskGenerator
-from testbed.types import EnergyMethod, EnergyPart, FailureReason, Outcome
 from testbed.zoo.catalog import Catalog
 
 log = logging.getLogger(__name__)
@@ -154,34 +154,6 @@ def read_switches(path: Path) -> list[SwitchSample]:
             )
             for r in csv.DictReader(f)
         ]
-
-
-def read_records(path: Path) -> list[TaskRecord]:
-    """Task records back from a run's CSV (coordinator/records.py `write_csv`)."""
-    types = {f.name: f.type for f in dataclasses.fields(TaskRecord)}
-    out = []
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            values: dict[str, object] = {}
-            for name, kind in types.items():
-                if name == "energy" or name not in row:
-                    continue
-                text = row[name]
-                values[name] = (
-                    Outcome(text) if name == "outcome"
-                    else FailureReason(text) if name == "reason"
-                    else text == "True" if kind == "bool"
-                    else int(text) if kind == "int"
-                    else float(text) if kind == "float"
-                    else text
-                )  # fmt: skip
-            parts = []
-            for item in filter(None, row.get("energy_parts", "").split(";")):
-                part, rest = item.split("=", 1)
-                joules, method = rest.rsplit(":", 1)
-                parts.append(EnergyPart(part, float(joules), EnergyMethod(method)))
-            out.append(TaskRecord(**values, energy=parts))  # type: ignore[arg-type]
-    return out
 
 
 def run_policy(

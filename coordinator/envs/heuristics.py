@@ -1,4 +1,4 @@
-"""The baselines of PAPERS.md §A, vectorised over the twin's environments and agents.
+"""The baselines of docs/papers.md §A, vectorised over the twin's environments and agents.
 
 Each acts on the twin's state (tasks, caches) and returns action arrays (E, N, M + 3)
 in the layout of testbed/observation.py, deciding as the board's heuristic of the same
@@ -15,26 +15,19 @@ so a twin evaluation with CRN tasks makes the live run's random decisions.
 
 from __future__ import annotations
 
-import enum
 from typing import Any, Protocol
 
 import numpy as np
 
 from coordinator.envs.twin import TwinEnv
+from testbed.policies import HEURISTICS, PolicyKind
 from testbed.tasks import agent_seed_words
 
 Array = np.ndarray[Any, Any]
 
 
-class HeuristicKind(enum.StrEnum):
-    LOCAL = "local"
-    OFFLOAD = "offload"
-    GREEDY = "greedy"
-    RANDOM = "random"
-
-
 class VecPolicy(Protocol):
-    kind: HeuristicKind
+    kind: PolicyKind
 
     def act(self, env: TwinEnv) -> Array:
         """Actions (E, N, M + 3) for the tasks the twin's agents hold now."""
@@ -58,7 +51,7 @@ def encode_actions(num_edges: int, target: Any, ratio: Any, download: Any) -> Ar
 
 
 class LocalHeuristic:
-    kind = HeuristicKind.LOCAL
+    kind = PolicyKind.LOCAL
 
     def act(self, env: TwinEnv) -> Array:
         shape = env.has_task.shape
@@ -66,7 +59,7 @@ class LocalHeuristic:
 
 
 class OffloadHeuristic:
-    kind = HeuristicKind.OFFLOAD
+    kind = PolicyKind.OFFLOAD
 
     def act(self, env: TwinEnv) -> Array:
         p = env.params
@@ -78,7 +71,7 @@ class OffloadHeuristic:
 
 
 class GreedyHeuristic:
-    kind = HeuristicKind.GREEDY
+    kind = PolicyKind.GREEDY
 
     def act(self, env: TwinEnv) -> Array:
         p = env.params
@@ -103,7 +96,7 @@ class RandomHeuristic:
     `crn=False`: one numpy generator (`seed`). `crn=True`: per environment e and agent,
     the board's generator for master seed `seed + e`, drawn once per task served."""
 
-    kind = HeuristicKind.RANDOM
+    kind = PolicyKind.RANDOM
 
     def __init__(self, seed: int = 0, *, crn: bool = False) -> None:
         self.seed = seed
@@ -134,14 +127,16 @@ class RandomHeuristic:
         return self._boards[key]
 
 
-def make_heuristic(kind: HeuristicKind | str, *, seed: int = 0, crn: bool = False) -> VecPolicy:
-    """A vectorised heuristic by name (local, offload, greedy, random)."""
-    kind = HeuristicKind(kind)
-    if kind is HeuristicKind.RANDOM:
+def make_heuristic(kind: PolicyKind | str, *, seed: int = 0, crn: bool = False) -> VecPolicy:
+    """A vectorised heuristic by name (one of `testbed.policies.HEURISTICS`)."""
+    kind = PolicyKind(kind)
+    if kind not in HEURISTICS:
+        raise ValueError(f"{kind.value} is not a heuristic ({', '.join(HEURISTICS)})")
+    if kind is PolicyKind.RANDOM:
         return RandomHeuristic(seed, crn=crn)
-    policies: dict[HeuristicKind, type[LocalHeuristic | OffloadHeuristic | GreedyHeuristic]] = {
-        HeuristicKind.LOCAL: LocalHeuristic,
-        HeuristicKind.OFFLOAD: OffloadHeuristic,
-        HeuristicKind.GREEDY: GreedyHeuristic,
+    policies: dict[PolicyKind, type[LocalHeuristic | OffloadHeuristic | GreedyHeuristic]] = {
+        PolicyKind.LOCAL: LocalHeuristic,
+        PolicyKind.OFFLOAD: OffloadHeuristic,
+        PolicyKind.GREEDY: GreedyHeuristic,
     }
     return policies[kind]()

@@ -22,7 +22,8 @@ import numpy as np
 from coordinator.envs import bench_ops
 from coordinator.envs.twin import REASONS
 from coordinator.envs.vector import StepOut
-from coordinator.live import LiveBench, PolicySource, SlotResult
+from coordinator.live import LiveBench, SlotResult
+from coordinator.policy_choice import PolicySource
 from testbed.config import TestbedConfig
 from testbed.edge_client import EdgeClient
 from testbed.links import distance_m, shannon_rate_mbps

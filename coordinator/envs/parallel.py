@@ -1,5 +1,5 @@
 """The PettingZoo `ParallelEnv` over one environment of a `VecEnv` (twin or live), so
-other MARL libraries can be pointed at the testbed (ARCHITECTURE.md §5).
+other MARL libraries can be pointed at the testbed (docs/twin.md).
 
 Agents are the bench's agent ids; every agent observes a Box(float32, obs_dim) in the
 layout of testbed/observation.py and acts with a Box([0, 1], M + 3) (target scores,

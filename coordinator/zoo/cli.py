@@ -9,8 +9,12 @@ missing one is a clear error (exit code 10), not a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
+from coordinator.command_help import help_texts
+from coordinator.jsonout import add_json_flag, print_json
+from coordinator.progress import progress_enabled
 from testbed.config import TestbedConfig, ZooScale, load_config
 from testbed.exit_codes import ExitCode, TestbedExit
 from testbed.zoo.catalog import Catalog, CatalogError, CatalogNotFound, ModelFamily
@@ -18,11 +22,19 @@ from testbed.zoo.catalog import Catalog, CatalogError, CatalogNotFound, ModelFam
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `zoo` command group to the testbed CLI."""
-    zoo = subparsers.add_parser("zoo", help="build and inspect the generative model zoo")
+    zoo = subparsers.add_parser("zoo", **help_texts(
+        "build and inspect the generative model zoo",
+        "testbed zoo build --scale tiny", "testbed zoo list --json",
+        details="Defaults come from the testbed file's zoo section (docs/zoo.md).",
+    ))  # fmt: skip
     sub = zoo.add_subparsers(dest="zoo_command", required=True, metavar="COMMAND")
     scales = [s.value for s in ZooScale]
 
-    build = sub.add_parser("build", help="build the zoo's models and catalog.json (needs torch)")
+    build = sub.add_parser("build", **help_texts(
+        "build the zoo's models and catalog.json (needs torch)",
+        "testbed zoo build --scale tiny", "testbed zoo build --scale paper --out /data/zoo",
+        details="Writes <zoo.dir>/<scale>/ (or --out): the ONNX files and catalog.json.",
+    ))  # fmt: skip
     build.add_argument("--scale", choices=scales, help="model sizes (default: zoo.scale)")
     build.add_argument("--out", type=Path, help="output folder (default: <zoo.dir>/<scale>)")
     build.add_argument("--seed", type=int, help="build seed (default: zoo.seed)")
@@ -34,13 +46,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _config_flag(build)
     build.set_defaults(func=_build)
 
-    show = sub.add_parser("list", help="print a zoo's catalog as a table")
+    show = sub.add_parser("list", **help_texts(
+        "print a zoo's catalog as a table",
+        "testbed zoo list", "testbed zoo list --dir .zoo/tiny-test --json",
+    ))  # fmt: skip
     show.add_argument("--dir", type=Path, help="zoo folder (default: <zoo.dir>/<scale>)")
     show.add_argument("--scale", choices=scales, help="scale (default: zoo.scale)")
     _config_flag(show)
+    add_json_flag(show)
     show.set_defaults(func=_list)
 
-    reg = sub.add_parser("register", help="add an operator's own ONNX file to a zoo's catalog")
+    reg = sub.add_parser("register", **help_texts(
+        "add an operator's own ONNX file to a zoo's catalog",
+        "testbed zoo register my_model.onnx --id mine-s --family cgan",
+        details="The file is checked with onnx.checker, copied into the zoo folder and listed\n"
+        "with its checksum, signature and FLOPs (counted unless --flops given); task types\n"
+        "can then name it by --id (docs/zoo.md).",
+    ))  # fmt: skip
     reg.add_argument("file", type=Path, help="the ONNX file")
     reg.add_argument("--id", required=True, dest="model_id", help="model id task types use")
     reg.add_argument("--family", required=True, choices=[f.value for f in ModelFamily])
@@ -70,7 +92,7 @@ def _config_flag(parser: argparse.ArgumentParser) -> None:
 def _zoo_dir(args: argparse.Namespace, cfg: TestbedConfig, flag: str) -> tuple[ZooScale, Path]:
     scale = ZooScale(args.scale) if args.scale else cfg.zoo.scale
     folder = getattr(args, flag, None)
-    return scale, Path(folder) if folder else Path(cfg.zoo.dir) / scale.value
+    return scale, Path(folder) if folder else cfg.zoo_path(scale)
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -91,7 +113,8 @@ def _build(args: argparse.Namespace) -> int:
             "pip install -e '.[train]'",
         ) from None
     try:
-        build_zoo(scale, out_dir, seed=seed, train_steps=train_steps)
+        progress = print if progress_enabled() else (lambda _line: None)  # -q: no chatter
+        build_zoo(scale, out_dir, seed=seed, train_steps=train_steps, progress=progress)
     except ZooBuildError as exc:
         raise TestbedExit(ExitCode.FAILURE, str(exc)) from None
     return 0
@@ -106,7 +129,10 @@ def _list(args: argparse.Namespace) -> int:
         raise TestbedExit(ExitCode.ZOO_MISSING, str(exc)) from None
     except CatalogError as exc:
         raise TestbedExit(ExitCode.MODEL_INVALID, str(exc)) from None
-    print(format_catalog(catalog))
+    if args.json:  # catalog.json's document, and the folder it was read from
+        print_json({**json.loads(catalog.to_json()), "dir": str(folder)})
+    else:
+        print(format_catalog(catalog))
     return 0
 
 

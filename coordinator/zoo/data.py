@@ -1,6 +1,6 @@
 """Synthetic IIoT data the zoo trains on, generated in code (numpy, seeded).
 
-Three data sets, one per task family (PAPERS.md §A), all scaled to [-1, 1]:
+Three data sets, one per task family (docs/papers.md §A), all scaled to [-1, 1]:
 
 - `degradation_trajectories`: multichannel sensor trajectories of a rotating machine
   (vibration RMS, bearing temperature, motor current, acoustic emission) under a load,

@@ -1,4 +1,4 @@
-"""What a policy sees and how one is made by name."""
+"""What a policy sees, the policy interface and the one list of policy names."""
 
 from __future__ import annotations
 
@@ -19,6 +19,16 @@ class PolicyKind(enum.StrEnum):
     LOCAL = "local"
     OFFLOAD = "offload"
     ONNX = "onnx"
+
+
+HEURISTICS: tuple[PolicyKind, ...] = (
+    PolicyKind.RANDOM,
+    PolicyKind.GREEDY,
+    PolicyKind.LOCAL,
+    PolicyKind.OFFLOAD,
+)
+"""The policies that need no training, on the boards (testbed/policies/heuristics.py)
+and vectorised in the twin (coordinator/envs/heuristics.py): one list of names."""
 
 
 @dataclass(frozen=True)
@@ -54,22 +64,3 @@ class Policy(abc.ABC):
     @abc.abstractmethod
     def decide(self, ctx: DecisionContext, noise_std: float = 0.0) -> Decision:
         """The action for the task in `ctx`; `noise_std` is exploration noise (actors)."""
-
-
-def make_policy(
-    kind: PolicyKind | str, spec: ObservationSpec, *, onnx_model: bytes = b"", threads: int = 1
-) -> Policy:
-    """A policy by name; `onnx` needs the actor's bytes (checked against `spec`)."""
-    from testbed.policies.actor import OnnxActor
-    from testbed.policies.heuristics import AllOffload, Greedy, LocalOnly, RandomPolicy
-
-    kind = PolicyKind(kind)
-    if kind is PolicyKind.ONNX:
-        return OnnxActor(onnx_model, spec, threads=threads)
-    heuristics: dict[PolicyKind, type[RandomPolicy | Greedy | LocalOnly | AllOffload]] = {
-        PolicyKind.RANDOM: RandomPolicy,
-        PolicyKind.GREEDY: Greedy,
-        PolicyKind.LOCAL: LocalOnly,
-        PolicyKind.OFFLOAD: AllOffload,
-    }
-    return heuristics[kind](spec)

@@ -1,4 +1,4 @@
-"""The baselines of PAPERS.md §A that need no training."""
+"""The baselines of docs/papers.md §A that need no training."""
 
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ BATCH_DIM = "batch"
 
 
 class ModelFamily(enum.StrEnum):
-    """The generative model families of the IIoT task types (PAPERS.md §A)."""
+    """The generative model families of the IIoT task types (docs/papers.md §A)."""
 
     DIFFUSION = "diffusion"
     """Denoiser of a diffusion model; a sample costs `steps` forward passes."""

@@ -47,3 +47,29 @@ def test_up_with_a_bad_config_fails_before_starting_anything(tmp_path: Path) -> 
     out = run_testbed("up", "-c", str(bad))
     assert out.returncode == 2, out.stderr
     assert "broker.url" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_an_empty_file_is_an_error_that_names_it(tmp_path: Path) -> None:
+    empty = tmp_path / "EMPTY.yaml"
+    empty.write_text("# nothing but a comment\n")
+    out = run_testbed("config", "check", str(empty))
+    assert out.returncode == 2, out.stderr
+    assert f"<file>: the file is empty: {empty}" in out.stderr and "Traceback" not in out.stderr
+
+
+SPEC = "experiments/oracle_small.yaml"  # `experiment run` checks every cell before running
+
+
+def test_a_malformed_set_exits_3_in_every_command() -> None:
+    for command in (["config", "check"], ["up"], ["experiment", "run", SPEC]):
+        out = run_testbed(*command, "--set", "nonsense")
+        assert out.returncode == 3, (command, out.stderr)
+        assert "--set: expected KEY=VALUE, got 'nonsense'" in out.stderr, command
+        assert "Traceback" not in out.stderr
+
+
+def test_a_set_with_an_unknown_key_exits_2_naming_it() -> None:
+    for command in (["config", "check"], ["up"], ["experiment", "run", SPEC]):
+        out = run_testbed(*command, "--set", "edges.cout=1")
+        assert out.returncode == 2, (command, out.stderr)
+        assert "edges.cout: unknown key (did you mean 'count'?)" in out.stderr, command

@@ -60,7 +60,8 @@ def test_up_runs_reports_and_writes_the_run_folder(tmp_path: Path, tiny_zoo: Pat
     assert summary["tasks"] == 9 and summary["completed"] + summary["failed"] == 9
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["broker"].startswith("embedded") and "edge-1" in manifest["nodes"]
-    assert all(r["energy_parts"] for r in rows if r["outcome"] == "completed")
+    completed = [r for r in rows if r["outcome"] == "completed"]
+    assert completed and all(r["energy_local_compute_method"] for r in completed)
 
 
 def test_missing_zoo_is_a_clear_error(tmp_path: Path) -> None:

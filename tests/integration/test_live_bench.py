@@ -13,7 +13,8 @@ import onnxruntime as ort
 import pytest
 
 from coordinator.actors import build_actor, export_actor
-from coordinator.live import LiveBench, PolicySource, parse_policy
+from coordinator.live import LiveBench
+from coordinator.policy_choice import PolicySource, parse_policy
 from coordinator.registry import NodeState
 from coordinator.run_folder import write_config
 from testbed.config import load_config
@@ -74,7 +75,7 @@ def test_an_onnx_actor_decides_on_the_boards(tmp_path: Path, tiny_zoo: Path) -> 
         spec = ObservationSpec.from_config(bench.cfg)
         path = tmp_path / "actor.onnx"
         export_actor(build_actor(spec, hidden=(64, 64), seed=1), spec, path)
-        bench.start(PolicySource.parse(str(path)))
+        bench.start(parse_policy(str(path)).board_policies([]))
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         for slot in range(3):
             result = bench.step(slot)
@@ -91,7 +92,7 @@ def test_an_onnx_actor_decides_on_the_boards(tmp_path: Path, tiny_zoo: Path) -> 
             export_actor(
                 build_actor(spec, hidden=(16,), seed=10 + i), spec, folder / f"{agent_id}.onnx"
             )
-        bench.load_policy(parse_policy(str(folder)))
+        bench.load_policy(parse_policy(str(folder)).board_policies(list(bench.agents)))
         result = bench.step(4)
         for agent_id, step in result.steps.items():
             own = ort.InferenceSession(str(folder / f"{agent_id}.onnx"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent import futures
 
 import grpc
@@ -16,6 +16,7 @@ from testbed.config import RegistryConfig
 from testbed.registration import NodeInfo, NodeRegistration
 from testbed.rpc.v1 import registry_pb2, registry_pb2_grpc
 from testbed.types import NodeKind
+from tests.waiting import WAIT_S, wait_until
 
 INTERVAL_S = 0.1  # the node's heartbeat interval
 CFG = RegistryConfig(heartbeat_interval_s=INTERVAL_S, missing_after_beats=3, remove_after_s=30.0)
@@ -47,7 +48,7 @@ class Coordinator:
             self.events.append((time.monotonic(), node_id, old, new))
             self.changed.notify_all()
 
-    def wait_state(self, node_id: str, state: NodeState, timeout_s: float = 5.0) -> float:
+    def wait_state(self, node_id: str, state: NodeState, timeout_s: float = WAIT_S) -> float:
         """Wait until the node enters `state`; returns when it did (monotonic s)."""
         with self.changed:
             ok = self.changed.wait_for(
@@ -68,40 +69,32 @@ def coordinator() -> Iterator[Coordinator]:
     c.stop()
 
 
-def wait_for(cond: Callable[[], bool], timeout_s: float = 5.0) -> bool:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return cond()
-
-
 def test_registers_and_heartbeats_keep_it_alive(coordinator: Coordinator) -> None:
     with NodeRegistration(coordinator.address, AGENT, INTERVAL_S) as reg:
         session = reg.start(timeout_s=5.0)
         record = coordinator.table.get("agent-0")
         assert record is not None and record.session_id == session
         assert record.info == AGENT and record.heartbeat_interval_s == INTERVAL_S
-        time.sleep(8 * INTERVAL_S)  # well past the missing threshold of 3 beats
+        # eight beats: well past the missing threshold of 3 beats
+        assert wait_until(lambda: coordinator.table.get("agent-0").beats >= 8)
         record = coordinator.table.get("agent-0")
         assert record.state is NodeState.ALIVE
-        assert record.beats >= 4 and record.last_seq == record.beats
+        assert record.last_seq == record.beats
     # close() deregisters
-    assert wait_for(lambda: "agent-0" not in coordinator.table, 2.0)
+    assert wait_until(lambda: "agent-0" not in coordinator.table)
     assert coordinator.events[-1][3] is NodeState.REMOVED
 
 
 def test_silent_node_is_marked_missing_in_time(coordinator: Coordinator) -> None:
     reg = NodeRegistration(coordinator.address, AGENT, INTERVAL_S)
     reg.start(timeout_s=5.0)
-    time.sleep(3 * INTERVAL_S)
+    assert wait_until(lambda: coordinator.table.get("agent-0").beats >= 2)
     last_beat = coordinator.table.get("agent-0").last_seen
     reg.close(deregister=False)  # as if the node crashed
     missing_at = coordinator.wait_state("agent-0", NodeState.MISSING)
-    silence = missing_at - last_beat
-    # missing after 3 beats × 0.1 s = 0.3 s without a heartbeat, plus at most one sweep
-    assert 3 * INTERVAL_S <= silence <= 3 * INTERVAL_S + SWEEP_S + 0.15, silence
+    # missing after 3 beats × 0.1 s = 0.3 s without a heartbeat, never sooner; when
+    # exactly (≤ one sweep later) is tests/unit/test_node_table.py's, on a fake clock
+    assert missing_at - last_beat >= 3 * INTERVAL_S, missing_at - last_beat
 
 
 def test_node_re_registers_after_the_coordinator_restarts() -> None:
@@ -113,16 +106,17 @@ def test_node_re_registers_after_the_coordinator_restarts() -> None:
     try:
         reg.start(timeout_s=5.0)
         first.stop()  # the coordinator goes away, and its table with it
-        time.sleep(5 * INTERVAL_S)  # heartbeats fail meanwhile
+        # heartbeats fail until the node takes the server as lost and registers again
+        assert wait_until(lambda: reg._heartbeat.losses >= 1)
         second = Coordinator(port)  # a new coordinator on the same address
-        second.wait_state("agent-0", NodeState.ALIVE, timeout_s=8.0)
+        second.wait_state("agent-0", NodeState.ALIVE)
         record = second.table.get("agent-0")
         assert record is not None
         # the node has the new session once the reply is back
-        assert wait_for(lambda: reg.session_id == record.session_id, 2.0)
+        assert wait_until(lambda: reg.session_id == record.session_id)
         assert len(sessions) == 2 and sessions[0] != sessions[1]
-        time.sleep(5 * INTERVAL_S)
-        assert second.table.get("agent-0").state is NodeState.ALIVE  # beats go on
+        assert wait_until(lambda: second.table.get("agent-0").beats >= 5)  # beats go on
+        assert second.table.get("agent-0").state is NodeState.ALIVE
     finally:
         reg.close()
         if second is not None:
@@ -136,7 +130,7 @@ def test_new_coordinator_answers_unknown_and_the_node_re_registers() -> None:
     try:
         old = reg.start(timeout_s=5.0)
         first.table.deregister("agent-0", old)  # the coordinator forgets the node
-        assert wait_for(lambda: reg.session_id != old, 3.0)
+        assert wait_until(lambda: reg.session_id != old)
         assert first.table.get("agent-0").session_id == reg.session_id
     finally:
         reg.close()

@@ -18,7 +18,7 @@ import yaml
 pytest.importorskip("torch")
 
 from coordinator.cli import main
-from coordinator.live import parse_policy
+from coordinator.policy_choice import parse_policy
 from testbed.exit_codes import ExitCode
 from tests.zoo_fixtures import tiny_bench
 
@@ -137,7 +137,7 @@ def test_a_trained_actor_decides_on_the_boards_of_a_live_bench(
 ) -> None:
     code, run = _train(tiny_config, "--algo", "mato")
     assert code == 0 and run is not None
-    policies = parse_policy(str(run))  # the run folder's actors/, one per agent
+    policies = parse_policy(str(run)).board_policies(["agent-0", "agent-1", "agent-2"])
     assert isinstance(policies, dict) and set(policies) == {"agent-0", "agent-1", "agent-2"}
     (tmp_path / "live").mkdir()
     with make_bench(tmp_path / "live", tiny_zoo) as bench:  # 3 agents, 2 edges, as trained

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -12,10 +13,14 @@ from testbed.config import (
     ConfigError,
     RuntimeKind,
     TestbedConfig,
+    ZooScale,
     apply_overrides,
+    apply_sets,
     config_from_dict,
     load_config,
+    parse_set,
 )
+from testbed.exit_codes import ExitCode, TestbedExit
 from testbed.schema import dump_dataclass
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,9 +96,77 @@ def test_precedence_file_then_env_then_flags(tmp_path: Path) -> None:
     assert (cfg.run.slots, cfg.edges.count) == (7, 1)
 
 
-def test_bad_override_and_bad_yaml(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"KEY\.PATH=VALUE"):
-        apply_overrides({}, env={}, sets=["nonsense"])
+@pytest.mark.parametrize("item", ["nonsense", "=3", " =3", "edges..count=1", ".seed=1"])
+def test_a_malformed_set_item_is_a_usage_error(item: str) -> None:
+    with pytest.raises(TestbedExit) as info:
+        apply_overrides({}, env={}, sets=[item])
+    assert info.value.code is ExitCode.USAGE
+    assert info.value.message == f"--set: expected KEY=VALUE, got {item!r}"
+
+
+def test_a_set_through_a_non_mapping_is_a_usage_error() -> None:
+    with pytest.raises(TestbedExit) as info:
+        apply_sets({"seed": 3}, ["seed.x=1"])
+    assert info.value.code is ExitCode.USAGE and "'seed' is not a mapping" in info.value.message
+    with pytest.raises(TestbedExit, match=r"'run\.slots' is not a mapping"):
+        apply_sets({"run": {"slots": 3}}, [("run.slots.x", 1)])
+
+
+def test_an_env_variable_through_a_non_mapping_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="TESTBED__SEED__X"):
+        apply_overrides({"seed": 3}, env={"TESTBED__SEED__X": "1"})
+
+
+def test_set_values_are_yaml_and_later_items_win() -> None:
+    assert parse_set(" edges.count = 3") == ("edges.count", 3)
+    assert parse_set("area=[1, 2]") == ("area", [1, 2])
+    assert parse_set("run.policy=a=b") == ("run.policy", "a=b")  # the first `=` splits
+    assert parse_set("broker.url=") == ("broker.url", None)
+    data = apply_sets({"run": None}, ["run.slots=5", ("run.slots", 7), ("seed", 2)])
+    assert data == {"run": {"slots": 7}, "seed": 2}
+
+
+def test_a_well_formed_set_with_a_bad_key_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(None, env={}, sets=["edges.cout=1"])
+    assert "edges.cout" in dict(info.value.problems)
+
+
+@pytest.mark.parametrize("text", ["", "\n  \n", "# only a comment\n# and another\n"])
+def test_an_empty_file_is_an_error_naming_it(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "empty.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    ((key, message),) = info.value.problems
+    assert key == "<file>" and message.startswith("the file is empty: ")
+    assert str(path) in message and info.value.source == str(path)
+
+
+def test_no_file_at_all_means_the_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./testbed.yaml here
+    assert load_config(env={}) == TestbedConfig()
+
+
+def test_zoo_path_is_the_folder_of_a_scale() -> None:
+    cfg = config_from_dict({"zoo": {"dir": "/z", "scale": "tiny"}})
+    assert cfg.zoo_path() == Path("/z/tiny")
+    assert cfg.zoo_path(ZooScale.PAPER) == Path("/z/paper")
+    assert TestbedConfig().zoo_path() == Path(".zoo/demo")
+
+
+def test_config_modules_never_import_their_package() -> None:
+    package = ROOT / "testbed" / "config"
+    for module in package.glob("*.py"):
+        if module.name == "__init__.py":
+            continue
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert node.level == 0 and node.module != "testbed.config", module.name
+        assert len(module.read_text().splitlines()) < 500, module.name
+
+
+def test_bad_yaml_and_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "t.yaml"
     path.write_text("edges: [1, 2\n")
     with pytest.raises(ConfigError, match="not valid YAML at line"):

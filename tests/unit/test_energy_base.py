@@ -11,6 +11,7 @@ from testbed.config import PowerModelConfig
 from testbed.energy import EnergyMeter, MeterError, Poller, modeled
 from testbed.energy.estimated import EstimatedMeter
 from testbed.types import EnergyMethod, EnergyPart
+from tests.waiting import wait_until
 
 
 class FakeClock:
@@ -111,13 +112,12 @@ def test_poller_thread_integrates_in_real_time() -> None:
     poller = Poller(lambda: 5.0, 0.005)
     after_open_s = time.monotonic()
     try:
-        time.sleep(0.2)
+        assert wait_until(lambda: poller.samples >= 10)  # the thread really samples
         before_read_s = time.monotonic()
         energy_j = poller.energy_j()
         after_read_s = time.monotonic()
     finally:
         poller.close()
-    assert poller.samples >= 10  # the thread really sampled
     # the integral spans from inside the constructor to inside energy_j()
     assert 5.0 * (before_read_s - after_open_s) <= energy_j * (1 + 1e-9)
     assert energy_j <= 5.0 * (after_read_s - before_open_s) * (1 + 1e-9)

@@ -12,6 +12,7 @@ from testbed.config import MeterKind
 from testbed.energy import MeterUnavailable
 from testbed.energy.jetson import JetsonMeter, RailLayout, find_rails
 from testbed.types import EnergyMethod
+from tests.waiting import wait_until
 
 
 class FakeClock:
@@ -158,12 +159,10 @@ def test_poller_thread_integrates_constant_rail_power(tmp_path: Path) -> None:
     before_open_s = time.monotonic()
     with JetsonMeter(root, 0.005) as meter:
         after_open_s = time.monotonic()
-        time.sleep(0.2)
+        assert wait_until(lambda: meter.poller.samples >= 10)  # the thread really samples
         before_read_s = time.monotonic()
         energy_j = meter.energy_j()
         after_read_s = time.monotonic()
-        samples = meter.poller.samples
-    assert samples >= 10
     assert 8.0 * (before_read_s - after_open_s) <= energy_j * (1 + 1e-9)
     assert energy_j <= 8.0 * (after_read_s - before_open_s) * (1 + 1e-9)
 

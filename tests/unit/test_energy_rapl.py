@@ -6,15 +6,15 @@ import os
 import shutil
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from testbed.config import MeterKind
-from testbed.energy import MeterUnavailable
+from testbed.energy import MeterUnavailable, rapl
 from testbed.energy.rapl import RaplMeter, counter_delta_uj, find_zones
 from testbed.types import EnergyMethod
+from tests.waiting import WAIT_S, wait_until
 
 MAX_UJ = 262_143_328_850  # a real package range
 
@@ -104,13 +104,24 @@ def test_counts_across_a_wrap_around(tmp_path: Path) -> None:
         assert meter.energy_j() == pytest.approx(1.15)
 
 
-def test_guard_thread_catches_wraps_between_readings(tmp_path: Path) -> None:
+def test_guard_thread_catches_wraps_between_readings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pkg = zone(tmp_path / "intel-rapl:0", "package-0", 0, max_uj=1000)
+    guard_read_800 = threading.Event()
+    read_uj = rapl.read_uj
+
+    def watched_read_uj(path: Path) -> int:
+        value = read_uj(path)
+        if value == 800 and threading.current_thread().name == "rapl-guard":
+            guard_read_800.set()
+        return value
+
+    monkeypatch.setattr(rapl, "read_uj", watched_read_uj)
     with RaplMeter(tmp_path, verify_s=0, guard_interval_s=0.01) as meter:
         write(pkg / "energy_uj", "800\n")
-        time.sleep(0.1)  # the guard reads 800
+        assert guard_read_800.wait(WAIT_S)
         write(pkg / "energy_uj", "600\n")  # one wrap: +800 µJ
-        time.sleep(0.1)
         # without the guard only 0 → 600 would be seen
         assert meter.energy_j() == pytest.approx(1600e-6)
 
@@ -197,8 +208,7 @@ def test_counters_that_move_pass_the_check(tmp_path: Path) -> None:
     writer.start()
     try:
         with RaplMeter(tmp_path, verify_s=0.05) as meter:
-            time.sleep(0.02)
-            assert meter.energy_j() > 0
+            assert wait_until(lambda: meter.energy_j() > 0)
     finally:
         stop.set()
         writer.join()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import threading
-import time
 
 from edge_node.executor import FifoExecutor, Job
 from testbed.messages import EdgeTaskRequest, EdgeTaskResult, ModelRef
 from testbed.types import FailureReason, Outcome
+from tests.waiting import WAIT_S, wait_until
 
 
 def _job(i: int) -> Job:
@@ -23,39 +23,46 @@ def test_tasks_start_in_arrival_order() -> None:
     gate = threading.Event()
 
     def handler(job: Job, _queue_ms: float) -> EdgeTaskResult:
-        gate.wait(5)
+        gate.wait(WAIT_S)
         started.append(job.request.task_id)
         return _result(job)
 
     ex = FifoExecutor(1, 100, handler, lambda j, r, d: _result(j, Outcome.FAILED, r))
     futures = [ex.submit(_job(i)) for i in range(20)]
     gate.set()
-    assert all(f.result(5).outcome is Outcome.COMPLETED for f in futures)
+    assert all(f.result(WAIT_S).outcome is Outcome.COMPLETED for f in futures)
     assert started == [f"t{i}" for i in range(20)]
     ex.shutdown()
 
 
 def test_full_queue_and_shutdown_answer_every_task() -> None:
     gate = threading.Event()
+    started = threading.Event()
 
     def handler(job: Job, _queue_ms: float) -> EdgeTaskResult:
-        gate.wait(5)
+        started.set()
+        gate.wait(WAIT_S)
         return _result(job)
+
+    def answer(job: Job) -> FailureReason:
+        return ex.submit(job).result(WAIT_S).reason
 
     ex = FifoExecutor(1, 2, handler, lambda j, r, d: _result(j, Outcome.FAILED, r))
     running = ex.submit(_job(0))
-    time.sleep(0.1)  # t0 is running, the queue is empty
+    assert started.wait(WAIT_S)  # t0 is running, the queue is empty
     waiting = [ex.submit(_job(i)) for i in (1, 2)]
-    rejected = ex.submit(_job(3))
-    assert rejected.result(1).reason is FailureReason.QUEUE_FULL
+    assert answer(_job(3)) is FailureReason.QUEUE_FULL
     stopper = threading.Thread(target=ex.shutdown)
     stopper.start()
-    time.sleep(0.1)
+    # the executor has closed once a new task is refused for shutting down, not for a
+    # full queue; only then may t0 finish, or its slot would take t1 first
+    assert wait_until(lambda: answer(_job(8)) is FailureReason.SHUTTING_DOWN)
     gate.set()
-    stopper.join(5)
-    assert running.result(1).outcome is Outcome.COMPLETED
-    assert [w.result(1).reason for w in waiting] == [FailureReason.SHUTTING_DOWN] * 2
-    assert ex.submit(_job(9)).result(1).reason is FailureReason.SHUTTING_DOWN
+    stopper.join(WAIT_S)
+    assert not stopper.is_alive()
+    assert running.result(WAIT_S).outcome is Outcome.COMPLETED
+    assert [w.result(WAIT_S).reason for w in waiting] == [FailureReason.SHUTTING_DOWN] * 2
+    assert answer(_job(9)) is FailureReason.SHUTTING_DOWN
 
 
 def test_handler_bug_is_an_internal_outcome() -> None:
@@ -63,5 +70,5 @@ def test_handler_bug_is_an_internal_outcome() -> None:
         raise RuntimeError("boom")
 
     ex = FifoExecutor(1, 4, handler, lambda j, r, d: _result(j, Outcome.FAILED, r))
-    assert ex.submit(_job(0)).result(5).reason is FailureReason.INTERNAL
+    assert ex.submit(_job(0)).result(WAIT_S).reason is FailureReason.INTERNAL
     ex.shutdown()

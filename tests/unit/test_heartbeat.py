@@ -1,25 +1,36 @@
-"""The transport-agnostic heartbeat sender (real threads, short intervals)."""
+"""The transport-agnostic heartbeat sender (real threads, short intervals).
+
+The tests wait for what the thread has done (tests/waiting.py), never sleep for it, and
+check only timing bounds that a busy machine cannot break: a beat is never early, and
+a delay chosen as 0 is far shorter than an interval of half a second.
+"""
 
 from __future__ import annotations
 
 import itertools
 import threading
 import time
-from collections.abc import Callable
 
 from testbed.heartbeat import HeartbeatSender
+from tests.waiting import wait_until
+
+EARLY_SLACK_S = 0.002
+"""How much earlier than due a timed wait may seem to end (clock reading granularity)."""
 
 
-def wait_for(cond: Callable[[], bool], timeout_s: float = 3.0) -> bool:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.005)
-    return cond()
+class ZeroJitter:
+    """An `rng` whose full-jitter draws are all 0 s; records each draw's upper bound."""
+
+    def __init__(self) -> None:
+        self.caps_s: list[float] = []
+
+    def uniform(self, low: float, high: float) -> float:
+        self.caps_s.append(high)
+        return low
 
 
-def test_sends_every_interval() -> None:
+def test_beats_keep_a_fixed_schedule_from_one_interval_after_start() -> None:
+    interval_s = 0.02
     stamps: list[float] = []
 
     def send() -> bool:
@@ -27,11 +38,12 @@ def test_sends_every_interval() -> None:
         return True
 
     start = time.monotonic()
-    with HeartbeatSender(send, 0.02, on_lost=lambda: None) as hb:
-        time.sleep(0.25)
-    # ≈ 0.25 / 0.02 = 12 beats; allow for a slow CI machine
-    assert 8 <= len(stamps) <= 14, len(stamps)
-    assert stamps[0] - start >= 0.015  # the first beat comes one interval after start
+    with HeartbeatSender(send, interval_s, on_lost=lambda: None) as hb:
+        assert wait_until(lambda: len(stamps) >= 10)
+    # beat k is due k + 1 intervals after start (or later, if beats were missed): the
+    # first comes one interval after start, and a late beat never makes a burst
+    for k, stamp in enumerate(stamps):
+        assert stamp - start >= (k + 1) * interval_s - EARLY_SLACK_S, (k, stamp - start)
     assert hb.beats_ok == len(stamps) and not hb.running
 
 
@@ -43,15 +55,17 @@ def test_unknown_node_calls_on_lost() -> None:
         return next(answers, True)
 
     with HeartbeatSender(send, 0.01, on_lost=lost.set) as hb:
-        assert lost.wait(2.0)
-        assert wait_for(lambda: hb.beats_ok >= 3)
+        assert lost.wait(10.0)
+        assert wait_until(lambda: hb.beats_ok >= 3)
     assert hb.losses == 1
 
 
 def test_repeated_errors_call_on_lost_and_back_off() -> None:
+    interval_s = 0.5
     calls: list[float] = []
-    lost: list[float] = []
+    lost = threading.Event()
     healthy = threading.Event()
+    jitter = ZeroJitter()
 
     def send() -> bool:
         calls.append(time.monotonic())
@@ -60,15 +74,17 @@ def test_repeated_errors_call_on_lost_and_back_off() -> None:
         raise ConnectionError("server down")
 
     def on_lost() -> None:
-        lost.append(time.monotonic())
         healthy.set()  # e.g. registered again
+        lost.set()
 
-    with HeartbeatSender(send, 0.05, on_lost=on_lost, max_failures=3) as hb:
-        assert wait_for(lambda: len(lost) == 1 and hb.beats_ok >= 1)
+    with HeartbeatSender(send, interval_s, on_lost=on_lost, max_failures=3, rng=jitter) as hb:
+        assert lost.wait(10.0)
     assert hb.errors == 3 and hb.losses == 1
-    # errors are retried sooner than the interval (full jitter up to one interval)
+    # errors are retried after a full-jitter delay of at most one interval (the default
+    # max_backoff_s) — drawn as 0 here, so well before the next interval would be due
+    assert jitter.caps_s == [interval_s, interval_s]
     gaps = [b - a for a, b in itertools.pairwise(calls[:3])]
-    assert all(g <= 0.05 + 0.03 for g in gaps), gaps
+    assert all(g < interval_s / 2 for g in gaps), gaps
 
 
 def test_single_error_does_not_count_as_lost() -> None:
@@ -82,7 +98,7 @@ def test_single_error_does_not_count_as_lost() -> None:
         return bool(a)
 
     with HeartbeatSender(send, 0.01, on_lost=lost.set, max_failures=2) as hb:
-        assert wait_for(lambda: not answers)
+        assert wait_until(lambda: not answers)
     assert not lost.is_set() and hb.errors == 2
 
 
@@ -95,13 +111,15 @@ def test_on_lost_errors_do_not_stop_the_heartbeats() -> None:
         raise RuntimeError("registry still down")
 
     with HeartbeatSender(lambda: False, 0.01, on_lost=on_lost):
-        assert wait_for(lambda: count >= 3)
+        assert wait_until(lambda: count >= 3)
 
 
-def test_stop_is_prompt() -> None:
-    hb = HeartbeatSender(lambda: True, 30.0, on_lost=lambda: None)
+def test_stop_does_not_wait_for_the_next_beat() -> None:
+    interval_s = 60.0
+    hb = HeartbeatSender(lambda: True, interval_s, on_lost=lambda: None)
     hb.start()
     start = time.monotonic()
-    hb.stop()
-    assert time.monotonic() - start < 0.5
+    hb.stop(timeout_s=interval_s)
+    # the thread wakes on the stop event, not when the beat is due in a minute
+    assert time.monotonic() - start < interval_s / 6
     assert not hb.running

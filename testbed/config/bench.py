@@ -1,0 +1,287 @@
+"""The bench's sections of `testbed.yaml`: broker, zoo, site, links, emulation, energy,
+the edge servers, the agents (end devices), the cloud, registry and telemetry.
+
+Units are in the key names: `_s`, `_ms`, `_mb` (10^6 bytes), `_mbit`, `_mbps`
+(10^6 bit/s), `_ghz`, `_w`, `_m`, `_db`, `_dbm`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+from testbed.schema import meta
+
+
+class BrokerKind(enum.StrEnum):
+    AUTO = "auto"
+    AMQTT = "amqtt"
+    MOSQUITTO = "mosquitto"
+
+
+class ZooScale(enum.StrEnum):
+    TINY = "tiny"
+    DEMO = "demo"
+    PAPER = "paper"
+
+
+class RuntimeKind(enum.StrEnum):
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+    TENSORRT = "tensorrt"
+
+
+class MeterKind(enum.StrEnum):
+    AUTO = "auto"
+    NVML = "nvml"
+    JETSON = "jetson"
+    RAPL = "rapl"
+    ESTIMATED = "estimated"
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    ca_file: str | None = field(default=None, metadata=meta("CA certificate (PEM) to trust."))
+    cert_file: str | None = field(default=None, metadata=meta("Client certificate (PEM)."))
+    key_file: str | None = field(default=None, metadata=meta("Client private key (PEM)."))
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    url: str | None = field(
+        default=None,
+        metadata=meta("mqtt://HOST:PORT or mqtts://HOST:PORT; null: embedded broker."),
+    )
+    embedded: BrokerKind = field(
+        default=BrokerKind.AUTO,
+        metadata=meta("Embedded broker: auto (mosquitto if installed, else amqtt)."),
+    )
+    host: str = field(default="127.0.0.1", metadata=meta("Bind address of the embedded broker."))
+    port: int = field(
+        default=0, metadata=meta("Embedded broker port; 0: a free one.", ge=0, le=65535)
+    )
+    username: str | None = field(default=None, metadata=meta("MQTT username."))
+    password: str | None = field(default=None, metadata=meta("MQTT password."))
+    tls: TlsConfig = field(default_factory=TlsConfig, metadata=meta("TLS files for mqtts://."))
+    keepalive_s: int = field(default=30, metadata=meta("MQTT keepalive.", ge=5, le=3600))
+    topic_prefix: str = field(default="testbed", metadata=meta("Root of every topic."))
+
+    def check(self) -> list[tuple[str, str]]:
+        problems = []
+        if self.url is not None:
+            parsed = urlparse(self.url)
+            if parsed.scheme not in ("mqtt", "mqtts") or not parsed.hostname:
+                want = "expected mqtt://HOST:PORT or mqtts://HOST:PORT"
+                problems.append(("url", f"{want}, got {self.url!r}"))
+            else:
+                try:
+                    parsed.port  # noqa: B018 - raises on a bad port
+                except ValueError:
+                    problems.append(("url", f"expected a port number in {self.url!r}"))
+        if not self.topic_prefix or "#" in self.topic_prefix or "+" in self.topic_prefix:
+            problems.append(("topic_prefix", "expected a non-empty topic without '#' or '+'"))
+        return problems
+
+
+@dataclass(frozen=True)
+class ZooConfig:
+    scale: ZooScale = field(
+        default=ZooScale.DEMO,
+        metadata=meta("Model sizes: tiny (≤5 MB each, tests), demo, paper (90–250 MB)."),
+    )
+    dir: str = field(default=".zoo", metadata=meta("Folder the zoo is built in (per scale)."))
+    seed: int = field(default=0, metadata=meta("Seed of weight init and training data.", ge=0))
+    train_steps: int = field(
+        default=200, metadata=meta("Training steps for the trained models (0: untrained).", ge=0)
+    )
+
+
+@dataclass(frozen=True)
+class TopologyConfig:
+    area_m: tuple[float, float] = field(
+        default=(1000.0, 1000.0), metadata=meta("Width and height of the site.", gt=0)
+    )
+
+
+@dataclass(frozen=True)
+class LinksConfig:
+    bandwidth_mhz: float = field(default=20.0, metadata=meta("Bandwidth of an ED→ES link.", gt=0))
+    noise_dbm_per_hz: float = field(default=-174.0, metadata=meta("Noise power spectral density."))
+    path_loss_exponent: float = field(default=3.0, metadata=meta("Path loss exponent.", ge=1, le=6))
+    gain_at_1m_db: float = field(default=-30.0, metadata=meta("Channel gain at 1 m (dB)."))
+    min_distance_m: float = field(default=1.0, metadata=meta("Distances are at least this.", gt=0))
+
+
+@dataclass(frozen=True)
+class EmulationConfig:
+    links: bool = field(
+        default=True,
+        metadata=meta("Pace transfers to the configured link rates (off for real radios)."),
+    )
+    compute: bool = field(
+        default=True,
+        metadata=meta("Stretch compute time by host_ghz / node cpu_ghz (slower nodes only)."),
+    )
+    host_ghz: float = field(
+        default=3.0, metadata=meta("The clock this host's real compute counts as.", gt=0)
+    )
+
+
+@dataclass(frozen=True)
+class PowerModelConfig:
+    idle_w: float = field(default=5.0, metadata=meta("Idle power of the node.", ge=0))
+    active_w_per_core: float = field(
+        default=10.0, metadata=meta("Extra power per fully busy CPU core (estimated meter).", ge=0)
+    )
+
+
+@dataclass(frozen=True)
+class EnergyConfig:
+    meter: MeterKind = field(
+        default=MeterKind.AUTO,
+        metadata=meta("Energy meter: auto (first that reads: nvml, jetson, rapl), or one."),
+    )
+    poll_interval_ms: float = field(
+        default=20.0, metadata=meta("Power polling period for rails and NVML power.", gt=0)
+    )
+    power: PowerModelConfig = field(
+        default_factory=PowerModelConfig,
+        metadata=meta("Power model of the `estimated` meter."),
+    )
+    jetson_sysfs_root: str = field(
+        default="/sys/bus/i2c/drivers/ina3221", metadata=meta("Where Jetson INA3221 rails live.")
+    )
+    rapl_sysfs_root: str = field(
+        default="/sys/class/powercap", metadata=meta("Where RAPL powercap zones live.")
+    )
+
+
+@dataclass(frozen=True)
+class NodeBase:
+    """Settings every node of a class shares unless a per-node entry overrides them."""
+
+    kappa: float = field(
+        default=1e-28, metadata=meta("Effective switched capacitance κ of the chip.", ge=0)
+    )
+    runtime: RuntimeKind = field(
+        default=RuntimeKind.AUTO,
+        metadata=meta("ONNX Runtime provider: auto (TensorRT, CUDA, CPU), cpu, cuda, tensorrt."),
+    )
+    intra_op_threads: int = field(
+        default=1, metadata=meta("ONNX Runtime intra-op threads per session.", ge=1, le=256)
+    )
+    energy: EnergyConfig = field(default_factory=EnergyConfig, metadata=meta("Energy meter."))
+
+
+@dataclass(frozen=True)
+class EdgeSettings(NodeBase):
+    cpu_ghz: float = field(default=7.0, metadata=meta("CPU clock f_j of the edge.", gt=0))
+    cache_capacity_mb: float = field(
+        default=60.0, metadata=meta("Model cache capacity (10^6 bytes).", gt=0)
+    )
+    cache_dir: str | None = field(
+        default=None, metadata=meta("Cache folder; null: <run folder>/cache/<edge id>.")
+    )
+    parallel_slots: int = field(default=1, metadata=meta("Tasks executed at once.", ge=1, le=64))
+    queue_capacity: int = field(
+        default=256, metadata=meta("Tasks waiting at most; more are rejected.", ge=1)
+    )
+    cloud_link_mbps: float = field(default=400.0, metadata=meta("Cloud→edge rate r_cj.", gt=0))
+    uplink_capacity_mbps: float = field(
+        default=200.0, metadata=meta("Capacity B_j for uploads into this edge.", gt=0)
+    )
+    preload: list[str] = field(default_factory=list, metadata=meta("Models fetched at start."))
+    max_batch: int = field(default=32, metadata=meta("Samples per model invocation.", ge=1))
+    fetch_timeout_s: float = field(
+        default=120.0, metadata=meta("Give up a model fetch after this long.", gt=0)
+    )
+
+
+@dataclass(frozen=True)
+class NodeAddress:
+    id: str = field(default="", metadata=meta("Node id; empty: <class>-<index>."))
+    host: str = field(default="127.0.0.1", metadata=meta("Address the node listens on."))
+    port: int = field(default=0, metadata=meta("gRPC port; 0: a free one.", ge=0, le=65535))
+    position_m: tuple[float, float] | None = field(
+        default=None, metadata=meta("Position on the site; null: placed automatically.")
+    )
+
+
+@dataclass(frozen=True)
+class EdgeSpec(EdgeSettings, NodeAddress):
+    """One edge server, resolved from `edges`."""
+
+
+@dataclass(frozen=True)
+class EdgesConfig(EdgeSettings):
+    count: int = field(default=3, metadata=meta("Number of edge servers M.", ge=0, le=256))
+    nodes: list[dict[str, Any]] = field(
+        default_factory=list,
+        metadata=meta("Per-edge overrides by index (beyond count: unused); keys above, id, ..."),
+    )
+
+
+@dataclass(frozen=True)
+class AgentSettings(NodeBase):
+    cpu_ghz_range: tuple[float, float] = field(
+        default=(1.0, 2.0), metadata=meta("f of each agent is drawn uniformly from this.", gt=0)
+    )
+    transmit_power_w: float = field(default=0.5, metadata=meta("Transmit power p_i.", gt=0))
+    queue_capacity: int = field(default=16, metadata=meta("Tasks an agent queues at most.", ge=1))
+    max_batch: int = field(default=32, metadata=meta("Samples per local invocation.", ge=1))
+
+
+@dataclass(frozen=True)
+class AgentSpec(AgentSettings, NodeAddress):
+    """One agent (end device), resolved from `agents`."""
+
+    cpu_ghz: float | None = field(
+        default=None, metadata=meta("CPU clock f_i; null: drawn from cpu_ghz_range.", gt=0)
+    )
+
+
+@dataclass(frozen=True)
+class AgentsConfig(AgentSettings):
+    count: int = field(default=10, metadata=meta("Number of end devices N.", ge=0, le=1024))
+    nodes: list[dict[str, Any]] = field(
+        default_factory=list,
+        metadata=meta("Per-agent overrides by index (beyond count: unused); keys above, id, ..."),
+    )
+
+
+@dataclass(frozen=True)
+class CloudConfig:
+    host: str = field(default="127.0.0.1", metadata=meta("Host the cloud node runs on."))
+    position_m: tuple[float, float] = field(
+        default=(500.0, 500.0), metadata=meta("Position of the cloud centre.")
+    )
+    cpu_ghz: float = field(default=40.0, metadata=meta("CPU clock of the cloud centre.", gt=0))
+    transmit_power_w: float = field(
+        default=20.0, metadata=meta("Power p_c while sending a model, in (8).", ge=0)
+    )
+    chunk_kib: int = field(
+        default=1024, metadata=meta("Bytes per chunk on the MQTT model feed.", ge=4, le=1024)
+    )
+    max_parallel_transfers: int = field(
+        default=8, metadata=meta("Model transfers served at once.", ge=1, le=64)
+    )
+    energy: EnergyConfig = field(default_factory=EnergyConfig, metadata=meta("Energy meter."))
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    heartbeat_interval_s: float = field(default=1.0, metadata=meta("Heartbeat period.", gt=0))
+    missing_after_beats: int = field(
+        default=3, metadata=meta("Missed heartbeats before a node is marked missing.", ge=1)
+    )
+    remove_after_s: float = field(
+        default=30.0, metadata=meta("Silence after which a node is removed.", gt=0)
+    )
+
+
+@dataclass(frozen=True)
+class TelemetryConfig:
+    interval_s: float = field(default=1.0, metadata=meta("Telemetry publishing period.", gt=0))

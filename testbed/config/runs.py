@@ -1,0 +1,146 @@
+"""What runs on the bench, as `testbed.yaml` sections: task types and arrivals, the
+reward (18), runs, the digital twin and training (MADDPG).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from testbed.schema import meta
+
+
+@dataclass(frozen=True)
+class TaskTypeConfig:
+    name: str = field(metadata=meta("Task type name."))
+    model: str = field(metadata=meta("Model id in the zoo catalog this type needs."))
+    size_mbit: tuple[float, float] = field(
+        metadata=meta("Task size D is drawn uniformly from this range.", gt=0)
+    )
+    density_cycles_per_bit: float = field(metadata=meta("Computational density C.", gt=0))
+    deadline_s: float = field(metadata=meta("Completed only if latency ≤ this.", gt=0))
+    weight: float = field(default=1.0, metadata=meta("Reward weight w_k.", ge=0))
+    steps: int | None = field(
+        default=None, metadata=meta("Denoising steps (diffusion); null: the model's default.", ge=1)
+    )
+
+    def check(self) -> list[tuple[str, str]]:
+        lo, hi = self.size_mbit
+        return [("size_mbit", f"expected low ≤ high, got [{lo}, {hi}]")] if lo > hi else []
+
+
+def _default_task_types() -> list[TaskTypeConfig]:
+    return [
+        TaskTypeConfig("health_prediction", "diffusion-s", (1.0, 3.0), 60.0, 2.0, 1.0),
+        TaskTypeConfig("process_optimisation", "cgan-s", (1.0, 3.0), 40.0, 2.0, 1.0),
+        TaskTypeConfig("safety_monitoring", "ae-s", (1.0, 3.0), 30.0, 1.5, 1.2),
+        TaskTypeConfig("health_prediction_hq", "diffusion-l", (1.0, 3.0), 80.0, 3.0, 1.0),
+        TaskTypeConfig("process_optimisation_hq", "cgan-l", (1.0, 3.0), 50.0, 3.0, 1.0),
+        TaskTypeConfig("safety_monitoring_hq", "ae-l", (1.0, 3.0), 40.0, 2.0, 1.2),
+    ]
+
+
+@dataclass(frozen=True)
+class TasksConfig:
+    arrival_prob: float = field(
+        default=1.0, metadata=meta("Chance a task arrives at an agent in a slot.", ge=0, le=1)
+    )
+    flops_per_cycle: float = field(
+        default=1.0,
+        metadata=meta("Model FLOPs one cycle of task work stands for (docs/workload.md).", gt=0),
+    )
+    num_types: int | None = field(
+        default=None, metadata=meta("Use only the first N task types; null: all.", ge=1)
+    )
+    types: list[TaskTypeConfig] = field(
+        default_factory=_default_task_types,
+        metadata=meta("IIoT AIGC task types.", min_len=1),
+    )
+
+    def check(self) -> list[tuple[str, str]]:
+        problems = []
+        names = [t.name for t in self.types]
+        for i, name in enumerate(names):
+            if names.index(name) != i:
+                problems.append((f"types[{i}].name", f"duplicate task type {name!r}"))
+        if self.num_types is not None and self.num_types > len(self.types):
+            problems.append(
+                ("num_types", f"expected ≤ {len(self.types)} (types listed), got {self.num_types}")
+            )
+        return problems
+
+    @property
+    def active_types(self) -> list[TaskTypeConfig]:
+        return self.types[: self.num_types] if self.num_types else list(self.types)
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    omega_latency: float = field(default=0.5, metadata=meta("ω1, latency weight.", ge=0, le=1))
+    omega_energy: float = field(default=0.5, metadata=meta("ω2, energy weight.", ge=0, le=1))
+    latency_scale_s: float = field(default=1.0, metadata=meta("Latency is divided by this.", gt=0))
+    energy_scale_j: float = field(default=1.0, metadata=meta("Energy is divided by this.", gt=0))
+    penalty: float = field(default=2.0, metadata=meta("φ, penalty when a constraint fails.", ge=0))
+
+    def check(self) -> list[tuple[str, str]]:
+        if not math.isclose(self.omega_latency + self.omega_energy, 1.0, abs_tol=1e-9):
+            total = self.omega_latency + self.omega_energy
+            return [("omega_energy", f"expected omega_latency + omega_energy = 1, got {total:g}")]
+        return []
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    out_dir: str = field(default="runs", metadata=meta("Where run folders are written."))
+    slots: int = field(default=30, metadata=meta("Slots per run.", ge=1))
+    policy: str = field(
+        default="greedy", metadata=meta("random, greedy, local, offload or an ONNX actor's path.")
+    )
+    step_timeout_s: float = field(default=120.0, metadata=meta("Longest wait for a slot.", gt=0))
+    task_timeout_s: float = field(
+        default=60.0, metadata=meta("Longest wait for an edge's answer to a task.", gt=0)
+    )
+    start_timeout_s: float = field(
+        default=60.0, metadata=meta("Longest wait for a node process to come up.", gt=0)
+    )
+
+
+@dataclass(frozen=True)
+class TwinConfig:
+    calibration: str | None = field(
+        default=None,
+        metadata=meta("calibration.json from `testbed calibrate`; null: the paper's model (f, κ)."),
+    )
+    episode_slots: int = field(default=50, metadata=meta("Slots per twin episode.", ge=1))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    lr_actor: float = field(default=0.001, metadata=meta("Actor learning rate.", gt=0))
+    lr_critic: float = field(default=0.001, metadata=meta("Critic learning rate.", gt=0))
+    gamma: float = field(default=0.95, metadata=meta("Discount factor γ.", ge=0, le=1))
+    tau: float = field(default=0.01, metadata=meta("Soft target update rate τ.", gt=0, le=1))
+    buffer_size: int = field(default=10000, metadata=meta("Replay capacity (joint steps).", ge=1))
+    batch_size: int = field(default=1024, metadata=meta("Minibatch size.", ge=1))
+    hidden: int = field(default=256, metadata=meta("Width of the two hidden layers.", ge=1))
+    num_envs: int = field(default=16, metadata=meta("Twin environments stepped together.", ge=1))
+    steps: int = field(
+        default=3000, metadata=meta("Environment steps (each: num_envs slots).", ge=1)
+    )
+    warmup_steps: int = field(
+        default=100, metadata=meta("Random-action steps before learning starts.", ge=0)
+    )
+    updates_per_step: int = field(default=1, metadata=meta("Gradient updates per step.", ge=1))
+    noise_start: float = field(default=0.3, metadata=meta("Exploration noise at the start.", ge=0))
+    noise_end: float = field(default=0.02, metadata=meta("Exploration noise at the end.", ge=0))
+    gumbel_temperature: float = field(
+        default=1.0, metadata=meta("Temperature of the Gumbel-softmax relaxations.", gt=0)
+    )
+    logit_reg: float = field(
+        default=0.001,
+        metadata=meta("Weight of mean(logits²) in the actor loss (keeps heads unsaturated).", ge=0),
+    )
+    checkpoint_every: int = field(default=500, metadata=meta("Steps between checkpoints.", ge=1))
+    eval_every: int = field(default=250, metadata=meta("Steps between evaluations.", ge=1))
+    eval_episodes: int = field(default=4, metadata=meta("Episodes per evaluation.", ge=1))
+    threads: int = field(default=2, metadata=meta("torch threads.", ge=1))

@@ -1,0 +1,134 @@
+"""`TestbedConfig`: the whole `testbed.yaml`, its per-node specs resolved and the folders
+it names (the model zoo of a scale)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from testbed.config.bench import (
+    AgentsConfig,
+    AgentSpec,
+    BrokerConfig,
+    CloudConfig,
+    EdgesConfig,
+    EdgeSpec,
+    EmulationConfig,
+    LinksConfig,
+    RegistryConfig,
+    TelemetryConfig,
+    TopologyConfig,
+    ZooConfig,
+    ZooScale,
+)
+from testbed.config.runs import RewardConfig, RunConfig, TasksConfig, TrainConfig, TwinConfig
+from testbed.schema import SchemaError, dump_dataclass, load_dataclass, meta
+
+
+@dataclass(frozen=True)
+class TestbedConfig:
+    __test__ = False  # not a pytest class
+
+    experiment: str = field(default="default", metadata=meta("Experiment name (run folders)."))
+    seed: int = field(default=0, metadata=meta("Master seed: tasks, positions, noise.", ge=0))
+    broker: BrokerConfig = field(default_factory=BrokerConfig, metadata=meta("MQTT broker."))
+    zoo: ZooConfig = field(default_factory=ZooConfig, metadata=meta("Model zoo."))
+    topology: TopologyConfig = field(default_factory=TopologyConfig, metadata=meta("Site."))
+    links: LinksConfig = field(default_factory=LinksConfig, metadata=meta("Radio links."))
+    emulation: EmulationConfig = field(default_factory=EmulationConfig, metadata=meta("Emulation."))
+    cloud: CloudConfig = field(default_factory=CloudConfig, metadata=meta("Cloud node."))
+    edges: EdgesConfig = field(default_factory=EdgesConfig, metadata=meta("Edge servers."))
+    agents: AgentsConfig = field(default_factory=AgentsConfig, metadata=meta("End devices."))
+    tasks: TasksConfig = field(default_factory=TasksConfig, metadata=meta("Task generation."))
+    reward: RewardConfig = field(default_factory=RewardConfig, metadata=meta("Reward (18)."))
+    registry: RegistryConfig = field(default_factory=RegistryConfig, metadata=meta("Registry."))
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig, metadata=meta("Telemetry."))
+    run: RunConfig = field(default_factory=RunConfig, metadata=meta("Runs."))
+    twin: TwinConfig = field(default_factory=TwinConfig, metadata=meta("The digital twin."))
+    train: TrainConfig = field(default_factory=TrainConfig, metadata=meta("Training (MADDPG)."))
+
+    def check(self) -> list[tuple[str, str]]:
+        try:
+            self.edge_specs()
+            self.agent_specs()
+        except SchemaError as exc:
+            return exc.problems
+        return []
+
+    def edge_specs(self) -> list[EdgeSpec]:
+        """Every edge, its per-node overrides applied and its position resolved."""
+        specs = _resolve(EdgeSpec, self.edges, "edges", "edge")
+        placed = _ring_positions(len(specs), self.topology.area_m)
+        return [
+            s if s.position_m is not None else dataclasses.replace(s, position_m=placed[i])
+            for i, s in enumerate(specs)
+        ]
+
+    def agent_specs(self) -> list[AgentSpec]:
+        """Every agent: positions uniform on the site and f_i uniform in cpu_ghz_range,
+        both from the master seed unless set per node."""
+        specs = _resolve(AgentSpec, self.agents, "agents", "agent")
+        rng = random.Random(f"{self.seed}/agents")
+        out = []
+        w, h = self.topology.area_m
+        lo, hi = self.agents.cpu_ghz_range
+        for spec in specs:
+            pos = (round(rng.uniform(0, w), 3), round(rng.uniform(0, h), 3))
+            ghz = round(rng.uniform(lo, hi), 4)
+            out.append(
+                dataclasses.replace(
+                    spec,
+                    position_m=spec.position_m if spec.position_m is not None else pos,
+                    cpu_ghz=spec.cpu_ghz if spec.cpu_ghz is not None else ghz,
+                )
+            )
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return dump_dataclass(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def zoo_path(self, scale: ZooScale | None = None) -> Path:
+        """The model zoo's folder: `<zoo.dir>/<scale>` (default: `zoo.scale`), as given
+        (relative paths stay relative to the working folder)."""
+        return Path(self.zoo.dir) / (scale or self.zoo.scale).value
+
+
+def _resolve(spec_cls: type, group: Any, path: str, prefix: str) -> list[Any]:
+    shared = {
+        f.name: getattr(group, f.name)
+        for f in dataclasses.fields(group)
+        if f.name not in ("count", "nodes")
+    }
+    specs = []
+    ids: set[str] = set()
+    for i in range(group.count):
+        override = group.nodes[i] if i < len(group.nodes) else {}
+        merged = {**dump_dataclass(shared), "id": f"{prefix}-{i}", **override}
+        spec: Any = load_dataclass(spec_cls, merged, f"{path}.nodes[{i}]")
+        if spec.id in ids:
+            raise SchemaError([(f"{path}.nodes[{i}].id", f"duplicate node id {spec.id!r}")])
+        ids.add(spec.id)
+        specs.append(spec)
+    return specs
+
+
+def _ring_positions(n: int, area: tuple[float, float]) -> list[tuple[float, float]]:
+    """Edges evenly on a ring around the site's centre (deterministic)."""
+    w, h = area
+    radius = 0.3 * min(w, h)
+    return [
+        (
+            round(w / 2 + radius * math.cos(2 * math.pi * i / max(n, 1)), 3),
+            round(h / 2 + radius * math.sin(2 * math.pi * i / max(n, 1)), 3),
+        )
+        for i in range(n)
+    ]

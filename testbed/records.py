@@ -1,0 +1,85 @@
+"""A task's record: built from the task in one place, judged in one place.
+
+Every generated task ends in exactly one `TaskRecord` (docs/live-loop.md). Whoever
+serves a task — the board, the coordinator's edges-only stream, or the slot driver
+recording a task that a board owes but never reported — builds its record with
+`new_record`, copies what an edge measured with `add_edge_share`, and decides
+"completed or failed, and why" with `judge`. A task split over several edges (one
+result per share) changes these three functions, nobody else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from testbed.edge_client import Submission
+from testbed.energy import modeled
+from testbed.messages import EdgeTaskResult, TaskRecord
+from testbed.tasks import Task
+from testbed.types import EnergyPartName, FailureReason, Outcome, TestbedError
+
+
+def new_record(task: Task, served_slot: int) -> TaskRecord:
+    """The record of `task` before it is served: failed, with no reason yet (`judge`
+    decides); `served_slot` is the slot in which it left the board's queue."""
+    return TaskRecord(
+        task_id=task.task_id,
+        agent_id=task.agent_id,
+        slot=task.slot,
+        task_type=task.task_type,
+        model_id=task.model_id,
+        size_mbit=task.size_mbit,
+        density_cycles_per_bit=task.density_cycles_per_bit,
+        deadline_s=task.deadline_s,
+        units=0,
+        outcome=Outcome.FAILED,
+        steps=task.steps or 0,
+        served_slot=served_slot,
+    )
+
+
+def failed_record(task: Task, served_slot: int, reason: FailureReason, detail: str) -> TaskRecord:
+    """The record of a task that was never served (queue full, board unreachable, …)."""
+    record = new_record(task, served_slot)
+    record.reason, record.detail = reason, detail
+    return record
+
+
+def add_edge_share(record: TaskRecord, sub: Submission, transmit_power_w: float) -> None:
+    """Copy what the edge measured of the task's offloaded share into `record`: the
+    upload (T_tx, with its modelled radio energy p·t), the switch parts, the edge's
+    queue and compute times, cache hit and the edge's energy parts."""
+    result, timing = sub.result, sub.result.timing
+    record.t_tx_ms = sub.upload_s * 1e3
+    record.t_switch_ms = timing.switch_ms
+    record.t_edge_queue_ms = timing.queue_ms
+    record.t_edge_compute_ms = timing.compute_ms
+    record.fetch_ms, record.verify_ms = timing.fetch_ms, timing.verify_ms
+    record.load_ms, record.warmup_ms = timing.load_ms, timing.warmup_ms
+    record.cache_hit = result.cache_hit
+    record.energy.append(modeled(EnergyPartName.TX, transmit_power_w, sub.upload_s))
+    record.energy.extend(result.energy)
+
+
+def judge(
+    record: TaskRecord,
+    *,
+    edge_results: Sequence[EdgeTaskResult] = (),
+    local_error: TestbedError | None = None,
+) -> TaskRecord:
+    """Decide the task's outcome from what happened to its parts, in this order: an
+    edge share that failed fails the task with that edge's reason; a failed local share
+    fails it as `local_failed`; a task over its deadline (`record.latency_ms` against
+    `record.deadline_s`) fails as `deadline`; otherwise it completed."""
+    failed = next((r for r in edge_results if r.outcome is not Outcome.COMPLETED), None)
+    if failed is not None:
+        record.outcome, record.reason, record.detail = Outcome.FAILED, failed.reason, failed.detail
+    elif local_error is not None:
+        record.outcome, record.reason = Outcome.FAILED, FailureReason.LOCAL_FAILED
+        record.detail = f"{local_error.reason.value}: {local_error.detail}"
+    elif record.latency_ms > record.deadline_s * 1e3:
+        record.outcome, record.reason = Outcome.FAILED, FailureReason.DEADLINE
+        record.detail = f"{record.latency_ms:.0f} ms > deadline {record.deadline_s * 1e3:.0f} ms"
+    else:
+        record.outcome, record.reason, record.detail = Outcome.COMPLETED, FailureReason.NONE, ""
+    return record
