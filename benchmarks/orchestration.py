@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -140,96 +141,98 @@ class EchoBarrier:
         }
 
 
+@dataclass
+class _Tally:
+    """What one case measured, slot by slot."""
+
+    overhead_ms: list[float] = field(default_factory=list)
+    wall_ms: list[float] = field(default_factory=list)
+    max_step_ms: list[float] = field(default_factory=list)
+    cpu_ms: dict[str, float] = field(default_factory=dict)
+    records: int = 0
+    failed: int = 0
+
+    def add_cpu(self, before: Any, after: Any) -> None:
+        for key, value in cpu_ms_by_class(before, after, 1).items():
+            self.cpu_ms[key] = self.cpu_ms.get(key, 0.0) + value
+
+
+def _measure(bench: Any, echo: EchoBarrier, slots: int) -> tuple[dict[str, _Tally], _Tally]:
+    """Every case BATCH slots at a time, then the reference barrier, until `slots`."""
+    from coordinator.policy_choice import PolicySource
+    from testbed.types import Outcome
+
+    serial = iter(range(10**9))
+    cases: dict[str, Callable[[], Any]] = {
+        "no task": lambda: bench.step(next(serial), generate=False),
+        "tiny local task": lambda: bench.step(next(serial)),
+        "tiny task, greedy": lambda: bench.step(next(serial)),
+    }
+    policy = {"tiny local task": "local", "tiny task, greedy": "greedy"}
+    tallies = {name: _Tally() for name in cases}
+    ref = _Tally()
+    ours_clock, ref_clock = CpuClock(bench_pids(bench)), CpuClock(echo.pids())
+    for _ in range(BATCH):  # warm-up: channels, thread pools, ORT's first runs
+        echo.slot()
+    current = "local"
+    while len(ref.wall_ms) < slots:
+        for name, step in cases.items():
+            wanted = policy.get(name, current)
+            if wanted != current:
+                bench.load_policy(PolicySource(wanted))
+                current = wanted
+                step()  # this slot also sends LoadPolicy: not measured
+            step()  # warm-up after a switch
+            tally, before = tallies[name], ours_clock.read()
+            for _ in range(BATCH):
+                result = step()
+                tally.overhead_ms.append(result.overhead_ms)
+                tally.wall_ms.append(result.wall_ms)
+                tally.max_step_ms.append(result.max_step_ms)
+                tally.records += len(result.records)
+                tally.failed += sum(r.outcome is not Outcome.COMPLETED for r in result.records)
+            tally.add_cpu(before, ours_clock.read())
+        before = ref_clock.read()
+        ref.wall_ms += [echo.slot() for _ in range(BATCH)]
+        ref.add_cpu(before, ref_clock.read())
+    return tallies, ref
+
+
 def run(quick: bool = False) -> Result:
     slots = 10 if quick else 100
     zoo = tiny_zoo()
-    notes: list[str] = []
     with scratch("orchestration") as tmp, ExitStack() as stack:
         bench = stack.enter_context(live_bench(tmp, zoo))
-        echo = EchoBarrier(stack, AGENTS)
-        from coordinator.policy_choice import PolicySource
-        from testbed.types import Outcome
-
-        serial = iter(range(10**9))
-        cases: dict[str, Callable[[], Any]] = {
-            "no task": lambda: bench.step(next(serial), generate=False),
-            "tiny local task": lambda: bench.step(next(serial)),
-            "tiny task, greedy": lambda: bench.step(next(serial)),
-        }
-        policy = {"tiny local task": "local", "tiny task, greedy": "greedy"}
-        overhead: dict[str, list[float]] = {name: [] for name in cases}
-        walls: dict[str, list[float]] = {name: [] for name in cases}
-        max_steps: dict[str, list[float]] = {name: [] for name in cases}
-        cpu: dict[str, dict[str, float]] = {name: {} for name in cases}
-        records: dict[str, int] = {name: 0 for name in cases}
-        failed: dict[str, int] = {name: 0 for name in cases}
-        ref_ms: list[float] = []
-        ref_cpu: dict[str, float] = {}
-        ours_clock = CpuClock(bench_pids(bench))
-        ref_clock = CpuClock(echo.pids())
-        for _ in range(BATCH):  # warm-up: channels, thread pools, ORT's first runs
-            echo.slot()
-        current = "local"
-        while len(ref_ms) < slots:
-            for name, step in cases.items():
-                wanted = policy.get(name, current)
-                if wanted != current:
-                    bench.load_policy(PolicySource(wanted))
-                    current = wanted
-                    step()  # this slot also sends LoadPolicy: not measured
-                step()  # warm-up after a switch
-                before = ours_clock.read()
-                for _ in range(BATCH):
-                    result = step()
-                    overhead[name].append(result.overhead_ms)
-                    walls[name].append(result.wall_ms)
-                    max_steps[name].append(result.max_step_ms)
-                    records[name] += len(result.records)
-                    failed[name] += sum(r.outcome is not Outcome.COMPLETED for r in result.records)
-                after = ours_clock.read()
-                for key, value in cpu_ms_by_class(before, after, 1).items():
-                    cpu[name][key] = cpu[name].get(key, 0.0) + value
-            before = ref_clock.read()
-            ref_ms += [echo.slot() for _ in range(BATCH)]
-            after = ref_clock.read()
-            for key, value in cpu_ms_by_class(before, after, 1).items():
-                ref_cpu[key] = ref_cpu.get(key, 0.0) + value
-    reference = median(ref_ms)
-    ref_cpu = {k: round(v / len(ref_ms), 2) for k, v in ref_cpu.items()}
-    out = []
-    for name in cases:
-        n = len(overhead[name])
-        per_slot = {k: round(v / n, 2) for k, v in cpu[name].items()}
+        tallies, ref = _measure(bench, EchoBarrier(stack, AGENTS), slots)
+        broker = bench.launcher.broker_description
+    reference = median(ref.wall_ms)
+    ref_cpu = {k: round(v / len(ref.wall_ms), 2) for k, v in ref.cpu_ms.items()}
+    out, notes = [], []
+    for name, tally in tallies.items():
+        n = len(tally.overhead_ms)
+        per_slot = {k: round(v / n, 2) for k, v in tally.cpu_ms.items()}
         details = {
-            "ours_p95_ms": round(percentile(overhead[name], 95), 3),
-            "wall_p50_ms": round(median(walls[name]), 3),
-            "max_step_p50_ms": round(median(max_steps[name]), 3),
-            "reference_p95_ms": round(percentile(ref_ms, 95), 3),
+            "ours_p95_ms": round(percentile(tally.overhead_ms, 95), 3),
+            "wall_p50_ms": round(median(tally.wall_ms), 3),
+            "max_step_p50_ms": round(median(tally.max_step_ms), 3),
+            "reference_p95_ms": round(percentile(ref.wall_ms, 95), 3),
             **per_slot,
             **{f"reference_{k}": v for k, v in ref_cpu.items()},
         }
-        out.append(
-            Case(
-                label=f"{AGENTS} agents, {EDGES} edges, {name}",
-                ours=median(overhead[name]),
-                reference=reference,
-                samples=n,
-                details=details,
-            )
-        )
+        label = f"{AGENTS} agents, {EDGES} edges, {name}"
+        out.append(Case(label, median(tally.overhead_ms), reference, n, details=details))
         cpu_text = ", ".join(f"{k[4:-3]} {v}" for k, v in per_slot.items())
         notes.append(
             f"{name}: overhead p95 {details['ours_p95_ms']} ms; wall p50 "
             f"{details['wall_p50_ms']} ms, longest step p50 {details['max_step_p50_ms']} ms; "
-            f"{records[name]} tasks, {failed[name]} not completed; CPU ms per slot: {cpu_text}"
+            f"{tally.records} tasks, {tally.failed} not completed; CPU ms per slot: {cpu_text}"
         )
     ref_text = ", ".join(f"{k[4:-3]} {v}" for k, v in ref_cpu.items())
     notes.append(
-        f"reference barrier: p95 {percentile(ref_ms, 95):.3f} ms; CPU ms per slot: {ref_text}"
+        f"reference barrier: p95 {percentile(ref.wall_ms, 95):.3f} ms; CPU ms per slot: {ref_text}"
     )
     notes.append(
-        f"{os.cpu_count()} cores for {AGENTS} boards, {EDGES} edges, cloud, broker; "
-        f"broker {bench.launcher.broker_description}"
+        f"{os.cpu_count()} cores for {AGENTS} boards, {EDGES} edges, cloud, broker; broker {broker}"
     )
     return report(Result(NAME, "ms", GOAL, out, notes))
 

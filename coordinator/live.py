@@ -25,111 +25,22 @@ import grpc
 import numpy as np
 
 from coordinator.actors import check_fits
+from coordinator.boards import AgentStep, BoardHandle, NodeEvent, PendingStep, SlotResult
 from coordinator.launcher import Launcher
 from coordinator.policy_choice import BoardPolicies, PolicySource
 from coordinator.registry import NodeRecord, NodeState, NodeTable, Registry
 from testbed import costs, serde
 from testbed.config import TestbedConfig
-from testbed.daemon import GRPC_OPTIONS, GrpcServer
+from testbed.daemon import GrpcServer
 from testbed.exit_codes import ExitCode, TestbedExit
 from testbed.messages import TaskRecord
 from testbed.observation import Decision, ObservationSpec
 from testbed.records import failed_record
-from testbed.rpc.v1 import agent_pb2, agent_pb2_grpc, common_pb2, registry_pb2_grpc
+from testbed.rpc.v1 import agent_pb2, common_pb2, registry_pb2_grpc
 from testbed.tasks import TaskGenerator
 from testbed.types import FailureReason, NodeKind, Outcome
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class AgentStep:
-    """One agent's answer to one slot."""
-
-    agent_id: str
-    acted: bool
-    observation: np.ndarray | None = None
-    decision: Decision | None = None
-    step_ms: float = 0.0
-    reachable: bool = True
-
-
-@dataclass
-class SlotResult:
-    slot: int
-    records: list[TaskRecord]
-    steps: dict[str, AgentStep]
-    wall_ms: float
-    max_step_ms: float
-
-    @property
-    def overhead_ms(self) -> float:
-        """Orchestration: slot wall time minus the longest measured agent step."""
-        return self.wall_ms - self.max_step_ms
-
-
-@dataclass
-class NodeEvent:
-    t_s: float
-    slot: int
-    node_id: str
-    old: str
-    new: str
-
-
-@dataclass
-class _AgentHandle:
-    agent_id: str
-    address: str
-    generator: TaskGenerator
-    session: str = ""
-    needs_configure: bool = True
-    needs_policy: bool = True
-    channel: grpc.Channel | None = None
-    stub: agent_pb2_grpc.AgentServiceStub | None = None
-    _connected_to: str = ""
-    achannel: grpc.aio.Channel | None = None
-    astub: agent_pb2_grpc.AgentServiceStub | None = None
-    _aconnected_to: str = ""
-
-    def connect(self) -> agent_pb2_grpc.AgentServiceStub:
-        """The stub for the agent's current address (it changes when a board restarts)."""
-        if self.stub is None or self._connected_to != self.address:
-            if self.channel is not None:
-                self.channel.close()
-            self.channel = grpc.insecure_channel(self.address, options=GRPC_OPTIONS)
-            self.stub = agent_pb2_grpc.AgentServiceStub(self.channel)
-            self._connected_to = self.address
-        return self.stub
-
-    def close(self) -> None:
-        if self.channel is not None:
-            self.channel.close()
-
-    async def aconnect(self) -> agent_pb2_grpc.AgentServiceStub:
-        """An asyncio stub for the current address; call on the bench's event loop."""
-        if self.astub is None or self._aconnected_to != self.address:
-            if self.achannel is not None:
-                await self.achannel.close()
-            self.achannel = grpc.aio.insecure_channel(self.address, options=GRPC_OPTIONS)
-            self.astub = agent_pb2_grpc.AgentServiceStub(self.achannel)
-            self._aconnected_to = self.address
-        return self.astub
-
-    async def aclose(self) -> None:
-        if self.achannel is not None:
-            await self.achannel.close()
-
-
-@dataclass
-class _Pending:
-    """A Step to send (or one that cannot be sent, with the reason)."""
-
-    handle: _AgentHandle
-    slot: int
-    owes_task: bool
-    request: agent_pb2.StepRequest | None = None
-    failed: str = ""
 
 
 @dataclass
@@ -159,7 +70,7 @@ class LiveBench:
             self.cfg, self.run_dir, self.config_path, zoo_dir=self.zoo_dir,
             registry_address=self._registry_server.address, keep=self.keep,
         )  # fmt: skip
-        self.agents: dict[str, _AgentHandle] = {}
+        self.agents: dict[str, BoardHandle] = {}
         self.policy = PolicySource(self.cfg.run.policy)
         self._per_agent: dict[str, PolicySource] = {}  # overrides self.policy per agent
         self.obs_spec = ObservationSpec.from_config(self.cfg)
@@ -193,7 +104,7 @@ class LiveBench:
         agents = [self.launcher.start_agent(s) for s in self.cfg.agent_specs()]
         self.launcher.wait_ready(agents)
         for node in agents:
-            self.agents[node.node_id] = _AgentHandle(
+            self.agents[node.node_id] = BoardHandle(
                 node.node_id,
                 node.address,
                 TaskGenerator(
@@ -276,7 +187,7 @@ class LiveBench:
 
     # ------------------------------------------------------------------ agents
 
-    def _configure(self, handle: _AgentHandle) -> str:
+    def _configure(self, handle: BoardHandle) -> str:
         """Configure (if needed) + LoadPolicy; returns an error text ('' on success)."""
         request = agent_pb2.ConfigureRequest(
             agent_id=handle.agent_id,
@@ -336,14 +247,14 @@ class LiveBench:
 
     def _send(
         self,
-        handle: _AgentHandle,
+        handle: BoardHandle,
         slot: int,
         noise_std: float,
         generate: bool,
         observe_only: bool = False,
         action: np.ndarray | None = None,
         owes_task: bool | None = None,
-    ) -> _Pending:
+    ) -> PendingStep:
         """Prepare one agent's Step (configuring the agent first if it needs it).
         `owes_task`: whether the slot's task is on the board and not yet recorded if the
         call fails (default: `generate`)."""
@@ -351,15 +262,15 @@ class LiveBench:
         if handle.needs_configure or handle.needs_policy:
             error = self._configure(handle)
             if error:
-                return _Pending(handle, slot, owes, failed=f"not configured: {error}")
+                return PendingStep(handle, slot, owes, failed=f"not configured: {error}")
         request = agent_pb2.StepRequest(
             slot=slot, noise_std=noise_std, generate=generate, observe_only=observe_only
         )
         if action is not None:
             request.action.raw.extend(np.asarray(action, dtype=np.float32).tolist())
-        return _Pending(handle, slot, owes, request=request)
+        return PendingStep(handle, slot, owes, request=request)
 
-    async def _call(self, pending: _Pending) -> agent_pb2.StepReport | grpc.RpcError | None:
+    async def _call(self, pending: PendingStep) -> agent_pb2.StepReport | grpc.RpcError | None:
         if pending.request is None:
             return None
         stub = await pending.handle.aconnect()
@@ -368,7 +279,7 @@ class LiveBench:
         except grpc.RpcError as exc:
             return exc
 
-    def _fan_out(self, pending: list[_Pending]) -> list[Any]:
+    def _fan_out(self, pending: list[PendingStep]) -> list[Any]:
         """Every Step of a slot at once on the bench's event loop (one thread: cheaper
         than a thread per call on a machine the boards share), then the barrier."""
 
@@ -377,7 +288,7 @@ class LiveBench:
 
         return asyncio.run_coroutine_threadsafe(all_calls(), self._loop).result()
 
-    def _receive(self, pending: _Pending, reply: Any) -> tuple[AgentStep, list[TaskRecord]]:
+    def _receive(self, pending: PendingStep, reply: Any) -> tuple[AgentStep, list[TaskRecord]]:
         handle, slot, owes = pending.handle, pending.slot, pending.owes_task
         if reply is None:
             return self._unreachable(handle, slot, owes, pending.failed)
@@ -397,7 +308,7 @@ class LiveBench:
         return step, records
 
     def _unreachable(
-        self, handle: _AgentHandle, slot: int, generate: bool, detail: str
+        self, handle: BoardHandle, slot: int, generate: bool, detail: str
     ) -> tuple[AgentStep, list[TaskRecord]]:
         task = handle.generator.next(slot) if generate else None
         records = []
@@ -433,7 +344,7 @@ class LiveBench:
         ]
         return self._collect(slot, pending, t0)
 
-    def _collect(self, slot: int, pending: list[_Pending], t0: float) -> SlotResult:
+    def _collect(self, slot: int, pending: list[PendingStep], t0: float) -> SlotResult:
         steps: dict[str, AgentStep] = {}
         records: list[TaskRecord] = []
         for p, reply in zip(pending, self._fan_out(pending), strict=True):

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from coordinator.jsonout import jsonable
 from testbed.messages import TaskRecord
 from testbed.types import EnergyMethod, EnergyPart, EnergyPartName, FailureReason, Outcome
 
@@ -122,15 +123,8 @@ def summarise(rows: Sequence[TaskRecord], extra: dict[str, Any] | None = None) -
 
 
 def write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2, default=_json_default, allow_nan=True) + "\n")
-
-
-def _json_default(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return dataclasses.asdict(obj)
-    if hasattr(obj, "value"):
-        return obj.value
-    return str(obj)
+    """Strict JSON (NaN and infinities as null), as `--json` prints it."""
+    path.write_text(json.dumps(jsonable(obj), indent=2, allow_nan=False) + "\n")
 
 
 def format_table(summary: dict[str, Any], cache: dict[str, dict[str, int]] | None = None) -> str:

@@ -11,7 +11,6 @@ than through amqtt on this project's machine (docs/performance.md, benchmark 1
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import getpass
 import logging
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from testbed.config import BrokerConfig, BrokerKind
+from testbed.exit_codes import UsageArgumentParser
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +215,7 @@ def run_amqtt(host: str, port: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = UsageArgumentParser(
         prog="testbed-broker", description="Run the embedded amqtt MQTT broker."
     )
     parser.add_argument("--host", default="127.0.0.1")

@@ -25,7 +25,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from testbed.config import EnergyConfig, TestbedConfig, load_config
 from testbed.energy import EnergyMeter, MeterUnavailable, open_meter
-from testbed.exit_codes import ExitCode, TestbedExit, run_with_exit_codes
+from testbed.exit_codes import ExitCode, TestbedExit, UsageArgumentParser, run_with_exit_codes
 from testbed.mqtt import BrokerAddress, MqttClient, MqttUnavailable
 from testbed.registration import NodeInfo, NodeRegistration, RegistrationRefused
 from testbed.telemetry import TelemetryPublisher
@@ -42,7 +42,7 @@ GRPC_OPTIONS = [
 
 
 def common_parser(prog: str, description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser = UsageArgumentParser(prog=prog, description=description)
     parser.add_argument(
         "-c", "--config", default=None, help="testbed YAML (default ./testbed.yaml)"
     )

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from coordinator.boards import SlotResult
 from coordinator.command_help import help_texts
 from coordinator.envs import bench_ops
 from coordinator.envs.calibration import CALIBRATION_NAME, Calibration
@@ -42,7 +43,7 @@ from coordinator.envs.fidelity import (
     live_metrics,
     twin_metrics,
 )
-from coordinator.live import LiveBench, SlotResult
+from coordinator.live import LiveBench
 from coordinator.policy_choice import PolicySource
 from coordinator.progress import ProgressBar
 from coordinator.records import read_records, write_csv

@@ -10,11 +10,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from coordinator.boards import SlotResult
 from coordinator.command_help import help_texts
 from coordinator.commands.bench_state import write_bench_file
 from coordinator.jsonout import add_json_flag, json_result
 from coordinator.launcher import Launcher
-from coordinator.live import LiveBench, SlotResult
+from coordinator.live import LiveBench
 from coordinator.plots import plot_run
 from coordinator.policy_choice import BoardPolicies, parse_policy
 from coordinator.progress import ProgressBar

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from coordinator.live import LiveBench, SlotResult
+from coordinator.boards import SlotResult
+from coordinator.live import LiveBench
 from coordinator.policy_choice import PolicySource
 from coordinator.run_folder import new_run_dir, write_config
 from testbed.config import TestbedConfig

@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from coordinator.boards import SlotResult
 from coordinator.envs import bench_ops
 from coordinator.envs.twin import REASONS
 from coordinator.envs.vector import StepOut
-from coordinator.live import LiveBench, SlotResult
+from coordinator.live import LiveBench
 from coordinator.policy_choice import PolicySource
 from testbed.config import TestbedConfig
 from testbed.edge_client import EdgeClient
