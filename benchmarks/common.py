@@ -16,7 +16,6 @@ import platform
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -332,13 +331,6 @@ def scratch(prefix: str) -> Iterator[Path]:
     """A temporary folder for one benchmark's files, removed afterwards."""
     with tempfile.TemporaryDirectory(prefix=f"bench-{prefix}-") as tmp:
         yield Path(tmp)
-
-
-def timed(fn: Callable[[], Any]) -> float:
-    """Seconds `fn()` took (perf_counter)."""
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
 
 
 def standalone(run: Callable[[bool], Result]) -> int:

@@ -33,6 +33,7 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from itertools import count
 from typing import Any
 
@@ -129,6 +130,54 @@ def drive(threads: int, seconds: float, call: Any) -> tuple[float, list[Any]]:
     return len(flat) / elapsed, flat
 
 
+def _measure(
+    units: int,
+    rounds: int,
+    seconds: float,
+    ours: Callable[[], tuple[float, list[Any]]],
+    echo: Callable[[], float],
+    ort: Callable[[], float],
+    processes: CpuClock,
+    threads: ThreadCpu,
+    model_id: str,
+) -> tuple[Case, str]:
+    """`rounds` interleaved rounds of ours, the echo reference and bare ORT; the case and
+    its analysis."""
+    rates, echo_rates, ort_rates, subs = [], [], [], []
+    cpu: dict[str, float] = {}
+    for _ in range(rounds):
+        p0, t0 = processes.read(), threads.read()
+        rate, got = ours()
+        p1, t1 = processes.read(), threads.read()
+        rates.append(rate)
+        subs += got
+        for name in p0:
+            cpu[f"cpu_{name}_ms"] = cpu.get(f"cpu_{name}_ms", 0.0) + p1[name] - p0[name]
+        for group, spent in threads.by_group(t0, t1).items():
+            cpu[f"cpu_edge_{group}_ms"] = cpu.get(f"cpu_edge_{group}_ms", 0.0) + spent
+        echo_rates.append(echo())
+        ort_rates.append(ort())
+    rate, echo_rate, ort_rate = median(rates), median(echo_rates), median(ort_rates)
+    per_task = {k: round(v * 1e3 / len(subs), 3) for k, v in cpu.items()}
+    timing = {
+        "edge_receive_ms": median([s.result.timing.receive_ms for s in subs]),
+        "edge_queue_ms": median([s.result.timing.queue_ms for s in subs]),
+        "edge_compute_ms": median([s.result.timing.compute_ms for s in subs]),
+        "edge_total_ms": median([s.result.timing.total_ms for s in subs]),
+        "round_trip_ms": median([s.round_trip_s * 1e3 for s in subs]),
+    }
+    bound = "transport" if echo_rate <= ort_rate else "compute"
+    details = {
+        "echo_rate_per_s": round(echo_rate, 1),
+        "ort_rate_per_s": round(ort_rate, 1),
+        **{k: round(v, 3) for k, v in timing.items()},
+        **per_task,
+    }
+    label = f"{model_id} units={units}, {CLIENT_THREADS} client threads"
+    case = Case(label, rate, min(echo_rate, ort_rate), len(rates), details=details)
+    return case, _analysis(units, rate, echo_rate, ort_rate, bound, details, threads)
+
+
 def run(quick: bool = False) -> Result:
     from testbed.edge_client import EdgeClient
     from testbed.messages import EdgeTaskRequest, ModelRef
@@ -181,48 +230,14 @@ def run(quick: bool = False) -> Result:
         threads = ThreadCpu(edge.pid or 0, EDGE_THREADS)
         for units in unit_counts:
             units_now["units"] = units
-            rates, echo_rates, ort_rates, subs = [], [], [], []
-            cpu: dict[str, float] = {}
-            done = 0
-            for _ in range(rounds):  # interleaved: ours, echo, ORT
-                p0, t0 = processes.read(), threads.read()
-                rate, got = drive(CLIENT_THREADS, seconds, submit)
-                p1, t1 = processes.read(), threads.read()
-                rates.append(rate)
-                subs += got
-                done += len(got)
-                for name in p0:
-                    cpu[f"cpu_{name}_ms"] = cpu.get(f"cpu_{name}_ms", 0.0) + p1[name] - p0[name]
-                for group, spent in threads.by_group(t0, t1).items():
-                    cpu[f"cpu_edge_{group}_ms"] = cpu.get(f"cpu_edge_{group}_ms", 0.0) + spent
-                echo_rates.append(drive(CLIENT_THREADS, seconds, echo_call)[0])
-                ort_rates.append(bare_ort_rate(zoo, model, units, seconds))
-            ours, echo_rate, ort_rate = median(rates), median(echo_rates), median(ort_rates)
-            per_task = {k: round(v * 1e3 / done, 3) for k, v in cpu.items()}
-            timing = {
-                "edge_receive_ms": median([s.result.timing.receive_ms for s in subs]),
-                "edge_queue_ms": median([s.result.timing.queue_ms for s in subs]),
-                "edge_compute_ms": median([s.result.timing.compute_ms for s in subs]),
-                "edge_total_ms": median([s.result.timing.total_ms for s in subs]),
-                "round_trip_ms": median([s.round_trip_s * 1e3 for s in subs]),
-            }
-            bound = "transport" if echo_rate <= ort_rate else "compute"
-            details = {
-                "echo_rate_per_s": round(echo_rate, 1),
-                "ort_rate_per_s": round(ort_rate, 1),
-                **{k: round(v, 3) for k, v in timing.items()},
-                **per_task,
-            }
-            cases.append(
-                Case(
-                    label=f"{model['id']} units={units}, {CLIENT_THREADS} client threads",
-                    ours=ours,
-                    reference=min(echo_rate, ort_rate),
-                    samples=len(rates),
-                    details=details,
-                )
-            )
-            notes.append(_analysis(units, ours, echo_rate, ort_rate, bound, details, threads))
+            case, note = _measure(
+                units, rounds, seconds, lambda: drive(CLIENT_THREADS, seconds, submit),
+                lambda: drive(CLIENT_THREADS, seconds, echo_call)[0],
+                lambda u=units: bare_ort_rate(zoo, model, u, seconds),
+                processes, threads, model["id"],
+            )  # fmt: skip
+            cases.append(case)
+            notes.append(note)
     notes.append(
         f"{os.cpu_count()} cores shared by the client, the edge, the cloud and the broker "
         f"({kind}); {seconds:g} s per measurement, median of {rounds}"

@@ -85,7 +85,6 @@ class RawSubscriber:
         self.prefix = f"bench-raw/{os.getpid()}-{time.time_ns()}"
         self._cond = threading.Condition()
         self._received = 0
-        self._bytes = 0
         self._ready = threading.Event()
         self._client = _client("raw-sub")
         self._client.message_callback_add(f"{self.prefix}/data", self._on_data)
@@ -111,7 +110,6 @@ class RawSubscriber:
     def _on_data(self, _c: Any, _u: Any, msg: paho.MQTTMessage) -> None:
         with self._cond:
             self._received += 1
-            self._bytes += len(msg.payload)
             self._cond.notify()
 
     def round_s(self, count: int, timeout_s: float = 120.0) -> float:

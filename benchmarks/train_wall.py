@@ -69,10 +69,10 @@ def _hooks(warmup_steps: int) -> Any:
         def __init__(self, warmup_steps: int) -> None:
             self.warmup_steps = warmup_steps
             self.evals: list[tuple[int, float, float]] = []
-            self.last_step, self.last_elapsed = 0, 0.0
+            self.last_step = 0
 
         def row(self, metrics: dict[str, float]) -> None:
-            self.last_step, self.last_elapsed = int(metrics["step"]), metrics["elapsed_s"]
+            self.last_step = int(metrics["step"])
             if not np.isnan(metrics["eval_reward"]) and self.last_step > self.warmup_steps:
                 self.evals.append((self.last_step, metrics["elapsed_s"], metrics["eval_reward"]))
 

@@ -69,7 +69,6 @@ class ReferenceSlot:
         ]  # fmt: skip
 
     def step(self, env_index: int, tasks: list[Any], decisions: list[Any]) -> list[float]:
-        from coordinator.envs.twin_params import DEFAULT_LOAD_S_PER_MB
         from testbed import costs
         from testbed.zoo.workload import split_units, units_for
 
@@ -120,35 +119,52 @@ class ReferenceSlot:
             edge_free[target] = start + switch + compute
             served[i] = (hit, start - arrive, False)
         specs = cfg.edge_specs()
-        for i, (k, u, size, density, target, share, _d) in plans.items():
+        for i, plan in plans.items():
             hit, queue, failed = served.get(i, (True, 0.0, False))
-            f_i = float(p.agent_ghz[i])
-            if failed:  # the edge refused at once: the upload and the local share only
-                rate = p.pace_rate_mbps[i, target]
-                t_tx = float(costs.upload_latency_s(share, size, rate))
-                latency = max(float(costs.local_latency_s(share, size, density, f_i)), t_tx + queue)
-                energy = float(costs.local_energy_j(share, size, density, f_i, p.agent_kappa[i]))
-                energy += float(costs.upload_energy_j(p.agent_transmit_w[i], t_tx))
-            else:
-                j = max(target, 0)
-                power = specs[j].energy.power
-                cost = costs.task_cost(
-                    size_mbit=size, density_cycles_per_bit=density, ratio=share, local_ghz=f_i,
-                    local_kappa=p.agent_kappa[i], has_target=target >= 0,
-                    upload_rate_mbps=p.pace_rate_mbps[i, j], transmit_power_w=p.agent_transmit_w[i],
-                    edge_ghz=p.edge_ghz[j], edge_kappa=p.edge_kappa[j], cached=hit,
-                    model_size_mbit=p.model_size_bytes[u] * 8 / 1e6,
-                    cloud_rate_mbps=specs[j].cloud_link_mbps,
+            rewards[i] = self._reward(i, plan, specs, (hit, queue, failed))
+        return rewards
+
+    def _reward(
+        self, i: int, plan: tuple[Any, ...], specs: list[Any], served: tuple[bool, float, bool]
+    ) -> float:
+        """Agent i's reward for its task `plan` as the edge served it (`served`: hit, queue
+        delay, refused at once); `specs`: the edges' specs."""
+        from coordinator.envs.twin_params import DEFAULT_LOAD_S_PER_MB
+        from testbed import costs
+
+        p, cfg = self.p, self.p.cfg
+        k, u, size, density, target, share, _download = plan
+        hit, queue, failed = served
+        f_i = float(p.agent_ghz[i])
+        if failed:  # the edge refused at once: the upload and the local share only
+            rate = p.pace_rate_mbps[i, target]
+            t_tx = float(costs.upload_latency_s(share, size, rate))
+            latency = max(float(costs.local_latency_s(share, size, density, f_i)), t_tx + queue)
+            energy = float(costs.local_energy_j(share, size, density, f_i, p.agent_kappa[i]))
+            energy += float(costs.upload_energy_j(p.agent_transmit_w[i], t_tx))
+        else:
+            j = max(target, 0)
+            spec = specs[j]
+            power = spec.energy.power
+            cost = costs.task_cost(
+                costs.TaskWork(size_mbit=size, density_cycles_per_bit=density),
+                costs.OffloadDecision(ratio=share, has_target=target >= 0),
+                costs.Device(
+                    ghz=f_i, kappa=p.agent_kappa[i], transmit_power_w=p.agent_transmit_w[i]
+                ),
+                costs.EdgeTarget(upload_rate_mbps=p.pace_rate_mbps[i, j], ghz=p.edge_ghz[j],
+                                 kappa=p.edge_kappa[j], queue_delay_s=queue),
+                costs.ModelSwitch(
+                    cached=hit, model_size_mbit=p.model_size_bytes[u] * 8 / 1e6,
+                    cloud_rate_mbps=spec.cloud_link_mbps,
                     load_s=DEFAULT_LOAD_S_PER_MB * p.model_size_bytes[u] / 1e6,
                     cloud_power_w=cfg.cloud.transmit_power_w,
-                    edge_load_power_w=power.idle_w + power.active_w_per_core, queue_delay_s=queue,
-                )  # fmt: skip
-                latency, energy = float(cost.latency_s), float(cost.energy_j)
-            ok = not failed and latency <= float(p.type_deadline_s[k])
-            rewards[i] = float(
-                costs.reward(latency, energy, p.type_weight[k], cfg.reward, violated=not ok)
-            )
-        return rewards
+                    edge_load_power_w=power.idle_w + power.active_w_per_core,
+                ),
+            )  # fmt: skip
+            latency, energy = float(cost.latency_s), float(cost.energy_j)
+        ok = not failed and latency <= float(p.type_deadline_s[k])
+        return float(costs.reward(latency, energy, p.type_weight[k], cfg.reward, violated=not ok))
 
     def observe(self, env_index: int, tasks: list[Any]) -> list[Any]:
         from testbed.observation import observe_one

@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 class FeedStats:
     transfers: int = 0
     active: int = 0
-    chunks_sent: int = 0
     bytes_sent: int = 0
     errors: int = 0
 
@@ -179,7 +178,6 @@ class FeedServer:
                     unacked.popleft().wait_for_publish(timeout=30)
                 sent += 1
                 with self._lock:
-                    self.stats.chunks_sent += 1
                     self.stats.bytes_sent += len(data)
             self._client.publish(topic, feed.Done(req.request_id, sent).encode(), qos=1)
         finally:

@@ -164,7 +164,7 @@ def evaluate_live(
 
 
 def _zoo_dir(cfg: TestbedConfig) -> Path:
-    from coordinator.envs.bench_ops import zoo_dir_of
+    from coordinator.bench_setup import zoo_dir_of
 
     return zoo_dir_of(cfg)[0]
 

@@ -276,9 +276,9 @@ class Results:
 def run_plan(plan: Plan, out_dir: Path) -> Results:
     """Train and evaluate every missing cell of `plan` into `out_dir`."""
     from coordinator.algorithms import ALGORITHMS
-    from coordinator.commands.train import train_run
     from coordinator.evaluation import evaluate
     from coordinator.progress import ProgressBar
+    from coordinator.training import train_run
 
     out_dir.mkdir(parents=True, exist_ok=True)
     results = Results(out_dir / "results.json", plan)
@@ -345,22 +345,24 @@ def run_plan(plan: Plan, out_dir: Path) -> Results:
 
 
 def _calibrate(plan: Plan, value: Any, out_dir: Path, results: Results) -> Path:
-    """`testbed calibrate` on the bench of `value` (first seed); the calibration file."""
-    from coordinator.cli import main
+    """`testbed calibrate` on the bench of `value` (first seed, the bench written to
+    bench.yaml beside it); the calibration file."""
+    from coordinator.calibration.measure import calibrate_bench, checked_catalog
 
     folder = out_dir / "calibration" / slug(str(value))
     folder.mkdir(parents=True, exist_ok=True)
     cfg = plan.cell_config(value, plan.seeds[0], out_dir)
-    bench = folder / "bench.yaml"
-    bench.write_text(cfg.to_yaml())
+    (folder / "bench.yaml").write_text(cfg.to_yaml())
     out = folder / "calibration.json"
     print(f"calibrating the twin on the bench of {plan.spec.sweep.key}={value} "
           f"({plan.spec.calibrate_slots} slots per run)")  # fmt: skip
-    code = main(["calibrate", "-c", str(bench), "--slots", str(plan.spec.calibrate_slots),
-                 "--out", str(out)])  # fmt: skip
-    if code != 0 or not out.exists():
+    try:
+        calibrate_bench(cfg, checked_catalog(cfg), slots=plan.spec.calibrate_slots, out=out)
+    except TestbedExit as exc:
         what = f"{plan.spec.sweep.key}={value}"
-        raise TestbedExit(ExitCode.FAILURE, f"calibration of {what} failed (exit {code})")
+        raise TestbedExit(
+            ExitCode.FAILURE, f"calibration of {what} failed (exit {int(exc.code)}): {exc.message}"
+        ) from None
     results.add_calibration(value, out)
     return out
 
@@ -466,8 +468,8 @@ def check_experiment(args: argparse.Namespace) -> int:
 
 
 def run_experiment(args: argparse.Namespace) -> int:
-    from coordinator.commands.train import Interrupted
     from coordinator.report import write_report
+    from coordinator.training import Interrupted
 
     plan = _plan(args)
     out_dir = Path(args.out or Path("runs") / "experiments" / plan.spec.name)

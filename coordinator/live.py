@@ -36,7 +36,7 @@ from testbed.exit_codes import ExitCode, TestbedExit
 from testbed.messages import TaskRecord
 from testbed.observation import Decision, ObservationSpec
 from testbed.records import failed_record
-from testbed.rpc.v1 import agent_pb2, common_pb2, registry_pb2_grpc
+from testbed.rpc.v1 import agent_pb2, common_pb2
 from testbed.tasks import TaskGenerator
 from testbed.types import FailureReason, NodeKind, Outcome
 
@@ -63,7 +63,7 @@ class LiveBench:
         self.registry = Registry(self.table)
         self._registry_server = GrpcServer(
             "127.0.0.1", 0,
-            [lambda s: registry_pb2_grpc.add_RegistryServicer_to_server(self.registry, s)],
+            [self.registry.add_to_server],
             service_names=["testbed.v1.Registry"],
         )  # fmt: skip
         self.launcher = Launcher(

@@ -463,10 +463,6 @@ class ModelCache:
         """SHA-256 of an index row's file (raises if the row or the file is bad)."""
         return file_sha256(self.dir / row["file"])
 
-    def sync(self, timeout_s: float = 10.0) -> bool:
-        """Wait until the index on disk matches the cache; False on timeout."""
-        return self._index.flush(timeout_s)
-
     def close(self) -> None:
         """Write the index out and release every session."""
         with self._cond:

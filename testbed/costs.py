@@ -1,4 +1,4 @@
-"""The cost model of MADDPG-MATO (PAPERS.md §A, equations 3–14 and the reward 18).
+"""The cost model of MADDPG-MATO (docs/papers.md §A, equations 3–14 and the reward 18).
 
 One implementation serves two callers:
 
@@ -163,6 +163,62 @@ def edge_compute_energy_j(
 
 
 # ---------------------------------------------------------------- a task (11–14)
+#
+# `task_cost` takes its inputs in five groups — the task, the decision, the device,
+# the chosen edge and the model switch there — so a call names what each number is
+# about. Every field takes a float or a numpy array; arrays broadcast together across
+# groups (the twin's environments × agents, a per-agent clock, a scalar power …).
+
+
+@dataclass(frozen=True, slots=True)
+class TaskWork:
+    """The task's work: D (Mbit) and C (cycles/bit)."""
+
+    size_mbit: ArrayLike
+    density_cycles_per_bit: ArrayLike
+
+
+@dataclass(frozen=True, slots=True)
+class OffloadDecision:
+    """The action for a task: the offload ratio x ∈ [0, 1] and whether a target ES j was
+    chosen (bool). Without a target the task runs wholly on the device (x taken as 0)."""
+
+    ratio: ArrayLike
+    has_target: ArrayLike = True
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """The end device i: f_i (GHz), κ_i (per Hz² per cycle) and p_i (W, the radio's
+    transmit power; needed only where a task has an edge path)."""
+
+    ghz: ArrayLike
+    kappa: ArrayLike
+    transmit_power_w: ArrayLike | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeTarget:
+    """The chosen target ES j, gathered by target index: r_ij (Mbit/s) from the device,
+    f_j (GHz), κ_j, and the FIFO wait at j before compute (s)."""
+
+    upload_rate_mbps: ArrayLike
+    ghz: ArrayLike
+    kappa: ArrayLike
+    queue_delay_s: ArrayLike = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSwitch:
+    """The task's model at the target j: c_jk (cached, bool), S_m (Mbit), r_cj (Mbit/s),
+    T_load,m (s), p_c (W, the cloud sending) and P_j (W, the edge loading)."""
+
+    cached: ArrayLike
+    model_size_mbit: ArrayLike
+    cloud_rate_mbps: ArrayLike
+    load_s: ArrayLike
+    cloud_power_w: ArrayLike
+    edge_load_power_w: ArrayLike
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,102 +255,46 @@ class TaskCost:
 
 
 def task_cost(
-    *,
-    size_mbit: ArrayLike,
-    density_cycles_per_bit: ArrayLike,
-    ratio: ArrayLike,
-    local_ghz: ArrayLike,
-    local_kappa: ArrayLike,
-    has_target: ArrayLike = True,
-    upload_rate_mbps: ArrayLike | None = None,
-    transmit_power_w: ArrayLike | None = None,
-    edge_ghz: ArrayLike | None = None,
-    edge_kappa: ArrayLike | None = None,
-    cached: ArrayLike | None = None,
-    model_size_mbit: ArrayLike | None = None,
-    cloud_rate_mbps: ArrayLike | None = None,
-    load_s: ArrayLike | None = None,
-    cloud_power_w: ArrayLike | None = None,
-    edge_load_power_w: ArrayLike | None = None,
-    queue_delay_s: ArrayLike = 0.0,
+    task: TaskWork,
+    decision: OffloadDecision,
+    device: Device,
+    edge: EdgeTarget | None = None,
+    switch: ModelSwitch | None = None,
 ) -> TaskCost:
-    """Equations (3)–(14) for a task split by the action (target j, ratio x).
+    """Equations (3)–(14) for a task split by the decision (target j, ratio x).
 
-    A task has an edge path where `has_target` and x > 0; elsewhere every edge term is
-    0 and the latency is T_loc. A task without a target runs wholly on the device (its
-    x is taken as 0). The edge parameters (everything after `has_target`
-    except `queue_delay_s`) describe the chosen target j (gather them by target index
-    first) and are required as soon as any task has an edge path — a forgotten
-    parameter is an error, never a silent zero. Where no task has one they may be
-    left out.
-
-    Args:
-        size_mbit: D. density_cycles_per_bit: C. ratio: x ∈ [0, 1].
-        local_ghz: f_i. local_kappa: κ_i.
-        has_target: whether a target ES was chosen (bool).
-        upload_rate_mbps: r_ij. transmit_power_w: p_i.
-        edge_ghz: f_j. edge_kappa: κ_j.
-        cached: c_jk, whether ES j holds the model (bool).
-        model_size_mbit: S_m. cloud_rate_mbps: r_cj. load_s: T_load,m.
-        cloud_power_w: p_c. edge_load_power_w: P_j while loading.
-        queue_delay_s: FIFO wait at ES j before compute.
+    A task has an edge path where `decision.has_target` and x > 0; elsewhere every edge
+    term is 0 and the latency is T_loc. `edge`, `switch` and `device.transmit_power_w`
+    describe the path to the chosen target and are required as soon as any task has an
+    edge path — a forgotten one is a ValueError, never a silent zero; where no task has
+    one they may be left out.
     """
-    edge_path = _bool(has_target) & (_ratio(ratio) > 0)
+    edge_path = _bool(decision.has_target) & (_ratio(decision.ratio) > 0)
     # x_edge is x on the edge path and 0 elsewhere: without a target the whole task
     # runs locally, and (5), (9), (10) vanish.
-    x_edge = np.where(edge_path, _f(ratio), 0.0)
-    t_local = local_latency_s(x_edge, size_mbit, density_cycles_per_bit, local_ghz)
-    e_local = local_energy_j(x_edge, size_mbit, density_cycles_per_bit, local_ghz, local_kappa)
-
+    x_edge = np.where(edge_path, _f(decision.ratio), 0.0)
+    size, density = task.size_mbit, task.density_cycles_per_bit
+    t_local = local_latency_s(x_edge, size, density, device.ghz)
+    e_local = local_energy_j(x_edge, size, density, device.ghz, device.kappa)
     if not np.any(edge_path):
         zero = _out(np.zeros(np.broadcast(t_local, e_local, edge_path).shape))
         return TaskCost(
-            t_local_s=_out(t_local + zero),
-            t_tx_s=zero,
-            t_switch_s=zero,
-            t_edge_s=zero,
-            t_edge_path_s=zero,
-            latency_s=_out(t_local + zero),
-            e_local_j=_out(e_local + zero),
-            e_tx_j=zero,
-            e_switch_j=zero,
-            e_edge_j=zero,
-            e_edge_path_j=zero,
+            t_local_s=_out(t_local + zero), t_tx_s=zero, t_switch_s=zero, t_edge_s=zero,
+            t_edge_path_s=zero, latency_s=_out(t_local + zero), e_local_j=_out(e_local + zero),
+            e_tx_j=zero, e_switch_j=zero, e_edge_j=zero, e_edge_path_j=zero,
             energy_j=_out(e_local + zero),
-        )
+        )  # fmt: skip
+    if edge is None or switch is None or device.transmit_power_w is None:
+        given = {"edge": edge, "switch": switch, "device.transmit_power_w": device.transmit_power_w}
+        missing = ", ".join(name for name, value in given.items() if value is None)
+        raise ValueError(f"task_cost: a task has an edge path but {missing} not given")
 
-    edge = {
-        "upload_rate_mbps": upload_rate_mbps,
-        "transmit_power_w": transmit_power_w,
-        "edge_ghz": edge_ghz,
-        "edge_kappa": edge_kappa,
-        "cached": cached,
-        "model_size_mbit": model_size_mbit,
-        "cloud_rate_mbps": cloud_rate_mbps,
-        "load_s": load_s,
-        "cloud_power_w": cloud_power_w,
-        "edge_load_power_w": edge_load_power_w,
-    }
-    missing = [name for name, value in edge.items() if value is None]
-    if missing:
-        raise ValueError(f"task_cost: a task has an edge path but {', '.join(missing)} not given")
-    assert upload_rate_mbps is not None and transmit_power_w is not None  # for mypy
-    assert edge_ghz is not None and edge_kappa is not None and cached is not None
-    assert model_size_mbit is not None and cloud_rate_mbps is not None and load_s is not None
-    assert cloud_power_w is not None and edge_load_power_w is not None
-
-    t_tx = upload_latency_s(x_edge, size_mbit, upload_rate_mbps)
-    e_tx = upload_energy_j(transmit_power_w, t_tx)
+    t_tx = upload_latency_s(x_edge, size, edge.upload_rate_mbps)
+    e_tx = upload_energy_j(device.transmit_power_w, t_tx)
     # A task without an edge path never needs the model: treat it as cached.
-    hit = _bool(cached) | ~edge_path
-    t_sw = switch_latency_s(hit, model_size_mbit, cloud_rate_mbps, load_s)
-    e_sw = switch_energy_j(
-        hit, model_size_mbit, cloud_rate_mbps, load_s, cloud_power_w, edge_load_power_w
-    )
-    t_ec = edge_compute_latency_s(
-        x_edge, size_mbit, density_cycles_per_bit, edge_ghz, queue_delay_s
-    )
-    e_ec = edge_compute_energy_j(x_edge, size_mbit, density_cycles_per_bit, edge_ghz, edge_kappa)
+    t_sw, e_sw = _switch_terms(switch, hit=_bool(switch.cached) | ~edge_path)
+    t_ec = edge_compute_latency_s(x_edge, size, density, edge.ghz, edge.queue_delay_s)
+    e_ec = edge_compute_energy_j(x_edge, size, density, edge.ghz, edge.kappa)
 
     shape = np.broadcast(t_local, e_local, t_tx, e_tx, t_sw, e_sw, t_ec, e_ec).shape
     zero = np.zeros(shape)
@@ -314,6 +314,16 @@ def task_cost(
         e_edge_path_j=_out(e_es),
         energy_j=_out(e_local + e_es),
     )
+
+
+def _switch_terms(switch: ModelSwitch, hit: npt.NDArray[np.bool_]) -> tuple[Any, Any]:
+    """(7) T_sw and (8) E_sw of `switch`, with `hit` for its c_jk."""
+    t_sw = switch_latency_s(hit, switch.model_size_mbit, switch.cloud_rate_mbps, switch.load_s)
+    e_sw = switch_energy_j(
+        hit, switch.model_size_mbit, switch.cloud_rate_mbps, switch.load_s,
+        switch.cloud_power_w, switch.edge_load_power_w,
+    )  # fmt: skip
+    return t_sw, e_sw
 
 
 # ------------------------------------------------------- objective, reward, constraints

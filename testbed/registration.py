@@ -135,8 +135,6 @@ class NodeRegistration:
         self._lock = threading.Lock()
         self._session_id: str | None = None
         self._seq = 0
-        self.registrations = 0
-        """Successful registrations so far (1 + re-registrations)."""
         self._heartbeat = HeartbeatSender(
             self._send_heartbeat,
             interval_s,
@@ -214,7 +212,6 @@ class NodeRegistration:
         with self._lock:
             self._session_id = reply.session_id
             self._seq = 0
-            self.registrations += 1
         log.info(
             "%s: registered with %s, session %s",
             self.node_info.node_id,

@@ -42,7 +42,6 @@ class TelemetryPublisher:
         self._proc = psutil.Process()
         self._proc.cpu_percent(None)  # prime: the first call returns 0
         self._thread = threading.Thread(target=self._run, name="telemetry", daemon=True)
-        self.published = 0
 
     def start(self) -> TelemetryPublisher:
         self._thread.start()
@@ -67,6 +66,5 @@ class TelemetryPublisher:
         while not self._stop.wait(self._interval_s):
             try:
                 self._client.publish_json(self._topic, self.record(), qos=0)
-                self.published += 1
             except Exception:
                 log.exception("telemetry sample failed")

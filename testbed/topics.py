@@ -6,7 +6,6 @@
 {p}/edge/{edge}/state          retained JSON: queue, cached models, used/total bytes
 {p}/node/{node}/status         retained "online" / "offline" (the last will)
 {p}/node/{node}/telemetry      JSON at the telemetry interval
-{p}/run/{run}/events           JSON run events from the coordinator
 """
 
 from __future__ import annotations
@@ -41,13 +40,6 @@ class Topics:
 
     def telemetry(self, node_id: str) -> str:
         return f"{self.prefix}/node/{node_id}/telemetry"
-
-    @property
-    def all_telemetry(self) -> str:
-        return f"{self.prefix}/node/+/telemetry"
-
-    def run_events(self, run_id: str) -> str:
-        return f"{self.prefix}/run/{run_id}/events"
 
     @staticmethod
     def node_of(topic: str) -> str:

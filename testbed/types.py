@@ -42,6 +42,10 @@ class FailureReason(enum.StrEnum):
     LOCAL_FAILED = "local_failed"
     NO_TASK_SLOT = "no_task_slot"
     AGENT_UNREACHABLE = "agent_unreachable"
+    RECORD_MISSING = "record_missing"
+    CANCELLED = "cancelled"
+    DISK_FULL = "disk_full"
+    INTERRUPTED = "interrupted"
 
 
 class EnergyMethod(enum.StrEnum):

@@ -1,10 +1,13 @@
 """`tiny_zoo`: the tiny model zoo, built once and cached across test sessions.
 
-The zoo is built into `.zoo/tiny-test` and reused while the sources that decide its
-bytes (coordinator/zoo, testbed/zoo) and the versions of torch, onnx and numpy stay the
-same; otherwise it is rebuilt (≈ 15 s on 2 cores). Every file is checked against the
-catalog's sha256 before reuse. A file lock keeps parallel test processes from building
-it twice. Treat the folder as read-only: copy it (`shutil.copytree`) to modify it.
+The zoo is built into `.zoo/tiny-test-<key>`, where the key hashes the sources that
+decide its bytes (coordinator/zoo, testbed/zoo, but not the CLI) and the versions of
+torch, onnx and numpy: a change of either builds a new folder beside the old one
+(≈ 15 s on 2 cores), so a test session still using the old zoo is never pulled from
+under its feet. Each build goes to a temporary folder renamed into place; every file is
+checked against the catalog's sha256 before reuse; a file lock keeps parallel test
+processes from building it twice. Treat the folder as read-only: copy it
+(`shutil.copytree`) to modify it.
 """
 
 from __future__ import annotations
@@ -25,11 +28,12 @@ from testbed.config import ZooScale
 from testbed.zoo.catalog import Catalog, CatalogError, file_sha256
 
 REPO = Path(__file__).resolve().parents[1]
-CACHE_DIR = REPO / ".zoo" / "tiny-test"
+CACHE_ROOT = REPO / ".zoo"
 KEY_FILE = ".source-key"
 TINY_ZOO_SEED = 0
 TINY_ZOO_TRAIN_STEPS = 200
 _SOURCES = ("coordinator/zoo", "testbed/zoo")
+_NOT_SOURCES = ("coordinator/zoo/cli.py",)  # the command line decides no byte of the zoo
 _PACKAGES = ("torch", "onnx", "numpy")
 
 
@@ -38,6 +42,8 @@ def zoo_source_key() -> str:
     digest = hashlib.sha256(f"{TINY_ZOO_SEED}/{TINY_ZOO_TRAIN_STEPS}".encode())
     for folder in _SOURCES:
         for path in sorted((REPO / folder).glob("*.py")):
+            if path.relative_to(REPO).as_posix() in _NOT_SOURCES:
+                continue
             digest.update(path.relative_to(REPO).as_posix().encode())
             digest.update(path.read_bytes())
     for name in _PACKAGES:
@@ -72,25 +78,29 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def build_tiny_zoo(folder: Path = CACHE_DIR) -> Path:
-    """The cached tiny zoo in `folder`, (re)built if its sources changed."""
+def build_tiny_zoo(root: Path = CACHE_ROOT) -> Path:
+    """The cached tiny zoo of the current sources under `root`, built if missing."""
     key = zoo_source_key()
-    with _locked(folder.with_name(folder.name + ".lock")):
+    folder = root / f"tiny-test-{key[:16]}"
+    with _locked(root / "tiny-test.lock"):
         if _is_valid(folder, key):
             return folder
         pytest.importorskip("torch", reason="building the tiny zoo needs torch")
         pytest.importorskip("onnx", reason="building the tiny zoo needs onnx")
         from coordinator.zoo.build import build_zoo
 
-        shutil.rmtree(folder, ignore_errors=True)
+        building = root / f"{folder.name}.building-{os.getpid()}"
+        shutil.rmtree(building, ignore_errors=True)
         build_zoo(
             ZooScale.TINY,
-            folder,
+            building,
             seed=TINY_ZOO_SEED,
             train_steps=TINY_ZOO_TRAIN_STEPS,
             progress=lambda _line: None,
         )
-        (folder / KEY_FILE).write_text(key)
+        (building / KEY_FILE).write_text(key)
+        shutil.rmtree(folder, ignore_errors=True)  # an invalid one: a build cut short
+        building.rename(folder)
     return folder
 
 

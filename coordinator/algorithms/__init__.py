@@ -32,8 +32,6 @@ class Algorithm:
     model_aware: bool
     """Sees model features (c_jk, cached models) and may ask for a download."""
     centralised_critic: bool = False
-    backends: tuple[str, ...] = ("twin", "live")
-    """Where `testbed train` can train it (heuristics: where they can be evaluated)."""
     flags: dict[str, bool] = field(default_factory=dict)
 
     def train(
@@ -70,9 +68,9 @@ ALGORITHMS: dict[str, Algorithm] = {
         _maddpg("mato", "MADDPG-MATO", centralised=True, aware=True),
         _maddpg("nomodel", "MADDPG-NoModel", centralised=True, aware=False),
         _maddpg("saddpg", "SADDPG", centralised=False, aware=True),
-        Algorithm("random", "Random", False, False, backends=("twin",)),
-        Algorithm("greedy", "Greedy", False, True, backends=("twin",)),
-        Algorithm("local", "Local-only", False, False, backends=("twin",)),
+        Algorithm("random", "Random", False, False),
+        Algorithm("greedy", "Greedy", False, True),
+        Algorithm("local", "Local-only", False, False),
     )
 }
 TRAINED = tuple(name for name, a in ALGORITHMS.items() if a.trained)

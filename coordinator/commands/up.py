@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from coordinator.bench_setup import check_models, load_catalog
 from coordinator.boards import SlotResult
 from coordinator.command_help import help_texts
 from coordinator.commands.bench_state import write_bench_file
@@ -24,9 +25,9 @@ from coordinator.run_folder import new_run_dir, write_config, write_manifest
 from coordinator.stream import EdgeStream, StreamEdge
 from testbed.config import TestbedConfig, load_config
 from testbed.edge_client import EdgeClient
-from testbed.exit_codes import ExitCode, TestbedExit, sigterm_as_interrupt
+from testbed.exit_codes import ExitCode, sigterm_as_interrupt
 from testbed.messages import TaskRecord
-from testbed.zoo.catalog import Catalog, CatalogError, CatalogNotFound
+from testbed.zoo.catalog import Catalog
 
 log = logging.getLogger(__name__)
 
@@ -71,29 +72,6 @@ def resolve_config(args: argparse.Namespace) -> TestbedConfig:
         if value is not None:
             sets.append(f"{key}={value}")
     return load_config(args.config, sets=sets)
-
-
-def load_catalog(cfg: TestbedConfig) -> tuple[Path, Catalog]:
-    zoo_dir = cfg.zoo_path()
-    try:
-        return zoo_dir, Catalog.load(zoo_dir)
-    except CatalogNotFound:
-        raise TestbedExit(
-            ExitCode.ZOO_MISSING,
-            f"no model zoo at {zoo_dir}: run `testbed zoo build --scale {cfg.zoo.scale.value}`",
-        ) from None
-    except CatalogError as exc:
-        raise TestbedExit(ExitCode.ZOO_MISSING, str(exc)) from None
-
-
-def check_models(cfg: TestbedConfig, catalog: Catalog) -> None:
-    missing = sorted({t.model for t in cfg.tasks.active_types} - set(catalog.ids()))
-    if missing:
-        raise TestbedExit(
-            ExitCode.CONFIG_INVALID,
-            f"tasks.types name models the zoo does not have: {', '.join(missing)} "
-            f"(it has {', '.join(catalog.ids())})",
-        )
 
 
 def run_up(args: argparse.Namespace) -> int:

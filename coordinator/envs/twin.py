@@ -1,5 +1,5 @@
 """The digital twin: the live bench's slot as array arithmetic over E environments × N
-agents (ARCHITECTURE.md §5, docs/twin.md). Implements `VecEnv`.
+agents (docs/twin.md). Implements `VecEnv`.
 
 One `step` mirrors one slot of the live loop (agent_node/agent.py `_serve`, edge_node/
 node.py and model_cache.py): every edge starts the slot idle; each agent's task is
@@ -11,17 +11,26 @@ failing it at once (d = 0: `model_missing`); the task's latency is the later of 
 two parts, its reward (18) is testbed/costs.py's. The prices come from a calibration
 file (`testbed calibrate`) or, without one, from the paper's model (twin_params.py).
 
-Loops run only over the arrival ranks of the N agents and over the ≤ U evictions of an
-admission; everything else is vectorised over the environments.
+This module draws the tasks, splits and prices them and writes the observations
+(twin_obs.py); the edges' FIFO and caches are twin_edges.py. Loops run only over the
+arrival ranks of the N agents and over the ≤ U evictions of an admission; everything
+else is vectorised over the environments.
 """
 
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from coordinator.envs.twin_edges import (
+    SlotUploads,
+    preload_caches,
+    serve_uploads,
+    server_free_template,
+)
 from coordinator.envs.twin_obs import ObservationWriter
 from coordinator.envs.twin_params import CostModel, TwinParams
 from coordinator.envs.vector import StepOut
@@ -34,8 +43,20 @@ Array = np.ndarray[Any, Any]
 
 REASONS: tuple[FailureReason, ...] = tuple(FailureReason)
 """`StepOut.info["reason"]` holds indices into this tuple (0: none)."""
-_CODE = {r: np.int16(i) for i, r in enumerate(REASONS)}
-_INF = np.inf
+_DEADLINE = np.int16(REASONS.index(FailureReason.DEADLINE))
+
+
+@dataclass(frozen=True)
+class _UnitSplit:
+    """(E, N) a slot's tasks in units of work: the target (−1: none, also where the
+    edge share rounds to no unit), all units, the edge's and the local share's, and
+    the edge's share of the units."""
+
+    target: Array
+    units: Array
+    edge_units: Array
+    local_units: Array
+    share: Array
 
 
 class TaskSource(enum.StrEnum):
@@ -97,7 +118,7 @@ class TwinEnv:
             self.spec, self_position_m=p.agent_position_m, self_ghz=p.agent_ghz,
             edge_position_m=p.edge_position_m, edge_ghz=p.edge_ghz, rate_mbps=p.rate_mbps,
         )  # fmt: skip
-        self._pre_cached, self._pre_last = self._preload_template()
+        self._pre_cached, self._pre_last = preload_caches(p)
         # LRU ticks of the slots' cache uses come after every preload's (1 … P)
         self._tick = int(self._pre_last.max(initial=0))
         self.cached = np.zeros((e, m, u), dtype=bool)
@@ -110,9 +131,7 @@ class TwinEnv:
         self.has_task = np.zeros((e, n), dtype=bool)
         self.task_type = np.zeros((e, n), dtype=np.int64)
         self.size_mbit = np.zeros((e, n), dtype=np.float64)
-        # servers beyond an edge's parallel_slots are never free
-        s = p.max_servers
-        self._server_mask = np.where(np.arange(s)[None, :] < p.edge_servers[:, None], 0.0, _INF)
+        self._server_free = server_free_template(p)
 
     # ------------------------------------------------------------------ state
 
@@ -124,25 +143,6 @@ class TwinEnv:
     def global_slot(self) -> Array:
         """(E,) the slot number the task streams are at (episode · T + slot)."""
         return self.episode * self.episode_slots + self.slot
-
-    def _preload_template(self) -> tuple[Array, Array]:
-        """Each edge's cache after its `preload` list, admitted in order as the edge
-        does at start (a model larger than the cache is skipped, like a failed preload)."""
-        p = self.params
-        cached = np.zeros((p.num_edges, p.num_models), dtype=bool)
-        last = np.zeros((p.num_edges, p.num_models), dtype=np.int64)
-        size, cap = p.model_size_bytes, p.edge_capacity_bytes
-        for j, models in enumerate(p.preload):
-            for seq, u in enumerate(models, start=1):
-                if not cached[j, u]:
-                    if size[u] > cap[j]:
-                        continue
-                    while size[cached[j]].sum() + size[u] > cap[j]:
-                        victims = np.flatnonzero(cached[j])
-                        cached[j, victims[np.argmin(last[j, victims])]] = False
-                    cached[j, u] = True
-                last[j, u] = seq
-        return cached, last
 
     # ------------------------------------------------------------------ VecEnv
 
@@ -218,69 +218,48 @@ class TwinEnv:
 
         Returns a StepOut whose obs/final_obs/done the caller fills in."""
         p = self.params
-        e_n = self._shape
         has = self.has_task
         k = self.task_type
         u = p.type_model[k]
         size = np.where(has, self.size_mbit, 0.0)
         density = p.type_density[k]
-        stepf = p.type_step_factor[k]
-        # units and split exactly as testbed/zoo/workload.py (round half up, ≥ 1 unit)
-        work = size * 1e6 * density * p.cfg.tasks.flops_per_cycle
-        units = np.maximum(1.0, np.floor(work / p.type_unit_flops[k] + 0.5))
-        tgt = np.where(has & (target >= 0) & (target < p.num_edges), target, -1)
-        edge_units = np.floor(np.where(tgt >= 0, ratio, 0.0) * units + 0.5)
-        tgt = np.where(edge_units > 0, tgt, -1)
-        off = tgt >= 0
-        edge_units = np.where(off, edge_units, 0.0)
-        local_units = np.where(has, units - edge_units, 0.0)
-        share = edge_units / units
-        tj = np.where(off, tgt, 0)
-        agent = np.broadcast_to(np.arange(self.num_agents), e_n)
-
-        if p.cost_model is CostModel.CALIBRATED:
-            t_loc = local_units * p.local_ghz_s_per_unit[u] * stepf / p.agent_ghz
-            t_loc = np.where(local_units > 0, t_loc + p.local_overhead_s, 0.0)
-            e_loc = local_units * p.local_j_per_unit[u] * stepf
-            comp_s = edge_units * p.edge_s_per_unit[tj, u] * stepf
-            comp_j = edge_units * p.edge_j_per_unit[u] * stepf
-        else:
-            t_loc = costs.local_latency_s(share, size, density, p.agent_ghz) * stepf
-            e_loc = costs.local_energy_j(share, size, density, p.agent_ghz, p.agent_kappa) * stepf
-            comp_s = costs.edge_compute_latency_s(share, size, density, p.edge_ghz[tj]) * stepf
-            comp_j = (
-                costs.edge_compute_energy_j(share, size, density, p.edge_ghz[tj], p.edge_kappa[tj])
-                * stepf
-            )
-        t_tx = costs.upload_latency_s(share, size, p.pace_rate_mbps[agent, tj])
+        split = self._split_units(target, ratio, size, density)
+        off = split.target >= 0
+        tj = np.where(off, split.target, 0)
+        t_loc, e_loc, comp_s, comp_j = self._compute_costs(split, size, density, u, tj)
+        agent = np.broadcast_to(np.arange(self.num_agents), self._shape)
+        t_tx = costs.upload_latency_s(split.share, size, p.pace_rate_mbps[agent, tj])
         t_tx = np.where(off, t_tx + p.upload_overhead_s, 0.0)
         e_tx = costs.upload_energy_j(p.agent_transmit_w, t_tx)
 
-        edge = self._edges(tgt, u, t_tx, comp_s, download)
-        ran = off & (edge["reason"] == 0)
-        t_es = np.where(off, edge["end"] + p.reply_overhead_s, 0.0)
+        uploads = SlotUploads(split.target, u, t_tx, comp_s, download)
+        edge, self._tick = serve_uploads(
+            p, self.cached, self.last_used, self._tick, uploads, self._server_free
+        )
+        ran = off & (edge.reason == 0)
+        t_es = np.where(off, edge.end_s + p.reply_overhead_s, 0.0)
         latency = np.where(has, np.maximum(t_loc, t_es), 0.0)
-        energy = np.where(has, e_loc + e_tx + edge["switch_j"] + np.where(ran, comp_j, 0.0), 0.0)
+        energy = np.where(has, e_loc + e_tx + edge.switch_j + np.where(ran, comp_j, 0.0), 0.0)
         deadline = p.type_deadline_s[k]
-        failed = edge["reason"] > 0
+        failed = edge.reason > 0
         on_time = costs.completed(latency, deadline)
         completed = has & ~failed & on_time
-        reason = np.where(has & ~failed & ~on_time, _CODE[FailureReason.DEADLINE], edge["reason"])
+        reason = np.where(has & ~failed & ~on_time, _DEADLINE, edge.reason)
         charged = np.where(latency > 0, latency, deadline)  # never served: the whole deadline
         reward = costs.reward(charged, energy, p.type_weight[k], p.cfg.reward, violated=~completed)
         reward = np.where(has, reward, 0.0)
         f32 = np.float32
         info = {
             "reason": np.where(has, reason, 0).astype(np.int16),
-            "target": tgt,
-            "units": np.where(has, units, 0).astype(np.int64),
-            "edge_units": edge_units.astype(np.int64),
+            "target": split.target,
+            "units": np.where(has, split.units, 0).astype(np.int64),
+            "edge_units": split.edge_units.astype(np.int64),
             "download": download & off,
-            "cache_hit": edge["hit"],
+            "cache_hit": edge.hit,
             "t_local_s": t_loc.astype(f32),
             "t_tx_s": t_tx.astype(f32),
-            "t_edge_queue_s": edge["queue"].astype(f32),
-            "t_switch_s": edge["switch_s"].astype(f32),
+            "t_edge_queue_s": edge.queue_s.astype(f32),
+            "t_switch_s": edge.switch_s.astype(f32),
             "t_edge_compute_s": np.where(ran, comp_s, 0.0).astype(f32),
             "slot": self.global_slot().copy(),
         }
@@ -291,162 +270,45 @@ class TwinEnv:
             energy_j=energy.astype(f32), completed=completed, info=info,
         )  # fmt: skip
 
-    def _edges(
-        self, tgt: Array, model: Array, arrive_s: Array, compute_s: Array, download: Array
-    ) -> dict[str, Array]:
-        """Every edge's FIFO over this slot's uploads, in order of upload completion.
-
-        Returns (E, N) arrays: end (the edge's part done, s from the slot's start),
-        queue, switch_s, switch_j, hit, reason (code). Round r serves the r-th upload
-        to complete in every environment at once; an environment with fewer uploads
-        writes its round into a spare cell (index `trash`) instead of being left out.
-        """
+    def _split_units(self, target: Array, ratio: Array, size: Array, density: Array) -> _UnitSplit:
+        """Units and split exactly as testbed/zoo/workload.py (round half up, ≥ 1 unit);
+        a share that rounds to no unit runs locally."""
         p = self.params
-        num_e, _ = self._shape
-        num_m, num_u, num_s = p.num_edges, p.num_models, p.max_servers
-        off = tgt >= 0
-        n_off = off.sum(axis=1)
-        rounds = int(n_off.max()) if num_e else 0
-        names = ("end", "queue", "switch_s", "switch_j")
-        cols: dict[str, Array] = {name: np.zeros(self._shape) for name in names}
-        cols["hit"] = np.zeros(self._shape, dtype=bool)
-        cols["reason"] = np.zeros(self._shape, dtype=np.int16)
-        if rounds == 0:
-            return cols
-        arrive = np.where(off, arrive_s, _INF)
-        order = np.argsort(arrive, axis=1, kind="stable")[:, :rounds]
-        # (R, E): round r of every environment, as flat indices into the (E, N) arrays
-        flat = (order + (np.arange(num_e) * self._shape[1])[:, None]).T.copy()
-        valid = np.arange(rounds)[:, None] < n_off[None, :]
+        has, k = self.has_task, self.task_type
+        work = size * 1e6 * density * p.cfg.tasks.flops_per_cycle
+        units = np.maximum(1.0, np.floor(work / p.type_unit_flops[k] + 0.5))
+        tgt = np.where(has & (target >= 0) & (target < p.num_edges), target, -1)
+        edge_units = np.floor(np.where(tgt >= 0, ratio, 0.0) * units + 0.5)
+        tgt = np.where(edge_units > 0, tgt, -1)
+        edge_units = np.where(tgt >= 0, edge_units, 0.0)
+        local_units = np.where(has, units - edge_units, 0.0)
+        return _UnitSplit(tgt, units, edge_units, local_units, edge_units / units)
 
-        def by_rank(a: Array) -> Array:
-            return a.reshape(-1)[flat]
-
-        j_r = np.where(valid, by_rank(tgt), 0)
-        u_r = np.where(valid, by_rank(model), 0)
-        a_r = np.where(valid, by_rank(arrive), 0.0)
-        want_r, comp_r = by_rank(download), by_rank(compute_s)
-        edge_r = (np.arange(num_e) * num_m)[None, :] + j_r  # (R, E) index of (env, edge)
-        cells = num_e * num_m * num_u
-        trash_cell, trash_server = cells, num_e * num_m * num_s
-        cell_r = np.where(valid, edge_r * num_u + u_r, trash_cell)
-        server_base = np.where(valid, edge_r * num_s, trash_server)
-        free = np.concatenate(  # every server's next free time; then the trash servers
-            [np.broadcast_to(self._server_mask, (num_e, num_m, num_s)).reshape(-1), np.zeros(num_s)]
+    def _compute_costs(
+        self, split: _UnitSplit, size: Array, density: Array, u: Array, tj: Array
+    ) -> tuple[Array, Array, Array, Array]:
+        """(E, N) the local share's time and energy, and the edge share's compute time and
+        energy at edge `tj` (where offloaded): calibrated per unit (`u`: the tasks'
+        models), or the paper model (`density`: C)."""
+        p = self.params
+        stepf = p.type_step_factor[self.task_type]
+        local_units, edge_units = split.local_units, split.edge_units
+        if p.cost_model is CostModel.CALIBRATED:
+            t_loc = local_units * p.local_ghz_s_per_unit[u] * stepf / p.agent_ghz
+            t_loc = np.where(local_units > 0, t_loc + p.local_overhead_s, 0.0)
+            e_loc = local_units * p.local_j_per_unit[u] * stepf
+            comp_s = edge_units * p.edge_s_per_unit[tj, u] * stepf
+            comp_j = edge_units * p.edge_j_per_unit[u] * stepf
+            return t_loc, e_loc, comp_s, comp_j
+        share = split.share
+        t_loc = costs.local_latency_s(share, size, density, p.agent_ghz) * stepf
+        e_loc = costs.local_energy_j(share, size, density, p.agent_ghz, p.agent_kappa) * stepf
+        comp_s = costs.edge_compute_latency_s(share, size, density, p.edge_ghz[tj]) * stepf
+        comp_j = (
+            costs.edge_compute_energy_j(share, size, density, p.edge_ghz[tj], p.edge_kappa[tj])
+            * stepf
         )
-        busy = np.zeros(cells + 1)  # a model is in use until then
-        ready = np.zeros(cells + 1)  # being admitted until then
-        cached = np.append(self.cached.reshape(-1), False)
-        last = np.append(self.last_used.reshape(-1), 0)
-        size, cap = p.model_size_bytes, p.edge_capacity_bytes
-        rows = np.arange(num_e)
-        # what does not depend on the cache's state, for every round at once
-        big_r = size[u_r] > cap[j_r]
-        admissible_r = want_r & ~big_r & valid
-        switch_r = p.switch_s[j_r, u_r]
-        refused_r = np.where(want_r & big_r, p.too_large_s[u_r], 0.0)  # until the refusal
-        start_r, begin_r, finish_r = (np.zeros((rounds, num_e)) for _ in range(3))
-        was_r, admit_r, full_r = (np.zeros((rounds, num_e), dtype=bool) for _ in range(3))
-        # one server per edge (the default): a task starts when the one before it ended,
-        # so no model is in use by another task and none is still being admitted
-        shared = num_s > 1
-        for r in range(rounds):
-            cell = cell_r[r]
-            if not shared:
-                server = server_base[r]
-                start = np.maximum(a_r[r], free[server])
-            else:
-                slots = free[server_base[r, :, None] + np.arange(num_s)]
-                pick = np.argmin(slots, axis=1)
-                server = server_base[r] + pick
-                start = np.maximum(a_r[r], slots[rows, pick])
-            was = cached[cell]
-            admit = ~was & admissible_r[r]
-            self._tick += 1
-            fail_s = refused_r[r]
-            if admit.any():
-                at = np.flatnonzero(admit)
-                fits = self._make_room(
-                    cached, last, at, j_r[r, at], u_r[r, at], start[at], busy if shared else None
-                )
-                if not fits.all():
-                    full_r[r, at] = ~fits
-                    admit[at] = fits
-                    fail_s = np.where(full_r[r], switch_r[r], fail_s)
-            # a model another server is still admitting: wait for it (single flight)
-            begin = np.where(was, np.maximum(start, ready[cell]), start) if shared else start
-            switch = np.where(admit, switch_r[r], 0.0)
-            failed = ~was & ~admit  # missing (d = 0), too large, or no room
-            finish = begin + np.where(failed, fail_s, switch + comp_r[r])
-            free[server] = finish
-            ok_cell = np.where(failed, trash_cell, cell)
-            last[ok_cell] = self._tick
-            admit_cell = np.where(admit, cell, trash_cell)
-            cached[admit_cell] = True
-            if shared:
-                busy[ok_cell] = np.maximum(busy[ok_cell], finish)
-                ready[admit_cell] = begin + switch
-            start_r[r], begin_r[r], finish_r[r] = start, begin, finish
-            was_r[r], admit_r[r] = was, admit
-        self.cached.reshape(-1)[:] = cached[:-1]
-        self.last_used.reshape(-1)[:] = last[:-1]
-        code_r = np.where(
-            was_r, 0,
-            np.where(~want_r, _CODE[FailureReason.MODEL_MISSING],
-                     np.where(big_r, _CODE[FailureReason.MODEL_TOO_LARGE],
-                              np.where(full_r, _CODE[FailureReason.CACHE_FULL], 0))),
-        ).astype(np.int16)  # fmt: skip
-        res = {
-            "end": finish_r,
-            "queue": start_r - a_r,
-            "switch_s": np.where(admit_r, switch_r, 0.0) + (begin_r - start_r),
-            "switch_j": np.where(admit_r, p.switch_j[j_r, u_r], 0.0),
-        }
-        at_rank = flat[valid]
-        for name in names:
-            cols[name].reshape(-1)[at_rank] = res[name][valid]
-        hit_r = was_r & (begin_r <= start_r)  # a task that waited for an admission: a miss
-        cols["hit"].reshape(-1)[at_rank] = hit_r[valid]
-        cols["reason"].reshape(-1)[at_rank] = code_r[valid]
-        return cols
-
-    def _make_room(
-        self,
-        cached: Array,
-        last: Array,
-        envs: Array,
-        j: Array,
-        u: Array,
-        at_s: Array,
-        busy: Array | None,
-    ) -> Array:
-        """Evict least-recently-used models not in use at `at_s` (None: none is) until
-        model u fits edge j (edge_node/model_cache.py `_make_room`) in the flat cache
-        arrays; returns whether it fits."""
-        p = self.params
-        num_u = p.num_models
-        size = p.model_size_bytes
-        base = ((envs * p.num_edges + j) * num_u)[:, None] + np.arange(num_u)  # (n, U)
-        held = cached[base]
-        order = last[base]
-        need = held @ size + size[u] - p.edge_capacity_bytes[j]
-        if not (need > 0).any():
-            return np.ones(len(envs), dtype=bool)
-        evictable = held & (busy[base] <= at_s[:, None]) if busy is not None else held.copy()
-        rows = np.arange(len(envs))
-        for _ in range(num_u):
-            todo = need > 0
-            if not todo.any():
-                break
-            victim = np.argmin(np.where(evictable, order, np.iinfo(np.int64).max), axis=1)
-            evict = todo & evictable[rows, victim]
-            if not evict.any():
-                break
-            held[rows[evict], victim[evict]] = False
-            evictable[rows[evict], victim[evict]] = False
-            need[evict] -= size[victim[evict]]
-        cached[base] = held
-        return need <= 0
+        return t_loc, e_loc, comp_s, comp_j
 
     # ------------------------------------------------------------------ tasks, caches
 

@@ -141,7 +141,7 @@ def serve_uploads(
         switch_j=np.zeros(shape), hit=np.zeros(shape, dtype=bool),
         reason=np.zeros(shape, dtype=np.int16),
     )  # fmt: skip
-    rounds = _rank(p, uploads)
+    rounds = _uploads_by_round(p, uploads)
     if rounds is None:
         return out, tick
     num_e = shape[0]
@@ -154,11 +154,11 @@ def serve_uploads(
     served, tick = _serve_rounds(p, rounds, free, flat_cached, flat_last, tick)
     cached.reshape(-1)[:] = flat_cached[:-1]
     last_used.reshape(-1)[:] = flat_last[:-1]
-    _scatter(p, rounds, served, out)
+    _write_service(p, rounds, served, out)
     return out, tick
 
 
-def _rank(p: TwinParams, uploads: SlotUploads) -> _Rounds | None:
+def _uploads_by_round(p: TwinParams, uploads: SlotUploads) -> _Rounds | None:
     """The uploads by round of completion (None: no upload in any environment)."""
     num_e, num_n = uploads.target.shape
     num_m, num_u, num_s = p.num_edges, p.num_models, p.max_servers
@@ -250,7 +250,7 @@ def _serve_rounds(
     return out, tick
 
 
-def _scatter(p: TwinParams, rounds: _Rounds, s: _Served, out: EdgeService) -> None:
+def _write_service(p: TwinParams, rounds: _Rounds, s: _Served, out: EdgeService) -> None:
     """The rounds' results written back to the uploads' (E, N) cells of `out`."""
     code_r = np.where(
         s.was, 0,

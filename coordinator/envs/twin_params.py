@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from coordinator.envs.calibration import Calibration
+from coordinator.calibration_file import Calibration
 from testbed import costs
 from testbed.config import EmulationConfig, TestbedConfig
 from testbed.emulation import stretch_factor
@@ -26,9 +26,9 @@ from testbed.observation import ObservationSpec
 from testbed.zoo.catalog import Catalog, CatalogError, ModelFamily, UnknownModel
 
 DEFAULT_LOAD_S_PER_MB = 1.4e-3
-"""T_load,m of the paper model without a calibration: 1.4 ms per MB of model (ONNX
-Runtime session + warm-up measured ~150 ms for 100 MB and ~350 ms for 250 MB on this
-machine class, docs/cost-model.md)."""
+"""T_load,m of the paper model without a calibration: 1.4 ms per MB of model, the order
+of ONNX Runtime session + warm-up (docs/cost-model.md; measured figures in
+docs/performance.md, benchmark 2 `cold_admission`)."""
 
 Array = np.ndarray[Any, Any]
 
@@ -41,7 +41,7 @@ class CostModel(enum.StrEnum):
     CALIBRATED = "calibrated"
     """Per-unit compute, switch and overhead figures measured by `testbed calibrate`."""
     PAPER = "paper"
-    """PAPERS.md §A: D·C/f compute, κf²·cycles energy, T_load = DEFAULT_LOAD_S_PER_MB·S_m."""
+    """docs/papers.md §A: D·C/f compute, κf²·cycles energy, T_load = DEFAULT_LOAD_S_PER_MB·S_m."""
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,7 @@ def _facts(
             )
     missing = [m for m in needed if m not in out]
     if missing and catalog is None:
-        zoo_dir = Path(cfg.zoo.dir) / cfg.zoo.scale.value
+        zoo_dir = cfg.zoo_path()
         try:
             catalog = Catalog.load(zoo_dir)
         except (CatalogError, FileNotFoundError) as exc:
@@ -192,6 +192,157 @@ def _facts(
     return [out[m] for m in needed]
 
 
+def _f64(values: Any) -> Array:
+    return np.asarray(values, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    """Where the nodes are and the rates between them."""
+
+    agent_position_m: Array
+    edge_position_m: Array
+    distance_m: Array
+    rate_mbps: Array
+    pace_rate_mbps: Array
+    cloud_pace_mbps: Array
+    """(M,) the rate models are fetched at: r_cj, or inf with link emulation off."""
+
+
+def _geometry(cfg: TestbedConfig) -> _Geometry:
+    agents, edges, emu = cfg.agent_specs(), cfg.edge_specs(), cfg.emulation
+    agent_pos = _f64([a.position_m for a in agents]).reshape(len(agents), 2)
+    edge_pos = _f64([e.position_m for e in edges]).reshape(len(edges), 2)
+    dist = distance_m(agent_pos[:, None, :], edge_pos[None, :, :])
+    dist = _f64(dist).reshape(len(agents), len(edges))
+    # the rate every board computes (agent_node/edges.py): the group's transmit power
+    rate = _f64(shannon_rate_mbps(cfg.agents.transmit_power_w, dist, cfg.links)).reshape(dist.shape)
+    cloud_rate = _f64([e.cloud_link_mbps for e in edges])
+    return _Geometry(
+        agent_position_m=agent_pos, edge_position_m=edge_pos, distance_m=dist, rate_mbps=rate,
+        pace_rate_mbps=rate if emu.links else np.full_like(rate, np.inf),
+        cloud_pace_mbps=cloud_rate if emu.links else np.full_like(cloud_rate, np.inf),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Prices:
+    """TwinParams' prices (see there)."""
+
+    local_ghz_s_per_unit: Array
+    local_j_per_unit: Array
+    local_overhead_s: float
+    edge_s_per_unit: Array
+    edge_j_per_unit: Array
+    switch_s: Array
+    switch_j: Array
+    too_large_s: Array
+    upload_overhead_s: float
+    reply_overhead_s: float
+
+
+def _paper_prices(cfg: TestbedConfig, size_bytes: Array, cloud_pace: Array) -> _Prices:
+    """The paper model's switch prices; the compute is priced per task (D·C/f, κf²)."""
+    edges = cfg.edge_specs()
+    num_m, num_u = len(edges), len(size_bytes)
+    size_mbit = costs.bytes_to_mbit(size_bytes)
+    load_s = DEFAULT_LOAD_S_PER_MB * size_bytes / 1e6
+    load_power = _f64([e.energy.power.idle_w + e.energy.power.active_w_per_core for e in edges])
+    switch_s = costs.switch_latency_s(False, size_mbit[None, :], cloud_pace[:, None], load_s)
+    switch_j = costs.switch_energy_j(
+        False, size_mbit[None, :], cloud_pace[:, None], load_s,
+        cfg.cloud.transmit_power_w, load_power[:, None],
+    )  # fmt: skip
+    zeros_u = np.zeros(num_u)
+    return _Prices(
+        local_ghz_s_per_unit=zeros_u, local_j_per_unit=zeros_u, local_overhead_s=0.0,
+        edge_s_per_unit=np.zeros((num_m, num_u)), edge_j_per_unit=zeros_u,
+        switch_s=_f64(switch_s).reshape(num_m, num_u),
+        switch_j=_f64(switch_j).reshape(num_m, num_u),
+        too_large_s=zeros_u, upload_overhead_s=0.0, reply_overhead_s=0.0,
+    )  # fmt: skip
+
+
+def _calibrated_prices(
+    cfg: TestbedConfig,
+    calibration: Calibration,
+    models: tuple[str, ...],
+    size_bytes: Array,
+    cloud_pace: Array,
+) -> _Prices:
+    """The calibration's per-unit and switch figures (0 for a preload-only model it
+    lacks: no task ever uses one)."""
+    edges, emu = cfg.edge_specs(), cfg.emulation
+    num_m, num_u = len(edges), len(models)
+    size_mbit = costs.bytes_to_mbit(size_bytes)
+    cal = [calibration.model(m) if calibration.has_model(m) else None for m in models]
+
+    def per_model(name: str) -> Array:
+        return _f64([getattr(c, name) if c is not None else 0.0 for c in cal])
+
+    fetch_over = per_model("fetch_overhead_s")
+    rest_s = per_model("verify_s") + per_model("load_s") + per_model("warmup_s")
+    paced_s = costs.switch_latency_s(False, size_mbit[None, :], cloud_pace[:, None], 0.0)
+    switch_s = paced_s + fetch_over[None, :] + rest_s[None, :]
+    switch_j = (
+        cfg.cloud.transmit_power_w * (paced_s + fetch_over[None, :])
+        + (per_model("load_j") + per_model("warmup_j"))[None, :]
+    )
+    # an edge slower than the host is stretched to its clock (testbed/emulation.py);
+    # the figures were measured at the calibration's edge clock
+    rel = _f64([_stretch(e.cpu_ghz, emu) / _stretch(calibration.edge_ghz, emu) for e in edges])
+    return _Prices(
+        local_ghz_s_per_unit=per_model("local_ghz_s_per_unit"),
+        local_j_per_unit=per_model("local_j_per_unit"),
+        local_overhead_s=calibration.local_overhead_s,
+        edge_s_per_unit=rel[:, None] * per_model("edge_s_per_unit")[None, :],
+        edge_j_per_unit=per_model("edge_j_per_unit"),
+        switch_s=_f64(switch_s).reshape(num_m, num_u),
+        switch_j=_f64(switch_j).reshape(num_m, num_u),
+        too_large_s=fetch_over,
+        upload_overhead_s=calibration.upload_overhead_s,
+        reply_overhead_s=calibration.reply_overhead_s,
+    )
+
+
+def _pricing(
+    cfg: TestbedConfig,
+    calibration: Calibration | None,
+    spec: ObservationSpec,
+    models: tuple[str, ...],
+    size_bytes: Array,
+    cloud_pace: Array,
+) -> tuple[CostModel, str, list[str], _Prices]:
+    """The cost model, the line saying where its prices come from, notes, the prices."""
+    if calibration is None:
+        source = (
+            "paper model (docs/papers.md §A): compute D·C/f, energy κf²·cycles, "
+            f"T_load = {DEFAULT_LOAD_S_PER_MB * 1e3:g} ms per MB of model; no calibration file"
+        )
+        return CostModel.PAPER, source, [], _paper_prices(cfg, size_bytes, cloud_pace)
+    source = f"calibrated: {calibration.bench.run_dir or 'calibration file'}"
+    source += f" ({calibration.bench.created_utc}, {calibration.bench.zoo_scale.value} zoo)"
+    notes = [f"calibration differs from this bench: {m}" for m in calibration.mismatches(cfg)]
+    unpriced = [m for m in spec.models if not calibration.has_model(m)]
+    if unpriced:
+        raise TwinSetupError(
+            f"the calibration has no figures for {', '.join(unpriced)}: calibrate a bench "
+            "whose task types use them"
+        )
+    prices = _calibrated_prices(cfg, calibration, models, size_bytes, cloud_pace)
+    return CostModel.CALIBRATED, source, notes, prices
+
+
+def _step_factors(cfg: TestbedConfig, facts: list[ModelFacts], index: dict[str, int]) -> Array:
+    """(K,) forward passes per sample of each type relative to its model's default steps."""
+    out = []
+    for t in cfg.tasks.active_types:
+        fm = facts[index[t.model]]
+        steps = t.steps if (fm.family is ModelFamily.DIFFUSION and t.steps) else fm.default_steps
+        out.append(steps / fm.default_steps if fm.family is ModelFamily.DIFFUSION else 1.0)
+    return _f64(out)
+
+
 def _build(
     cfg: TestbedConfig, calibration: Calibration | None, catalog: Catalog | None
 ) -> TwinParams:
@@ -203,88 +354,11 @@ def _build(
     models = tuple(dict.fromkeys([*spec.models, *preload_only]))
     facts = _facts(cfg, list(models), calibration, catalog)
     index = {m: u for u, m in enumerate(models)}
-    emu = cfg.emulation
-
-    def f64(values: Any) -> Array:
-        return np.asarray(values, dtype=np.float64)
-
-    step_factor = []
-    for t in types:
-        fm = facts[index[t.model]]
-        steps = t.steps if (fm.family is ModelFamily.DIFFUSION and t.steps) else fm.default_steps
-        step_factor.append(steps / fm.default_steps if fm.family is ModelFamily.DIFFUSION else 1.0)
-
-    agent_pos = f64([a.position_m for a in agents]).reshape(len(agents), 2)
-    edge_pos = f64([e.position_m for e in edges]).reshape(len(edges), 2)
-    dist = distance_m(agent_pos[:, None, :], edge_pos[None, :, :])
-    dist = f64(dist).reshape(len(agents), len(edges))
-    # the rate every board computes (agent_node/edges.py): the group's transmit power
-    rate = f64(shannon_rate_mbps(cfg.agents.transmit_power_w, dist, cfg.links)).reshape(dist.shape)
-    pace = rate if emu.links else np.full_like(rate, np.inf)
-    cloud_rate = f64([e.cloud_link_mbps for e in edges])
-    cloud_pace = cloud_rate if emu.links else np.full_like(cloud_rate, np.inf)
-    size_bytes = f64([f.size_bytes for f in facts])
-    size_mbit = costs.bytes_to_mbit(size_bytes)
-    num_u, num_m = len(models), len(edges)
-    edge_ghz = f64([e.cpu_ghz for e in edges])
-    notes: list[str] = []
-
-    if calibration is None:
-        cost_model = CostModel.PAPER
-        source = (
-            "paper model (PAPERS.md §A): compute D·C/f, energy κf²·cycles, "
-            f"T_load = {DEFAULT_LOAD_S_PER_MB * 1e3:g} ms per MB of model; no calibration file"
-        )
-        load_s = DEFAULT_LOAD_S_PER_MB * size_bytes / 1e6
-        load_power = f64([e.energy.power.idle_w + e.energy.power.active_w_per_core for e in edges])
-        switch_s = costs.switch_latency_s(False, size_mbit[None, :], cloud_pace[:, None], load_s)
-        switch_j = costs.switch_energy_j(
-            False, size_mbit[None, :], cloud_pace[:, None], load_s,
-            cfg.cloud.transmit_power_w, load_power[:, None],
-        )  # fmt: skip
-        zeros_u = np.zeros(num_u)
-        prices = dict(
-            local_ghz_s_per_unit=zeros_u, local_j_per_unit=zeros_u, local_overhead_s=0.0,
-            edge_s_per_unit=np.zeros((num_m, num_u)), edge_j_per_unit=zeros_u,
-            too_large_s=zeros_u, upload_overhead_s=0.0, reply_overhead_s=0.0,
-        )  # fmt: skip
-    else:
-        cost_model = CostModel.CALIBRATED
-        source = f"calibrated: {calibration.bench.run_dir or 'calibration file'}"
-        source += f" ({calibration.bench.created_utc}, {calibration.bench.zoo_scale.value} zoo)"
-        notes += [f"calibration differs from this bench: {m}" for m in calibration.mismatches(cfg)]
-        unpriced = [m for m in spec.models if not calibration.has_model(m)]
-        if unpriced:
-            raise TwinSetupError(
-                f"the calibration has no figures for {', '.join(unpriced)}: calibrate a bench "
-                "whose task types use them"
-            )
-        cal = [calibration.model(m) if calibration.has_model(m) else None for m in models]
-
-        def per_model(name: str) -> Array:
-            return f64([getattr(c, name) if c is not None else 0.0 for c in cal])
-
-        fetch_over = per_model("fetch_overhead_s")
-        rest_s = per_model("verify_s") + per_model("load_s") + per_model("warmup_s")
-        paced_s = costs.switch_latency_s(False, size_mbit[None, :], cloud_pace[:, None], 0.0)
-        switch_s = paced_s + fetch_over[None, :] + rest_s[None, :]
-        switch_j = (
-            cfg.cloud.transmit_power_w * (paced_s + fetch_over[None, :])
-            + (per_model("load_j") + per_model("warmup_j"))[None, :]
-        )
-        # an edge slower than the host is stretched to its clock (testbed/emulation.py);
-        # the figures were measured at the calibration's edge clock
-        rel = f64([_stretch(e.cpu_ghz, emu) / _stretch(calibration.edge_ghz, emu) for e in edges])
-        prices = dict(
-            local_ghz_s_per_unit=per_model("local_ghz_s_per_unit"),
-            local_j_per_unit=per_model("local_j_per_unit"),
-            local_overhead_s=calibration.local_overhead_s,
-            edge_s_per_unit=rel[:, None] * per_model("edge_s_per_unit")[None, :],
-            edge_j_per_unit=per_model("edge_j_per_unit"),
-            too_large_s=fetch_over,
-            upload_overhead_s=calibration.upload_overhead_s,
-            reply_overhead_s=calibration.reply_overhead_s,
-        )
+    geo = _geometry(cfg)
+    size_bytes = _f64([f.size_bytes for f in facts])
+    cost_model, source, notes, prices = _pricing(
+        cfg, calibration, spec, models, size_bytes, geo.cloud_pace_mbps
+    )
     queue_cap = min((e.queue_capacity for e in edges), default=cfg.agents.count)
     if cfg.agents.count > queue_cap:
         notes.append(
@@ -292,41 +366,31 @@ def _build(
             "does not model queue_full"
         )
     return TwinParams(
-        cfg=cfg,
-        spec=spec,
-        cost_model=cost_model,
-        calibration=calibration,
-        source=source,
-        notes=tuple(notes),
-        agent_ids=tuple(a.id for a in agents),
-        models=models,
+        cfg=cfg, spec=spec, cost_model=cost_model, calibration=calibration, source=source,
+        notes=tuple(notes), agent_ids=tuple(a.id for a in agents), models=models,
         facts=tuple(facts),
         type_model=np.array([index[t.model] for t in types], dtype=np.int64),
-        type_size_lo_mbit=f64([t.size_mbit[0] for t in types]),
-        type_size_hi_mbit=f64([t.size_mbit[1] for t in types]),
-        type_density=f64([t.density_cycles_per_bit for t in types]),
-        type_deadline_s=f64([t.deadline_s for t in types]),
-        type_weight=f64([t.weight for t in types]),
-        type_step_factor=f64(step_factor),
-        type_unit_flops=f64([facts[index[t.model]].unit_flops for t in types]),
-        agent_position_m=agent_pos,
-        agent_ghz=f64([a.cpu_ghz for a in agents]),
-        agent_kappa=f64([a.kappa for a in agents]),
-        agent_transmit_w=f64([a.transmit_power_w for a in agents]),
-        rate_mbps=rate,
-        pace_rate_mbps=pace,
-        distance_m=dist,
-        edge_position_m=edge_pos,
-        edge_ghz=edge_ghz,
-        edge_kappa=f64([e.kappa for e in edges]),
-        edge_capacity_bytes=f64([int(e.cache_capacity_mb * 1e6) for e in edges]),
+        type_size_lo_mbit=_f64([t.size_mbit[0] for t in types]),
+        type_size_hi_mbit=_f64([t.size_mbit[1] for t in types]),
+        type_density=_f64([t.density_cycles_per_bit for t in types]),
+        type_deadline_s=_f64([t.deadline_s for t in types]),
+        type_weight=_f64([t.weight for t in types]),
+        type_step_factor=_step_factors(cfg, facts, index),
+        type_unit_flops=_f64([facts[index[t.model]].unit_flops for t in types]),
+        agent_position_m=geo.agent_position_m,
+        agent_ghz=_f64([a.cpu_ghz for a in agents]),
+        agent_kappa=_f64([a.kappa for a in agents]),
+        agent_transmit_w=_f64([a.transmit_power_w for a in agents]),
+        rate_mbps=geo.rate_mbps, pace_rate_mbps=geo.pace_rate_mbps, distance_m=geo.distance_m,
+        edge_position_m=geo.edge_position_m,
+        edge_ghz=_f64([e.cpu_ghz for e in edges]),
+        edge_kappa=_f64([e.kappa for e in edges]),
+        edge_capacity_bytes=_f64([int(e.cache_capacity_mb * 1e6) for e in edges]),
         edge_servers=np.array([e.parallel_slots for e in edges], dtype=np.int64),
         preload=tuple(tuple(index[m] for m in e.preload) for e in edges),
         model_size_bytes=size_bytes,
-        switch_s=f64(switch_s).reshape(num_m, num_u),
-        switch_j=f64(switch_j).reshape(num_m, num_u),
-        **prices,  # type: ignore[arg-type]
-    )
+        **vars(prices),
+    )  # fmt: skip
 
 
 def _stretch(ghz: float, emu: EmulationConfig) -> float:

@@ -114,14 +114,6 @@ ZOO: tuple[ZooModel, ...] = (
 )
 
 
-def zoo_model(model_id: str) -> ZooModel:
-    """The table row of `model_id`; `KeyError` if the zoo has no such model."""
-    for row in ZOO:
-        if row.id == model_id:
-            return row
-    raise KeyError(f"the zoo has no model {model_id!r}; it has {', '.join(r.id for r in ZOO)}")
-
-
 def model_seed(seed: int, model_id: str) -> int:
     """The seed of one model's weights and data, from the build seed and the id."""
     return zlib.crc32(f"{seed}:{model_id}".encode())

@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     show = sub.add_parser("list", **help_texts(
         "print a zoo's catalog as a table",
-        "testbed zoo list", "testbed zoo list --dir .zoo/tiny-test --json",
+        "testbed zoo list", "testbed zoo list --dir .zoo/demo --json",
     ))  # fmt: skip
     show.add_argument("--dir", type=Path, help="zoo folder (default: <zoo.dir>/<scale>)")
     show.add_argument("--scale", choices=scales, help="scale (default: zoo.scale)")

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
+from coordinator.calibration_file import Calibration
 from coordinator.envs import make_vec_env
-from coordinator.envs.calibration import Calibration
 from coordinator.envs.twin_params import CostModel, TwinParams
 from testbed.config import load_config
 from testbed.exit_codes import ExitCode

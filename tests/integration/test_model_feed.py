@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
 from pathlib import Path
 
 import grpc
@@ -20,6 +19,7 @@ from testbed.messages import ModelRef
 from testbed.mqtt import BrokerAddress, MqttClient
 from testbed.topics import Topics
 from testbed.types import FailureReason, Outcome, TestbedError
+from tests.waiting import WAIT_S
 
 from .harness import EdgeBench, catalog_sizes
 
@@ -129,12 +129,16 @@ def test_a_cloud_that_starts_late_is_asked_again(
     broker_url: str, tiny_zoo: Path, tmp_path: Path
 ) -> None:
     model = next(iter(catalog_sizes(tiny_zoo)))
-    with EdgeBench(tmp_path, broker_url, tiny_zoo) as bench:
+    asked = threading.Event()
+    watcher = MqttClient(BrokerAddress.from_url(broker_url), "request-watcher").connect()
+    with watcher, EdgeBench(tmp_path, broker_url, tiny_zoo) as bench:
+        topics = Topics(bench.cfg.broker.topic_prefix)
+        watcher.subscribe(topics.fetch_requests, lambda _topic, _payload: asked.set())
         bench.start(cloud=False)
         results: list = []
         waiting = threading.Thread(target=lambda: results.append(bench.submit(model).result))
         waiting.start()
-        time.sleep(1.0)  # the edge's first request is lost: nobody had subscribed
+        assert asked.wait(WAIT_S)  # the edge has asked: lost, no cloud had subscribed
         bench.launcher.wait_ready([bench.launcher.start_cloud()])
         waiting.join(60)
         assert results and results[0].outcome is Outcome.COMPLETED, results

@@ -163,7 +163,6 @@ def test_config_modules_never_import_their_package() -> None:
         for node in ast.walk(ast.parse(module.read_text())):
             if isinstance(node, ast.ImportFrom):
                 assert node.level == 0 and node.module != "testbed.config", module.name
-        assert len(module.read_text().splitlines()) < 500, module.name
 
 
 def test_bad_yaml_and_missing_file(tmp_path: Path) -> None:

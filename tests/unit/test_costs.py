@@ -1,8 +1,9 @@
-"""The cost model of PAPERS.md §A, equations (3)–(14) and the reward (18), by hand."""
+"""The cost model of docs/papers.md §A, equations (3)–(14) and the reward (18), by hand."""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,23 +19,25 @@ from testbed.config import RewardConfig
 #   f_j = 7 GHz, κ_j = 1e-28               (edge)
 #   model missing, S_m = 800 Mbit (100 MB), r_cj = 400 Mbit/s, T_load = 0.3 s,
 #   p_c = 20 W, P_j = 50 W                 (switch)
-TASK = dict(
-    size_mbit=2.0,
-    density_cycles_per_bit=60.0,
-    ratio=0.5,
-    local_ghz=1.5,
-    local_kappa=1e-28,
-    upload_rate_mbps=100.0,
-    transmit_power_w=0.5,
-    edge_ghz=7.0,
-    edge_kappa=1e-28,
-    cached=False,
-    model_size_mbit=800.0,
-    cloud_rate_mbps=400.0,
-    load_s=0.3,
-    cloud_power_w=20.0,
-    edge_load_power_w=50.0,
-)
+TASK: dict[str, Any] = dict(
+    task=costs.TaskWork(size_mbit=2.0, density_cycles_per_bit=60.0),
+    decision=costs.OffloadDecision(ratio=0.5),
+    device=costs.Device(ghz=1.5, kappa=1e-28, transmit_power_w=0.5),
+    edge=costs.EdgeTarget(upload_rate_mbps=100.0, ghz=7.0, kappa=1e-28),
+    switch=costs.ModelSwitch(
+        cached=False, model_size_mbit=800.0, cloud_rate_mbps=400.0, load_s=0.3,
+        cloud_power_w=20.0, edge_load_power_w=50.0,
+    ),
+)  # fmt: skip
+
+
+def task_with(**changes: object) -> costs.TaskCost:
+    """`task_cost` of TASK with fields changed, e.g. `cached=True` (found in its group)."""
+    groups = dict(TASK)
+    for name, value in changes.items():
+        key = next(k for k, g in groups.items() if name in {f.name for f in dataclasses.fields(g)})
+        groups[key] = dataclasses.replace(groups[key], **{name: value})
+    return costs.task_cost(**groups)
 
 
 def test_unit_conversions() -> None:
@@ -107,12 +110,12 @@ def test_task_cost_with_model_switch() -> None:
 
 def test_latency_is_the_max_of_the_two_paths() -> None:
     # cached: T_es = 0.01 + 0 + 0.008571 = 0.018571 s < T_loc = 0.04 s → T = T_loc
-    c = costs.task_cost(**{**TASK, "cached": True})
+    c = task_with(cached=True)
     assert c.t_edge_path_s == pytest.approx(0.0185714285714)
     assert c.latency_s == pytest.approx(0.04)
     # mostly offloaded, x = 0.9: T_loc = 0.1 · 1.2e8/1.5e9 = 0.008 s;
     # T_es = 1.8/100 + 1.08e8/7e9 = 0.018 + 0.015429 = 0.033429 s → T = T_es
-    c = costs.task_cost(**{**TASK, "cached": True, "ratio": 0.9})
+    c = task_with(cached=True, ratio=0.9)
     assert c.t_local_s == pytest.approx(0.008)
     assert c.latency_s == pytest.approx(0.018 + 1.08e8 / 7e9)
     # energy adds up, latency does not: E = E_loc + E_es
@@ -121,7 +124,7 @@ def test_latency_is_the_max_of_the_two_paths() -> None:
 
 @pytest.mark.parametrize("overrides", [{"ratio": 0.0}, {"has_target": False}])
 def test_no_edge_path_has_no_edge_costs(overrides: dict[str, object]) -> None:
-    c = costs.task_cost(**{**TASK, **overrides})
+    c = task_with(**overrides)
     # everything runs locally: T = T_loc = 1.2e8/1.5e9 = 0.08 s,
     # E = 1e-28 · 2.25e18 · 1.2e8 = 0.027 J; the missing model costs nothing
     assert c.latency_s == pytest.approx(0.08)
@@ -133,58 +136,54 @@ def test_no_edge_path_has_no_edge_costs(overrides: dict[str, object]) -> None:
 
 
 def test_local_only_needs_no_edge_parameters() -> None:
-    c = costs.task_cost(
-        size_mbit=2.0, density_cycles_per_bit=60.0, ratio=0.0, local_ghz=1.5, local_kappa=1e-28
-    )
+    work = costs.TaskWork(size_mbit=2.0, density_cycles_per_bit=60.0)
+    device = costs.Device(ghz=1.5, kappa=1e-28)
+    c = costs.task_cost(work, costs.OffloadDecision(ratio=0.0), device)
     assert c.latency_s == pytest.approx(0.08)
-    with pytest.raises(ValueError, match="upload_rate_mbps"):
-        costs.task_cost(
-            size_mbit=2.0, density_cycles_per_bit=60.0, ratio=0.5, local_ghz=1.5, local_kappa=1e-28
-        )
+    with pytest.raises(ValueError, match=r"edge, switch, device\.transmit_power_w not given"):
+        costs.task_cost(work, costs.OffloadDecision(ratio=0.5), device)
+    with pytest.raises(ValueError, match="but switch not given"):
+        costs.task_cost(**{**TASK, "switch": None})
 
 
 def test_ratio_outside_unit_interval_is_an_error() -> None:
     for bad in (-0.1, 1.5, float("nan")):
         with pytest.raises(ValueError, match="ratio"):
-            costs.task_cost(**{**TASK, "ratio": bad})
+            task_with(ratio=bad)
 
 
 def test_broadcasting_equals_scalar_results() -> None:
     rng = np.random.default_rng(7)
     shape = (4, 5)  # environments × agents
-    arrays = {
-        "size_mbit": rng.uniform(1, 3, shape),
-        "density_cycles_per_bit": rng.uniform(30, 80, shape),
-        "ratio": rng.choice([0.0, 0.3, 0.7, 1.0], shape),
-        "local_ghz": rng.uniform(1, 2, shape[-1]),  # per agent, broadcast over envs
-        "local_kappa": 1e-28,
-        "has_target": rng.random(shape) < 0.8,
-        "upload_rate_mbps": rng.uniform(50, 150, shape),
-        "transmit_power_w": 0.5,
-        "edge_ghz": rng.uniform(5, 9, shape),
-        "edge_kappa": 1e-28,
-        "cached": rng.random(shape) < 0.5,
-        "model_size_mbit": rng.uniform(720, 2000, shape),
-        "cloud_rate_mbps": 400.0,
-        "load_s": rng.uniform(0.1, 0.4, shape),
-        "cloud_power_w": 20.0,
-        "edge_load_power_w": 50.0,
-        "queue_delay_s": rng.uniform(0, 0.2, shape),
-    }
-    vec = costs.task_cost(**arrays)
+    arrays: dict[str, dict[str, Any]] = {
+        "task": {"size_mbit": rng.uniform(1, 3, shape),
+                 "density_cycles_per_bit": rng.uniform(30, 80, shape)},
+        "decision": {"ratio": rng.choice([0.0, 0.3, 0.7, 1.0], shape),
+                     "has_target": rng.random(shape) < 0.8},
+        # per agent, broadcast over envs; a scalar for every agent
+        "device": {"ghz": rng.uniform(1, 2, shape[-1]), "kappa": 1e-28, "transmit_power_w": 0.5},
+        "edge": {"upload_rate_mbps": rng.uniform(50, 150, shape), "ghz": rng.uniform(5, 9, shape),
+                 "kappa": 1e-28, "queue_delay_s": rng.uniform(0, 0.2, shape)},
+        "switch": {"cached": rng.random(shape) < 0.5,
+                   "model_size_mbit": rng.uniform(720, 2000, shape), "cloud_rate_mbps": 400.0,
+                   "load_s": rng.uniform(0.1, 0.4, shape), "cloud_power_w": 20.0,
+                   "edge_load_power_w": 50.0},
+    }  # fmt: skip
+    kinds = {"task": costs.TaskWork, "decision": costs.OffloadDecision, "device": costs.Device,
+             "edge": costs.EdgeTarget, "switch": costs.ModelSwitch}  # fmt: skip
+
+    def groups(pick: Any) -> dict[str, Any]:
+        return {g: kinds[g](**{n: pick(v) for n, v in fields.items()})
+                for g, fields in arrays.items()}  # fmt: skip
+
+    vec = costs.task_cost(**groups(lambda v: v))
     for i in range(shape[0]):
         for k in range(shape[1]):
-            one = {
-                name: (
-                    value[i, k]
-                    if np.ndim(value) == 2
-                    else value[k]
-                    if np.ndim(value) == 1
-                    else value
-                )
-                for name, value in arrays.items()
-            }
-            scalar = costs.task_cost(**one)
+
+            def one(value: Any, i: int = i, k: int = k) -> Any:
+                return value[i, k] if np.ndim(value) == 2 else value[k] if np.ndim(value) else value
+
+            scalar = costs.task_cost(**groups(one))
             for f in dataclasses.fields(costs.TaskCost):
                 got = getattr(vec, f.name)
                 assert got.shape == shape

@@ -8,6 +8,7 @@ a delay chosen as 0 is far shorter than an interval of half a second.
 from __future__ import annotations
 
 import itertools
+import random
 import threading
 import time
 
@@ -18,10 +19,11 @@ EARLY_SLACK_S = 0.002
 """How much earlier than due a timed wait may seem to end (clock reading granularity)."""
 
 
-class ZeroJitter:
+class ZeroJitter(random.Random):
     """An `rng` whose full-jitter draws are all 0 s; records each draw's upper bound."""
 
     def __init__(self) -> None:
+        super().__init__(0)
         self.caps_s: list[float] = []
 
     def uniform(self, low: float, high: float) -> float:

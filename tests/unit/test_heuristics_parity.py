@@ -53,7 +53,9 @@ def _entry(model_id: str) -> ModelEntry:
 CATALOG = Catalog(ZooScale.TINY, [_entry(m) for m in MODEL_SIZES_MB])
 
 
-def bench_config(edges: list[dict[str, Any]], agents: list[dict[str, Any]], seed: int = 0):
+def bench_config(
+    edges: list[dict[str, Any]], agents: list[dict[str, Any]], seed: int = 0
+) -> TestbedConfig:
     """A bench with these edge and agent overrides (positions in m) and the TYPES."""
     types = [
         {"name": n, "model": m, "size_mbit": [1.0, 3.0], "density_cycles_per_bit": 10.0,

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from coordinator.envs.calibration import (
+from coordinator.calibration_file import (
     CALIBRATION_VERSION,
     BenchFacts,
     Calibration,
@@ -278,17 +278,25 @@ def test_paper_model_equals_task_cost() -> None:
     give(env, [B, A])  # agent-0 offloads half and downloads m-b, agent-1 stays local
     out = act(env, [(0, 0.5, True), (-1, 0.0, False)])
     size_mbit = costs.bytes_to_mbit(5 * MB)
+    power = cfg.edges.energy.power
     want = costs.task_cost(
-        size_mbit=2.0, density_cycles_per_bit=10.0, ratio=0.5, local_ghz=1.5, local_kappa=1e-28,
-        upload_rate_mbps=rate(100.0), transmit_power_w=0.5, edge_ghz=7.0, edge_kappa=1e-28,
-        cached=False, model_size_mbit=size_mbit, cloud_rate_mbps=80.0,
-        load_s=DEFAULT_LOAD_S_PER_MB * 5, cloud_power_w=20.0,
-        edge_load_power_w=cfg.edges.energy.power.idle_w + cfg.edges.energy.power.active_w_per_core,
+        costs.TaskWork(size_mbit=2.0, density_cycles_per_bit=10.0),
+        costs.OffloadDecision(ratio=0.5),
+        costs.Device(ghz=1.5, kappa=1e-28, transmit_power_w=0.5),
+        costs.EdgeTarget(upload_rate_mbps=rate(100.0), ghz=7.0, kappa=1e-28),
+        costs.ModelSwitch(
+            cached=False, model_size_mbit=size_mbit, cloud_rate_mbps=80.0,
+            load_s=DEFAULT_LOAD_S_PER_MB * 5, cloud_power_w=20.0,
+            edge_load_power_w=power.idle_w + power.active_w_per_core,
+        ),
     )  # fmt: skip
     assert out.latency_s[0, 0] == pytest.approx(want.latency_s, rel=1e-6)
     assert out.energy_j[0, 0] == pytest.approx(want.energy_j, rel=1e-6)
-    local = costs.task_cost(size_mbit=2.0, density_cycles_per_bit=10.0, ratio=0.0,
-                            local_ghz=2.0, local_kappa=1e-28)  # fmt: skip
+    local = costs.task_cost(
+        costs.TaskWork(size_mbit=2.0, density_cycles_per_bit=10.0),
+        costs.OffloadDecision(ratio=0.0),
+        costs.Device(ghz=2.0, kappa=1e-28),
+    )
     assert out.latency_s[0, 1] == pytest.approx(local.latency_s, rel=1e-6)
     assert out.energy_j[0, 1] == pytest.approx(local.energy_j, rel=1e-6)
 
@@ -393,3 +401,10 @@ def test_observations_are_observes_numbers() -> None:
             cache_free=free, cached=env.cached[..., : len(env.spec.models)],
         )  # fmt: skip
         assert np.array_equal(env._observe(), want)
+
+
+def test_the_edges_failure_codes_index_reasons() -> None:
+    from coordinator.envs.twin_edges import _CODE
+
+    for reason, code in _CODE.items():
+        assert REASONS[int(code)] is reason

@@ -42,18 +42,22 @@ class LoadPolicyRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., onnx_model: _Optional[bytes] = ..., spec_json: _Optional[str] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class StepRequest(_message.Message):
-    __slots__ = ("slot", "noise_std", "generate", "observe_only", "action")
+    __slots__ = ("slot", "noise_std", "generate", "observe_only", "action", "edges_alive", "drain")
     SLOT_FIELD_NUMBER: _ClassVar[int]
     NOISE_STD_FIELD_NUMBER: _ClassVar[int]
     GENERATE_FIELD_NUMBER: _ClassVar[int]
     OBSERVE_ONLY_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
+    EDGES_ALIVE_FIELD_NUMBER: _ClassVar[int]
+    DRAIN_FIELD_NUMBER: _ClassVar[int]
     slot: int
     noise_std: float
     generate: bool
     observe_only: bool
     action: Action
-    def __init__(self, slot: _Optional[int] = ..., noise_std: _Optional[float] = ..., generate: _Optional[bool] = ..., observe_only: _Optional[bool] = ..., action: _Optional[_Union[Action, _Mapping]] = ...) -> None: ...
+    edges_alive: _containers.RepeatedScalarFieldContainer[str]
+    drain: bool
+    def __init__(self, slot: _Optional[int] = ..., noise_std: _Optional[float] = ..., generate: _Optional[bool] = ..., observe_only: _Optional[bool] = ..., action: _Optional[_Union[Action, _Mapping]] = ..., edges_alive: _Optional[_Iterable[str]] = ..., drain: _Optional[bool] = ...) -> None: ...
 
 class Action(_message.Message):
     __slots__ = ("target", "ratio", "download", "raw")

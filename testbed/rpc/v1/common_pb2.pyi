@@ -39,6 +39,10 @@ class FailureReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FAILURE_REASON_LOCAL_FAILED: _ClassVar[FailureReason]
     FAILURE_REASON_NO_TASK_SLOT: _ClassVar[FailureReason]
     FAILURE_REASON_AGENT_UNREACHABLE: _ClassVar[FailureReason]
+    FAILURE_REASON_RECORD_MISSING: _ClassVar[FailureReason]
+    FAILURE_REASON_CANCELLED: _ClassVar[FailureReason]
+    FAILURE_REASON_DISK_FULL: _ClassVar[FailureReason]
+    FAILURE_REASON_INTERRUPTED: _ClassVar[FailureReason]
 
 class EnergyMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -75,6 +79,10 @@ FAILURE_REASON_SHUTTING_DOWN: FailureReason
 FAILURE_REASON_LOCAL_FAILED: FailureReason
 FAILURE_REASON_NO_TASK_SLOT: FailureReason
 FAILURE_REASON_AGENT_UNREACHABLE: FailureReason
+FAILURE_REASON_RECORD_MISSING: FailureReason
+FAILURE_REASON_CANCELLED: FailureReason
+FAILURE_REASON_DISK_FULL: FailureReason
+FAILURE_REASON_INTERRUPTED: FailureReason
 ENERGY_METHOD_UNSPECIFIED: EnergyMethod
 ENERGY_METHOD_NVML_COUNTER: EnergyMethod
 ENERGY_METHOD_NVML_POWER: EnergyMethod

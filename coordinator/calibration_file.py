@@ -1,16 +1,20 @@
 """`calibration.json`: what `testbed calibrate` measured on the live bench, for the twin.
 
-The twin (coordinator/envs/twin.py) charges a slot's work with these numbers instead
-of the paper's D·C/f and κf²: per model, what one unit of work (one generated sample,
-docs/workload.md) costs on an agent and on an edge, and what a model switch costs
-(fetch beyond the paced transfer, verify, load, warm-up, their energy); per bench, the
-fixed overheads of a task's upload and of the edge's reply. Each figure says how many
-samples it came from and whether it was measured or scaled from another model.
+The twin (coordinator/envs/twin_params.py) charges a slot's work with these numbers
+instead of the paper's D·C/f and κf²: per model, what one unit of work (one generated
+sample, docs/workload.md) costs on an agent and on an edge, and what a model switch
+costs (fetch beyond the paced transfer, verify, load, warm-up, their energy); per
+bench, the fixed overheads of a task's upload and of the edge's reply. Each figure
+says how many samples it came from and whether it was measured or scaled from another
+model.
 
 The file is versioned (`version`); `Calibration.load` refuses a newer one and names
 every bad key. `bench` records the facts of the bench it was measured on, so a twin
 can say when it runs with numbers from another bench (`Calibration.mismatches`).
 See docs/twin.md for how each figure is measured.
+
+This module is the format only, so the twin can read it without the calibration job:
+measuring, fitting and the fidelity report are coordinator/calibration/.
 """
 
 from __future__ import annotations
@@ -149,6 +153,27 @@ class Calibration:
 
     def has_model(self, model_id: str) -> bool:
         return any(m.model_id == model_id for m in self.models)
+
+    def summary(self) -> str:
+        """The figures as a table for people (overheads, per model, per node class)."""
+        lines = [
+            f"overheads: upload {self.upload_overhead_s * 1e3:.1f} ms, reply "
+            f"{self.reply_overhead_s * 1e3:.1f} ms, local {self.local_overhead_s * 1e3:.1f} ms",
+            "model          agent GHz·s/unit  J/unit   edge ms/unit  J/unit   fetch+ ms  load ms  "
+            "warm-up ms",
+        ]
+        for m in self.models:
+            ms = [v * 1e3 for v in (m.edge_s_per_unit, m.fetch_overhead_s, m.load_s, m.warmup_s)]
+            lines.append(
+                f"{m.model_id:<14} {m.local_ghz_s_per_unit:>16.5f}  {m.local_j_per_unit:>6.4f}   "
+                f"{ms[0]:>12.3f}  {m.edge_j_per_unit:>6.4f}   "
+                f"{ms[1]:>9.1f}  {ms[2]:>7.1f}  {ms[3]:>10.1f}"
+            )
+        for name, p in self.power.items():
+            busy = f"{p.busy_w:.1f} W" if p.busy_w is not None else "–"
+            idle = f"{p.idle_w:.1f} W" if p.idle_w is not None else "–"
+            lines.append(f"power {name}: busy {busy}, idle {idle} ({p.method})")
+        return "\n".join(lines)
 
     def mismatches(self, cfg: TestbedConfig) -> list[str]:
         """How `cfg`'s bench differs from the calibrated one (empty: the same)."""

@@ -4,6 +4,8 @@ mean and p95 latency, mean energy per task, completion rate and mean reward.
 
 The twin is run twice per policy — calibrated (the file just measured) and with the
 paper's model (no calibration) — so the report also shows what calibrating buys.
+`fidelity_report` builds the report of a calibrate run; `FidelityReport` writes it
+(markdown and JSON).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from coordinator.envs.calibration import Calibration
+from coordinator.calibration_file import Calibration
 from coordinator.envs.heuristics import make_heuristic
 from coordinator.envs.twin import REASONS, TaskSource, TwinEnv
 from coordinator.envs.twin_params import TwinParams
@@ -28,6 +30,9 @@ from testbed.messages import TaskRecord
 from testbed.zoo.catalog import Catalog
 
 POLICIES = ("local", "offload", "greedy", "random")
+"""The heuristics of the fidelity runs."""
+CALIBRATION_POLICIES = ("local", "offload")
+"""The heuristics whose runs the figures are fitted to (fit.py)."""
 METRICS = ("latency_mean_s", "latency_p95_s", "energy_mean_j", "completion_rate", "reward_mean")
 _LABELS = {
     "latency_mean_s": "mean latency (s)",
@@ -149,6 +154,50 @@ class PolicyGap:
         want = getattr(self.live, metric)
         diff = got - want
         return diff, (diff / abs(want) if want else math.nan)
+
+
+def policy_gap(
+    cfg: TestbedConfig,
+    policy: str,
+    slots: int,
+    live: RunMetrics,
+    calibration: Calibration,
+    catalog: Catalog,
+    first_slot: int = 0,
+) -> PolicyGap:
+    """`live`'s run of `policy` beside the twin's, calibrated and with the paper model."""
+    return PolicyGap(
+        policy,
+        live,
+        twin_metrics(cfg, policy, slots, calibration, catalog, first_slot=first_slot),
+        twin_metrics(cfg, policy, slots, None, catalog, first_slot=first_slot),
+    )
+
+
+def fidelity_report(
+    cfg: TestbedConfig,
+    catalog: Catalog,
+    calibration: Calibration,
+    calibration_path: Path,
+    live: dict[str, RunMetrics],
+    runs: dict[str, RunMetrics],
+    slots: int,
+) -> FidelityReport:
+    """The report of a calibrate run: the fidelity runs of every policy in `POLICIES`
+    (`live`, slots 0 … S−1) and the calibration runs of `local` and `offload` (`runs`,
+    slots S … 2S−1) against the twin."""
+    gaps = [policy_gap(cfg, p, slots, live[p], calibration, catalog) for p in POLICIES]
+    in_sample = [
+        policy_gap(cfg, p, slots, runs[p], calibration, catalog, first_slot=slots)
+        for p in CALIBRATION_POLICIES
+    ]
+    host = calibration.bench.host
+    context = (
+        f"Host: {host.get('cpu_model', '?')}, {host.get('cpu_count', '?')} cores, 1-min load "
+        f"average {host.get('load_avg_1min_before', '?')} before the bench started and "
+        f"{host.get('load_avg_1min_after', '?')} when it stopped."
+    )
+    return FidelityReport(slots, cfg.seed, str(calibration_path), gaps, in_sample, context)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,19 @@
+"""Calibration: the live bench measured for the digital twin, and the twin's fidelity
+gap in numbers (`testbed calibrate`, docs/twin.md).
+
+    measure.py    the job on a live bench: `calibrate_bench` runs the heuristics and
+                  the switch measurements, fits, writes calibration.json and the report
+                  (the command, coordinator/commands/calibrate.py, only reads flags;
+                  `testbed experiment` calls it too)
+    replay.py     the same report for an earlier run without a bench (`--from`), with
+                  the calibration fitted again from its records (`--refit`)
+    switches.py   model switches timed with the edges' operator calls (switches.csv)
+    fit.py        task records and switch samples → a `Calibration` (per-unit costs,
+                  overheads, switch times, power)
+    fidelity.py   the twin replayed on the live runs' seed and tasks; the gap report
+
+The file format itself, `Calibration` and calibration.json, is
+coordinator/calibration_file.py: the twin (coordinator/envs/twin_params.py) reads it,
+and this package replays the twin, so the format sits below both. The live-bench
+operations the job shares with the live env are coordinator/envs/bench_ops.py.
+"""

@@ -1,0 +1,83 @@
+"""An earlier calibrate run again, without a bench (`testbed calibrate --from RUN`): the
+twin replayed against the run's recorded fidelity runs and the report written again;
+with `refit`, the calibration first fitted again from the run's records (fit.py), so a
+change to the fit needs no new measurement."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from coordinator.calibration.fidelity import CALIBRATION_POLICIES, POLICIES, csv_metrics
+from coordinator.calibration.fit import fit_calibration
+from coordinator.calibration.measure import CalibrationRun, Say, report_run
+from coordinator.calibration.switches import SWITCHES_CSV, SwitchSample, read_switches
+from coordinator.calibration_file import CALIBRATION_NAME, Calibration
+from coordinator.records import read_records
+from testbed.config import TestbedConfig
+from testbed.exit_codes import ExitCode, TestbedExit
+from testbed.zoo.catalog import Catalog
+
+
+def replay_run(
+    cfg: TestbedConfig,
+    catalog: Catalog,
+    source: Path,
+    *,
+    out: Path | None = None,
+    report_md: Path | None = None,
+    refit: bool = False,
+    say: Say = print,
+) -> CalibrationRun:
+    """The report of the calibrate run `source` (its folder, or its calibration file:
+    the records are then in the run folder the file names), the twin replayed again.
+    `out`: the calibration file of a run folder (default: its calibration.json)."""
+    default = out or source / CALIBRATION_NAME
+    out = source if source.is_file() else default
+    calibration = Calibration.load(out)
+    records = source if source.is_dir() else Path(calibration.bench.run_dir)
+    if refit:
+        calibration = refit_calibration(cfg, catalog, calibration, records)
+        calibration.save(out)
+        say(f"fitted again from {records}: wrote {out}")
+        say(calibration.summary())
+    try:
+        live = {p: csv_metrics(records / f"tasks-fidelity-{p}.csv") for p in POLICIES}
+        runs = {
+            p: csv_metrics(records / f"tasks-calibration-{p}.csv") for p in CALIBRATION_POLICIES
+        }
+    except FileNotFoundError as exc:
+        raise TestbedExit(ExitCode.USAGE, f"not a calibrate run folder: {exc}") from None
+    if cfg.seed != calibration.bench.seed:
+        raise TestbedExit(ExitCode.USAGE, f"{out}: measured with seed {calibration.bench.seed}")
+    slots = calibration.bench.slots
+    return report_run(cfg, catalog, calibration, out, live, runs, slots, report_md, say)
+
+
+def refit_calibration(
+    cfg: TestbedConfig, catalog: Catalog, old: Calibration, records: Path
+) -> Calibration:
+    """`old` fitted again from the task records (and switch samples) in the run folder
+    `records`; a run from before switches were kept keeps its switch figures."""
+    try:
+        local = read_records(records / "tasks-calibration-local.csv")
+        offload = read_records(records / "tasks-calibration-offload.csv")
+    except FileNotFoundError as exc:
+        raise TestbedExit(ExitCode.USAGE, f"cannot fit again: {exc}") from None
+    if (records / SWITCHES_CSV).is_file():
+        switches = read_switches(records / SWITCHES_CSV)
+    else:  # a run from before switches were kept: its switch figures stay as they were
+        edge = cfg.edge_specs()[0]
+        rate = edge.cloud_link_mbps if cfg.emulation.links else math.inf
+        switches = [
+            SwitchSample(
+                m.model_id, edge.id, m.fetch_overhead_s + m.size_bytes * 8 / 1e6 / rate,
+                m.verify_s, m.load_s, m.warmup_s, m.switch_s,
+            )
+            for m in old.models
+        ]  # fmt: skip
+    models = [m.model_id for m in old.models]
+    return fit_calibration(
+        cfg, catalog, models=models, local_records=local, offload_records=offload,
+        switches=switches, facts=old.bench,
+    )  # fmt: skip
