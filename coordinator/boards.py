@@ -4,7 +4,7 @@ be sent to it, and what a board answers for a slot."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 import numpy as np
@@ -12,8 +12,10 @@ import numpy as np
 from testbed.daemon import GRPC_OPTIONS
 from testbed.messages import TaskRecord
 from testbed.observation import Decision
+from testbed.records import failed_record
 from testbed.rpc.v1 import agent_pb2, agent_pb2_grpc
-from testbed.tasks import TaskGenerator
+from testbed.tasks import Task, TaskGenerator
+from testbed.types import FailureReason
 
 
 @dataclass
@@ -52,10 +54,58 @@ class NodeEvent:
 
 
 @dataclass
+class OwedTasks:
+    """The tasks one board owes the coordinator a record of: drawn in a slot in which the
+    board was asked to generate, and not reported yet (oldest first, as its FIFO queue).
+
+    The generator is a function of (seed, agent, slot), so the coordinator draws the
+    very task the board draws. A record for a task not owed (a second record, or one a
+    buggy or impostor board made up) is refused; a task the board should have reported
+    by now — more owed than the board says it still queues — is recorded as missing."""
+
+    agent_id: str
+    generator: TaskGenerator
+    tasks: dict[str, Task] = field(default_factory=dict)
+    refused: list[str] = field(default_factory=list)  # task ids of records not owed
+
+    def draw(self, slot: int) -> Task | None:
+        task = self.generator.next(slot)
+        if task is not None:
+            self.tasks[task.task_id] = task
+        return task
+
+    def settle(self, records: list[TaskRecord]) -> list[TaskRecord]:
+        """The records that settle an owed task; the others are refused (and noted)."""
+        accepted = []
+        for record in records:
+            if record.agent_id == self.agent_id and record.task_id in self.tasks:
+                del self.tasks[record.task_id]
+                accepted.append(record)
+            else:
+                self.refused.append(record.task_id[:80])
+        return accepted
+
+    def fail(self, task: Task, slot: int, reason: FailureReason, detail: str) -> TaskRecord:
+        """Settle `task` with a failed record the coordinator writes itself."""
+        del self.tasks[task.task_id]
+        return failed_record(task, slot, reason, detail)
+
+    def overdue(self, queue_length: int, slot: int) -> list[TaskRecord]:
+        """Owed tasks beyond what the board still queues, oldest first: the board served
+        or dropped them without a record."""
+        surplus = list(self.tasks.values())[: max(0, len(self.tasks) - queue_length)]
+        detail = f"{self.agent_id} answered slot {slot} without it"
+        return [self.fail(t, slot, FailureReason.RECORD_MISSING, detail) for t in surplus]
+
+    def fail_all(self, slot: int, reason: FailureReason, detail: str) -> list[TaskRecord]:
+        return [self.fail(t, slot, reason, detail) for t in list(self.tasks.values())]
+
+
+@dataclass
 class BoardHandle:
     agent_id: str
     address: str
-    generator: TaskGenerator
+    owed: OwedTasks
     session: str = ""
     needs_configure: bool = True
     needs_policy: bool = True
@@ -101,6 +151,6 @@ class PendingStep:
 
     handle: BoardHandle
     slot: int
-    owes_task: bool
+    task: Task | None = None  # drawn for this Step: settled by its answer or failure
     request: agent_pb2.StepRequest | None = None
     failed: str = ""

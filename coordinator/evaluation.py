@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from coordinator.policy_choice import ORACLE, PolicyChoice
-from coordinator.records import percentile
+from coordinator.records import percentile, summarise
 from testbed.config import TestbedConfig, apply_sets, config_from_dict
 from testbed.exit_codes import ExitCode, TestbedExit
 
@@ -137,18 +137,18 @@ def evaluate_live(
     boards; its run folder goes under `out_dir`."""
     from collections import Counter
 
+    from coordinator.bench_run import record_slots
     from coordinator.live import LiveBench
-    from coordinator.records import summarise, write_csv, write_json
+    from coordinator.recorder import RunRecorder
     from coordinator.run_folder import new_run_dir, write_config
 
     cfg = with_seed(cfg, seed, **{"run.out_dir": str(out_dir)})
     run_dir = new_run_dir(out_dir, cfg.experiment, policy.label, seed)
     with LiveBench(cfg, run_dir, write_config(run_dir, cfg), _zoo_dir(cfg)) as bench:
         bench.start(policy.board_policies([s.id for s in cfg.agent_specs()]))
-        records = [r for res in bench.run(slots) for r in res.records]
+        recorder = RunRecorder(run_dir, extra=lambda: {"policy": policy.label, "seed": seed})
+        records = record_slots(bench, recorder, range(slots))
     summary = summarise(records)
-    write_csv(run_dir / "tasks.csv", records)
-    write_json(run_dir / "summary.json", summary)
     served = [r.latency_ms for r in records if r.latency_ms > 0]
     methods = sorted({p.method.value for r in records for p in r.energy})
     failures = Counter(r.reason.value for r in records if not r.completed)

@@ -16,7 +16,6 @@ import argparse
 import copy
 import dataclasses
 import enum
-import json
 import os
 import signal
 import sys
@@ -26,9 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from coordinator.command_help import help_texts
+from coordinator.experiment_results import Results
 from coordinator.jsonout import add_json_flag, print_json
 from coordinator.policy_choice import ORACLE, PolicyChoice, parse_policy
-from coordinator.run_folder import git_commit, slug
+from coordinator.recorder import RunStatus
+from coordinator.run_folder import slug
 from testbed.config import (
     ConfigError,
     SetItem,
@@ -39,7 +40,7 @@ from testbed.config import (
     read_yaml,
 )
 from testbed.exit_codes import ExitCode, TestbedExit, sigterm_as_interrupt
-from testbed.schema import SchemaError, dump_dataclass, load_dataclass, meta
+from testbed.schema import SchemaError, load_dataclass, meta
 
 
 class EvalBackend(enum.StrEnum):
@@ -219,58 +220,6 @@ def make_plan(
 
 
 # ---------------------------------------------------------------------------- results
-
-
-class Results:
-    """`results.json`: the format `testbed report` reads, written after every cell."""
-
-    def __init__(self, path: Path, plan: Plan) -> None:
-        self.path = path
-        spec = plan.spec
-        self.doc: dict[str, Any] = {
-            "experiment": spec.name, "description": spec.description.strip(),
-            "spec": dump_dataclass(spec),
-            "sweep": {"key": spec.sweep.key, "label": spec.sweep.label or spec.sweep.key,
-                      "values": list(spec.sweep.values)},
-            "commit": git_commit(), "cells": [], "trainings": {},
-        }  # fmt: skip
-        if path.exists():
-            old = json.loads(path.read_text())
-            if old.get("experiment") != spec.name or old["sweep"]["key"] != spec.sweep.key:
-                raise TestbedExit(ExitCode.USAGE, f"{path} holds another experiment "
-                                  f"({old.get('experiment')}): choose another --out")  # fmt: skip
-            self.doc["cells"], self.doc["trainings"] = old["cells"], old.get("trainings", {})
-            self.doc["calibrations"] = old.get("calibrations", {})
-
-    def has(self, algorithm: str, value: Any, seed: int) -> bool:
-        return any(
-            c["algorithm"] == algorithm and str(c["value"]) == str(value) and c["seed"] == seed
-            for c in self.doc["cells"]
-        )
-
-    def calibration(self, value: Any) -> str | None:
-        path = self.doc.setdefault("calibrations", {}).get(str(value))
-        return path if path and Path(path).exists() else None
-
-    def add_calibration(self, value: Any, path: Path) -> None:
-        self.doc.setdefault("calibrations", {})[str(value)] = str(path)
-        self.save()
-
-    def training(self, algorithm: str, value: Any, seed: int) -> str | None:
-        return self.doc["trainings"].get(f"{algorithm}/{value}/{seed}")
-
-    def add_training(self, algorithm: str, value: Any, seed: int, run_dir: Path) -> None:
-        self.doc["trainings"][f"{algorithm}/{value}/{seed}"] = str(run_dir)
-        self.save()
-
-    def add(self, cell: dict[str, Any]) -> None:
-        self.doc["cells"].append(cell)
-        self.save()
-
-    def save(self) -> None:
-        tmp = self.path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.doc, indent=1, default=str))
-        tmp.replace(self.path)
 
 
 def run_plan(plan: Plan, out_dir: Path) -> Results:
@@ -477,11 +426,13 @@ def run_experiment(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     signal.signal(signal.SIGTERM, sigterm_as_interrupt)  # `kill` stops it as Ctrl-C does
     try:
-        run_plan(plan, out_dir)
+        results = run_plan(plan, out_dir)
     except (KeyboardInterrupt, Interrupted):
+        Results(out_dir / "results.json", plan).mark(RunStatus.INTERRUPTED)
         print(f"\ninterrupted; the finished cells are in {out_dir}/results.json: run the same "
               f"command again (with --out {out_dir}) to continue", file=sys.stderr)  # fmt: skip
         return int(ExitCode.INTERRUPTED)
+    results.mark(RunStatus.COMPLETED)
     report = write_report([out_dir])
     print(report.read_text())
     print(f"wrote {out_dir}/ (results.json, report.md, figures) in "

@@ -25,7 +25,14 @@ import grpc
 import numpy as np
 
 from coordinator.actors import check_fits
-from coordinator.boards import AgentStep, BoardHandle, NodeEvent, PendingStep, SlotResult
+from coordinator.boards import (
+    AgentStep,
+    BoardHandle,
+    NodeEvent,
+    OwedTasks,
+    PendingStep,
+    SlotResult,
+)
 from coordinator.launcher import Launcher
 from coordinator.policy_choice import BoardPolicies, PolicySource
 from coordinator.registry import NodeRecord, NodeState, NodeTable, Registry
@@ -35,7 +42,6 @@ from testbed.daemon import GrpcServer
 from testbed.exit_codes import ExitCode, TestbedExit
 from testbed.messages import TaskRecord
 from testbed.observation import Decision, ObservationSpec
-from testbed.records import failed_record
 from testbed.rpc.v1 import agent_pb2, common_pb2
 from testbed.tasks import TaskGenerator
 from testbed.types import FailureReason, NodeKind, Outcome
@@ -104,14 +110,8 @@ class LiveBench:
         agents = [self.launcher.start_agent(s) for s in self.cfg.agent_specs()]
         self.launcher.wait_ready(agents)
         for node in agents:
-            self.agents[node.node_id] = BoardHandle(
-                node.node_id,
-                node.address,
-                TaskGenerator(
-                    node.node_id, self.cfg.tasks.active_types, self.cfg.tasks.arrival_prob,
-                    self.cfg.seed,
-                ),
-            )  # fmt: skip
+            owed = OwedTasks(node.node_id, self.task_generator(node.node_id))
+            self.agents[node.node_id] = BoardHandle(node.node_id, node.address, owed)
         self._wait_registered([cloud.node_id, *(e.node_id for e in edges), *self.agents])
         with self._lock:
             for handle in self.agents.values():
@@ -122,6 +122,11 @@ class LiveBench:
         ):
             if error:
                 raise TestbedExit(ExitCode.NODE_START_FAILED, f"{handle.agent_id}: {error}")
+
+    def task_generator(self, agent_id: str) -> TaskGenerator:
+        """The generator board `agent_id` draws its tasks from (seed, agent, slot)."""
+        tasks = self.cfg.tasks
+        return TaskGenerator(agent_id, tasks.active_types, tasks.arrival_prob, self.cfg.seed)
 
     def _wait_registered(self, node_ids: list[str]) -> None:
         deadline = time.monotonic() + self.cfg.run.start_timeout_s
@@ -253,22 +258,25 @@ class LiveBench:
         generate: bool,
         observe_only: bool = False,
         action: np.ndarray | None = None,
-        owes_task: bool | None = None,
     ) -> PendingStep:
-        """Prepare one agent's Step (configuring the agent first if it needs it).
-        `owes_task`: whether the slot's task is on the board and not yet recorded if the
-        call fails (default: `generate`)."""
-        owes = generate if owes_task is None else owes_task
+        """Prepare one agent's Step (configuring the agent first if it needs it). The
+        task it owes for this Step is drawn here (`generate`), or is the head of its
+        queue (an `action` serves the task observed before)."""
+        owed = handle.owed
+        task = owed.draw(slot) if generate else None
+        if action is not None and task is None and owed.tasks:
+            task = next(iter(owed.tasks.values()))
         if handle.needs_configure or handle.needs_policy:
             error = self._configure(handle)
             if error:
-                return PendingStep(handle, slot, owes, failed=f"not configured: {error}")
+                return PendingStep(handle, slot, task, failed=f"not configured: {error}")
         request = agent_pb2.StepRequest(
-            slot=slot, noise_std=noise_std, generate=generate, observe_only=observe_only
-        )
+            slot=slot, noise_std=noise_std, generate=generate, observe_only=observe_only,
+            edges_alive=self._edges_alive,
+        )  # fmt: skip
         if action is not None:
             request.action.raw.extend(np.asarray(action, dtype=np.float32).tolist())
-        return PendingStep(handle, slot, owes, request=request)
+        return PendingStep(handle, slot, task, request=request)
 
     async def _call(self, pending: PendingStep) -> agent_pb2.StepReport | grpc.RpcError | None:
         if pending.request is None:
@@ -289,16 +297,14 @@ class LiveBench:
         return asyncio.run_coroutine_threadsafe(all_calls(), self._loop).result()
 
     def _receive(self, pending: PendingStep, reply: Any) -> tuple[AgentStep, list[TaskRecord]]:
-        handle, slot, owes = pending.handle, pending.slot, pending.owes_task
-        if reply is None:
-            return self._unreachable(handle, slot, owes, pending.failed)
-        if isinstance(reply, grpc.RpcError):
-            exc = reply
-            if exc.code() in (grpc.StatusCode.FAILED_PRECONDITION,):
-                handle.needs_configure = True
-            return self._unreachable(handle, slot, owes, f"{exc.code().name}")
+        """One board's answer: the records of tasks it owed (others refused), and a
+        record of each owed task it should have reported by now and did not."""
+        handle, slot = pending.handle, pending.slot
+        if reply is None or isinstance(reply, grpc.RpcError):
+            return self._unanswered(pending, reply)
         report = reply
-        records = [serde.task_record_from_pb(r) for r in report.tasks]
+        records = handle.owed.settle([serde.task_record_from_pb(r) for r in report.tasks])
+        records += handle.owed.overdue(report.queue_length, slot)
         step = AgentStep(handle.agent_id, report.acted, step_ms=report.step_ms)
         if report.observation:
             step.observation = np.asarray(report.observation, dtype=np.float32)
@@ -307,14 +313,25 @@ class LiveBench:
             step.decision = Decision(a.target, a.ratio, a.download, tuple(a.raw))
         return step, records
 
-    def _unreachable(
-        self, handle: BoardHandle, slot: int, generate: bool, detail: str
+    def _unanswered(
+        self, pending: PendingStep, error: grpc.RpcError | None
     ) -> tuple[AgentStep, list[TaskRecord]]:
-        task = handle.generator.next(slot) if generate else None
+        """A Step that failed: the task it owed ends with the reason the status gives."""
+        handle, slot, task = pending.handle, pending.slot, pending.task
+        reason, detail = FailureReason.AGENT_UNREACHABLE, pending.failed
+        if error is not None:
+            code = error.code()
+            detail = f"{code.name}: {error.details() or ''}".strip(": ")
+            if code is grpc.StatusCode.FAILED_PRECONDITION:
+                handle.needs_configure = True
+            elif code is grpc.StatusCode.INVALID_ARGUMENT:
+                reason = FailureReason.INVALID_REQUEST
+            elif code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN):
+                reason = FailureReason.INTERNAL
         records = []
-        if task is not None:
-            records.append(failed_record(task, slot, FailureReason.AGENT_UNREACHABLE, detail))
-        log.warning("%s did not answer slot %d: %s", handle.agent_id, slot, detail)
+        if task is not None and task.task_id in handle.owed.tasks:
+            records.append(handle.owed.fail(task, slot, reason, detail))
+        log.warning("%s did not answer slot %d: %s", handle.agent_id, slot, detail[:200])
         return AgentStep(handle.agent_id, False, reachable=False), records
 
     # ------------------------------------------------------------------ slots
@@ -338,11 +355,57 @@ class LiveBench:
         """Phase two: serve each board's queued task with the given action vector."""
         t0 = time.perf_counter()
         pending = [
-            self._send(h, slot, 0.0, False, action=actions[h.agent_id], owes_task=True)
+            self._send(h, slot, 0.0, False, action=actions[h.agent_id])
             for h in self.agents.values()
             if h.agent_id in actions
         ]
         return self._collect(slot, pending, t0)
+
+    def drain(self) -> list[TaskRecord]:
+        """End of a run: every board reports the tasks still in its queue (failed,
+        `no_task_slot`); whatever a board still owes after that is recorded as missing,
+        or unreachable if the board did not answer. Nothing owed is left."""
+        slot = self._slot + 1
+        pending = []
+        for handle in self.agents.values():
+            request = agent_pb2.StepRequest(slot=slot, generate=False, drain=True)
+            pending.append(PendingStep(handle, slot, request=request))
+        records: list[TaskRecord] = []
+        for p, reply in zip(pending, self._fan_out(pending), strict=True):
+            owed = p.handle.owed
+            if reply is None or isinstance(reply, grpc.RpcError):
+                detail = f"no answer at the end of the run: {getattr(reply, 'code', lambda: '')()}"
+                records += owed.fail_all(slot, FailureReason.AGENT_UNREACHABLE, detail)
+                continue
+            records += owed.settle([serde.task_record_from_pb(r) for r in reply.tasks])
+            detail = f"{p.handle.agent_id} never reported it by the end of the run"
+            records += owed.fail_all(slot, FailureReason.RECORD_MISSING, detail)
+        return self._rewarded(records)
+
+    def interrupted(self, detail: str = "the run was stopped") -> list[TaskRecord]:
+        """Ctrl-C or SIGTERM: a record for every task still owed (the slot in flight
+        and tasks queued on the boards), failed as `interrupted`."""
+        records = []
+        for handle in self.agents.values():
+            records += handle.owed.fail_all(self._slot, FailureReason.INTERRUPTED, detail)
+        return self._rewarded(records)
+
+    def refused_records(self) -> dict[str, list[str]]:
+        """Records the boards sent for tasks they did not owe, by agent (task ids)."""
+        return {a: h.owed.refused for a, h in self.agents.items() if h.owed.refused}
+
+    @property
+    def _edges_alive(self) -> list[str]:
+        return [
+            r.node_id
+            for r in self.table.nodes()
+            if r.kind is NodeKind.EDGE and r.state is NodeState.ALIVE
+        ]
+
+    def _rewarded(self, records: list[TaskRecord]) -> list[TaskRecord]:
+        for r in records:
+            r.reward = self.reward(r)
+        return records
 
     def _collect(self, slot: int, pending: list[PendingStep], t0: float) -> SlotResult:
         steps: dict[str, AgentStep] = {}
@@ -351,8 +414,7 @@ class LiveBench:
             step, recs = self._receive(p, reply)
             steps[p.handle.agent_id] = step
             records.extend(recs)
-        for r in records:
-            r.reward = self.reward(r)
+        self._rewarded(records)
         wall_ms = (time.perf_counter() - t0) * 1e3
         max_step = max((s.step_ms for s in steps.values()), default=0.0)
         return SlotResult(slot, records, steps, wall_ms, max_step)

@@ -118,6 +118,7 @@ def summarise(rows: Sequence[TaskRecord], extra: dict[str, Any] | None = None) -
         },
         "offloaded": sum(1 for r in rows if r.edge_id),
         "cache_hits": sum(1 for r in rows if r.edge_id and r.cache_hit),
+        "reward_mean": sum(r.reward for r in rows) / len(rows) if rows else math.nan,
         **(extra or {}),
     }
 

@@ -10,6 +10,7 @@ All tasks of a slot run concurrently; the slot ends when every one has an outcom
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from testbed.config import TestbedConfig
 from testbed.edge_client import EdgeClient
 from testbed.links import Pacer, distance_m, shannon_rate_mbps
 from testbed.messages import EdgeTaskRequest, ModelRef, TaskRecord
-from testbed.records import add_edge_share, judge, new_record
+from testbed.records import add_edge_share, failed_record, judge, new_record
 from testbed.tasks import Task, TaskGenerator, task_data
 from testbed.types import FailureReason
 from testbed.zoo.catalog import Catalog, UnknownModel
@@ -59,17 +60,22 @@ class EdgeStream:
         self.clients = {e.edge_id: EdgeClient(e.address, e.edge_id) for e in self.edges}
         self._pool = ThreadPoolExecutor(max(4, n), thread_name_prefix="stream")
         self._next_edge = 0
+        self._in_flight: dict[str, Task] = {}
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)
         for client in self.clients.values():
             client.close()
 
     def run(
-        self, slots: int, progress: Callable[[int, list[TaskRecord]], None] | None = None
+        self,
+        slots: int,
+        progress: Callable[[int, list[TaskRecord], float], None] | None = None,
     ) -> list[TaskRecord]:
+        """`slots` slots; after each, `progress(slot, its records, its wall ms)`."""
         rows: list[TaskRecord] = []
         for slot in range(slots):
+            t0 = time.perf_counter()
             jobs = []
             for (_device, pos), gen in zip(self.devices, self.generators, strict=True):
                 task = gen.next(slot)
@@ -77,12 +83,25 @@ class EdgeStream:
                     continue
                 edge = self.edges[self._next_edge % len(self.edges)]
                 self._next_edge += 1
+                self._in_flight[task.task_id] = task
                 jobs.append(self._pool.submit(self._one, task, pos, edge))
             slot_rows = [job.result() for job in jobs]
+            for row in slot_rows:
+                self._in_flight.pop(row.task_id, None)
             rows.extend(slot_rows)
             if progress is not None:
-                progress(slot, slot_rows)
+                progress(slot, slot_rows, (time.perf_counter() - t0) * 1e3)
         return rows
+
+    def interrupted(self) -> list[TaskRecord]:
+        """Ctrl-C or SIGTERM: a record for each task of the slot in flight."""
+        detail = "the run was stopped (Ctrl-C or SIGTERM) in its slot"
+        records = [
+            failed_record(task, task.slot, FailureReason.INTERRUPTED, detail)
+            for task in self._in_flight.values()
+        ]
+        self._in_flight.clear()
+        return records
 
     def _one(self, task: Task, pos: tuple[float, float] | None, edge: StreamEdge) -> TaskRecord:
         row = new_record(task, task.slot)

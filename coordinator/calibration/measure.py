@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from coordinator.bench_run import record_slots
 from coordinator.bench_setup import zoo_dir_of
 from coordinator.boards import SlotResult
 from coordinator.calibration.fidelity import (
@@ -53,7 +54,7 @@ from coordinator.envs import bench_ops
 from coordinator.live import LiveBench
 from coordinator.policy_choice import PolicySource
 from coordinator.progress import ProgressBar
-from coordinator.records import write_csv
+from coordinator.recorder import RunRecorder
 from coordinator.run_folder import git_commit, host_facts, new_run_dir, write_manifest
 from testbed.config import TestbedConfig
 from testbed.exit_codes import ExitCode, TestbedExit
@@ -205,29 +206,16 @@ def _run_phases(
             write_switches(bench.run_dir / SWITCHES_CSV, switches)
             continue
         purpose = "calibration" if first else "fidelity"
-        records = run_policy(bench, policy, first, slots, _progress(policy, purpose, slots))
-        write_csv(bench.run_dir / f"tasks-{purpose}-{policy}.csv", records)
+        bench.load_policy(PolicySource(policy))
+        recorder = RunRecorder(
+            bench.run_dir, tasks_name=f"tasks-{purpose}-{policy}.csv", slots_name=None,
+            summary_name=f"summary-{purpose}-{policy}.json",
+        )  # fmt: skip
+        progress = _progress(policy, purpose, slots)
+        records = record_slots(bench, recorder, range(first, first + slots), progress)
         (runs if first else live)[policy] = records
     bench_ops.restore_caches(bench)
     return live, runs, switches
-
-
-def run_policy(
-    bench: LiveBench,
-    policy: str,
-    first_slot: int,
-    slots: int,
-    progress: Callable[[SlotResult], None] | None = None,
-) -> list[TaskRecord]:
-    """`slots` slots of a heuristic from `first_slot` on (the boards decide); records."""
-    bench.load_policy(PolicySource(policy))
-    records: list[TaskRecord] = []
-    for slot in range(first_slot, first_slot + slots):
-        result = bench.step(slot)
-        records.extend(result.records)
-        if progress is not None:
-            progress(result)
-    return records
 
 
 def _bar(total: int, label: str) -> Any:

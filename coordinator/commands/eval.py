@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
 import statistics
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +24,11 @@ from coordinator.evaluation import EvalResult, evaluate
 from coordinator.jsonout import add_json_flag, json_result
 from coordinator.policy_choice import PolicyChoice, parse_policy
 from coordinator.progress import ProgressBar
+from coordinator.recorder import RunStatus
 from coordinator.records import write_json
 from coordinator.run_folder import new_run_dir, write_config, write_manifest
 from testbed.config import TestbedConfig, load_config
-from testbed.exit_codes import ExitCode, TestbedExit
+from testbed.exit_codes import ExitCode, TestbedExit, sigterm_as_interrupt
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -90,8 +94,9 @@ def table(results: list[EvalResult]) -> str:
 
 def run_evaluations(
     cfg: TestbedConfig, policies: list[PolicyChoice], seeds: list[int], slots: int, backend: str,
-    out_dir: Path,
+    out_dir: Path, done: Callable[[list[EvalResult]], None] | None = None,
 ) -> list[EvalResult]:  # fmt: skip
+    """Every policy on every seed; `done(results so far)` after each evaluation."""
     bar = ProgressBar(len(policies) * len(seeds), f"eval ({backend})")
     results = []
     for seed in seeds:
@@ -99,6 +104,8 @@ def run_evaluations(
             result = evaluate(cfg, policy, seed, slots, backend, out_dir)
             results.append(result)
             bar.update(1, f"{policy.label} seed {seed}: {100 * result.completion_rate:.0f}% done")
+            if done is not None:
+                done(results)
     return results
 
 
@@ -106,7 +113,7 @@ def run_eval(args: argparse.Namespace) -> int:
     return json_result(args.json, lambda: evaluate_policies(args))
 
 
-def evaluate_policies(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
+def evaluate_policies(args: argparse.Namespace) -> tuple[int, dict[str, Any] | None]:
     """The evaluation; (exit code, what eval.json holds)."""
     cfg = load_config(args.config, sets=args.set)
     policies = [parse_policy(p.strip()) for p in args.policies.split(",") if p.strip()]
@@ -118,10 +125,30 @@ def evaluate_policies(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
                                   "policies": [p.label for p in policies], "seeds": seeds,
                                   "slots": slots})  # fmt: skip
     print(f"run folder: {run_dir}")
-    results = run_evaluations(cfg, policies, seeds, slots, args.backend, run_dir)
-    body: dict[str, Any] = {"backend": args.backend, "slots": slots, "seeds": seeds,
-                            "results": [r.metrics() for r in results]}  # fmt: skip
-    write_json(run_dir / "eval.json", body)
+    head: dict[str, Any] = {"backend": args.backend, "slots": slots, "seeds": seeds}
+
+    def save(results: list[EvalResult], status: RunStatus) -> dict[str, Any]:
+        """eval.json after every evaluation: an interrupted eval keeps those it finished."""
+        body = {**head, "status": status.value, "results": [r.metrics() for r in results]}
+        write_json(run_dir / "eval.json", body)
+        return body
+
+    finished: list[EvalResult] = []
+
+    def done(so_far: list[EvalResult]) -> None:
+        finished[:] = so_far
+        save(so_far, RunStatus.RUNNING)
+
+    save(finished, RunStatus.RUNNING)
+    signal.signal(signal.SIGTERM, sigterm_as_interrupt)
+    try:
+        results = run_evaluations(cfg, policies, seeds, slots, args.backend, run_dir, done)
+    except KeyboardInterrupt:
+        save(finished, RunStatus.INTERRUPTED)
+        print(f"\ninterrupted: {len(finished)} evaluation(s) kept in {run_dir}/eval.json",
+              file=sys.stderr)  # fmt: skip
+        return int(ExitCode.INTERRUPTED), None
+    body = save(results, RunStatus.COMPLETED)
     text = table(results)
     backend = "the live bench (measured)" if args.backend == "live" else "the twin"
     (run_dir / "eval.md").write_text(

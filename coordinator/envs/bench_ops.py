@@ -15,8 +15,7 @@ from coordinator.live import LiveBench
 from coordinator.run_folder import new_run_dir, write_config
 from testbed.config import TestbedConfig
 from testbed.edge_client import EdgeClient
-from testbed.messages import ModelRef
-from testbed.tasks import TaskGenerator
+from testbed.messages import ModelRef, TaskRecord
 
 log = logging.getLogger(__name__)
 
@@ -60,18 +59,18 @@ def restore_caches(bench: LiveBench, timeout_s: float = 120.0) -> int:
     return changed
 
 
-def reseed(bench: LiveBench, seed: int) -> None:
+def reseed(bench: LiveBench, seed: int) -> list[TaskRecord]:
     """Run the boards under another master seed from their next step: each is
-    configured again (its task stream, position and clock derive from the seed)."""
+    configured again (its task stream, position and clock derive from the seed). The
+    tasks still queued on the boards end first (`LiveBench.drain`): their records."""
     if seed == bench.cfg.seed:
-        return
-    cfg = dataclasses.replace(bench.cfg, seed=seed)
-    bench.cfg = cfg
+        return []
+    records = bench.drain()
+    bench.cfg = dataclasses.replace(bench.cfg, seed=seed)
     for handle in bench.agents.values():
         handle.needs_configure = True
-        handle.generator = TaskGenerator(
-            handle.agent_id, cfg.tasks.active_types, cfg.tasks.arrival_prob, seed
-        )
+        handle.owed.generator = bench.task_generator(handle.agent_id)
+    return records
 
 
 def wait_settled(seconds: float = 0.5) -> None:

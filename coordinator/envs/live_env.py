@@ -115,7 +115,7 @@ class LiveVecEnv:
         if seed is not None and seed != self.cfg.seed:
             self.cfg = _with_seed(self.cfg, seed)
             if self.bench is not None:
-                bench_ops.reseed(self.bench, seed)
+                self.records.extend(bench_ops.reseed(self.bench, seed))
         if seed is not None:
             self.slot = 0
         if self.bench is None:

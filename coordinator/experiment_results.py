@@ -1,0 +1,77 @@
+"""`results.json` of an experiment: its spec, the exact command and commit, and every
+finished cell, written after each one (a stopped experiment keeps what it finished and
+continues from there when run again)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from coordinator.recorder import RunStatus
+from coordinator.run_folder import git_commit
+from testbed.exit_codes import ExitCode, TestbedExit
+from testbed.schema import dump_dataclass
+
+if TYPE_CHECKING:
+    from coordinator.experiments import Plan
+
+
+class Results:
+    """`results.json`: the format `testbed report` reads, written after every cell."""
+
+    def __init__(self, path: Path, plan: Plan) -> None:
+        self.path = path
+        spec = plan.spec
+        self.doc: dict[str, Any] = {
+            "experiment": spec.name, "description": spec.description.strip(),
+            "spec": dump_dataclass(spec),
+            "sweep": {"key": spec.sweep.key, "label": spec.sweep.label or spec.sweep.key,
+                      "values": list(spec.sweep.values)},
+            "commit": git_commit(), "command": shlex.join(["testbed", *sys.argv[1:]]),
+            "status": RunStatus.RUNNING.value, "cells": [], "trainings": {},
+        }  # fmt: skip
+        if path.exists():
+            old = json.loads(path.read_text())
+            if old.get("experiment") != spec.name or old["sweep"]["key"] != spec.sweep.key:
+                raise TestbedExit(ExitCode.USAGE, f"{path} holds another experiment "
+                                  f"({old.get('experiment')}): choose another --out")  # fmt: skip
+            self.doc["cells"], self.doc["trainings"] = old["cells"], old.get("trainings", {})
+            self.doc["calibrations"] = old.get("calibrations", {})
+
+    def has(self, algorithm: str, value: Any, seed: int) -> bool:
+        return any(
+            c["algorithm"] == algorithm and str(c["value"]) == str(value) and c["seed"] == seed
+            for c in self.doc["cells"]
+        )
+
+    def calibration(self, value: Any) -> str | None:
+        path = self.doc.setdefault("calibrations", {}).get(str(value))
+        return path if path and Path(path).exists() else None
+
+    def add_calibration(self, value: Any, path: Path) -> None:
+        self.doc.setdefault("calibrations", {})[str(value)] = str(path)
+        self.save()
+
+    def training(self, algorithm: str, value: Any, seed: int) -> str | None:
+        return self.doc["trainings"].get(f"{algorithm}/{value}/{seed}")
+
+    def add_training(self, algorithm: str, value: Any, seed: int, run_dir: Path) -> None:
+        self.doc["trainings"][f"{algorithm}/{value}/{seed}"] = str(run_dir)
+        self.save()
+
+    def add(self, cell: dict[str, Any]) -> None:
+        self.doc["cells"].append(cell)
+        self.save()
+
+    def mark(self, status: RunStatus) -> None:
+        """Running, completed, or interrupted (the finished cells are kept)."""
+        self.doc["status"] = status.value
+        self.save()
+
+    def save(self) -> None:
+        tmp = self.path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.doc, indent=1, default=str))
+        tmp.replace(self.path)
