@@ -5,7 +5,11 @@ its head is served: the policy sees the observation (16) and picks (target, x, d
 (17); the local share runs as real model invocations here while the offloaded share
 is streamed to the edge at the same time, paced to the emulated link rate r_ij; the
 task's latency is the later of the two paths; every part's energy is labelled with
-its method. Every task ends in exactly one record.
+its method. Every task ends in exactly one record: a malformed request is refused
+before anything is drawn (agent_node/checks.py), and a task taken from the queue ends
+in a record whatever happens while it is served (an exception ends it as failed, with
+`invalid_request` or `internal` and what was raised); at the end of a run a drain ends
+every task still queued as `no_task_slot`.
 """
 
 from __future__ import annotations
@@ -13,15 +17,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from agent_node.edges import EdgeDirectory, EdgeEndpoint
+from agent_node.checks import BadRequest, check_action, check_step, policy_kind
+from agent_node.edges import EdgeDirectory, EdgeEndpoint, initial_views
 from agent_node.local_models import LocalModels
 from testbed.config import AgentSpec, TestbedConfig
+from testbed.edge_client import Submission
 from testbed.emulation import stretch
 from testbed.energy import EnergyMeter
 from testbed.links import Pacer
@@ -120,28 +127,32 @@ class Agent:
     # ------------------------------------------------------------------ control
 
     def configure(self, cfg: TestbedConfig, edges: list[EdgeEndpoint], run_id: str) -> None:
+        """Set up a run; everything that can be refused is checked before the current
+        run is touched (`BadRequest`)."""
         specs = {s.id: s for s in cfg.agent_specs()}
         if self.agent_id not in specs:
-            raise ValueError(f"the run's config has no agent {self.agent_id!r}")
+            raise BadRequest(f"the run's config has no agent {self.agent_id!r}")
         spec = specs[self.agent_id]
         assert spec.position_m is not None and spec.cpu_ghz is not None  # resolved by config
+        views = initial_views(cfg, edges, spec.position_m)
+        obs_spec = ObservationSpec.from_config(cfg)
+        policy = cfg.run.policy if cfg.run.policy in set(PolicyKind) else "greedy"
+        generator = TaskGenerator(
+            self.agent_id, cfg.tasks.active_types, cfg.tasks.arrival_prob, cfg.seed
+        )
         with self._lock:
-            if self._run is not None:
-                self._run.edges.close()
             if self._models is None:
                 runtime = ModelRuntime(spec.runtime, spec.intra_op_threads)
                 self._models = LocalModels(self._zoo_dir, runtime)
-            obs_spec = ObservationSpec.from_config(cfg)
-            policy = cfg.run.policy if cfg.run.policy in set(PolicyKind) else "greedy"
+            if self._run is not None:
+                self._run.edges.close()
             self._run = _Run(
                 cfg=cfg,
                 spec=spec,
                 position_m=spec.position_m,
                 cpu_ghz=spec.cpu_ghz,
-                edges=EdgeDirectory(cfg, edges, spec.position_m, self._mqtt),
-                generator=TaskGenerator(
-                    self.agent_id, cfg.tasks.active_types, cfg.tasks.arrival_prob, cfg.seed
-                ),
+                edges=EdgeDirectory(cfg, edges, views, self._mqtt),
+                generator=generator,
                 queue=TaskQueue(spec.queue_capacity),
                 rng=np.random.default_rng([*agent_seed_words(cfg.seed, self.agent_id), 7]),
                 obs_spec=obs_spec,
@@ -159,19 +170,22 @@ class Agent:
         )  # fmt: skip
 
     def load_policy(self, name: str, onnx_model: bytes, spec_json: str) -> None:
+        """Decide with policy `name` (`BadRequest`, `SpecError` or `ActorMismatch` for
+        a request that does not fit: the current policy stays)."""
+        kind = policy_kind(name)
         with self._lock:
             run = self._require()
             bench = ObservationSpec.from_config(run.cfg)
             spec = ObservationSpec.from_json(spec_json) if spec_json else bench
             if (spec.task_types, spec.num_edges) != (bench.task_types, bench.num_edges):
-                raise ValueError(
+                raise BadRequest(
                     f"the policy was made for task types {list(spec.task_types)} and "
                     f"{spec.num_edges} edges; this bench has {list(bench.task_types)} and "
                     f"{bench.num_edges}"
                 )
-            run.policy = make_policy(name, spec, onnx_model=onnx_model)
+            run.policy = make_policy(kind, spec, onnx_model=onnx_model)
             run.obs_spec = spec
-        log.info("policy %s loaded (model_aware=%s)", name, spec.model_aware)
+        log.info("policy %s loaded (model_aware=%s)", kind.value, spec.model_aware)
 
     def _require(self) -> _Run:
         if self._run is None:
@@ -195,46 +209,96 @@ class Agent:
         *,
         observe_only: bool = False,
         action: np.ndarray | None = None,
+        edges_alive: Sequence[str] | None = None,
+        drain: bool = False,
     ) -> StepResult:
         """Run one slot. `observe_only`: queue the slot's task and return the head task's
         observation without serving it; `action`: serve the head task with this action
-        vector (docs/observation.md) instead of the policy's decision."""
+        vector (docs/observation.md) instead of the policy's decision; `edges_alive`:
+        the registry's view of the edges (None: none given); `drain`: the run ends,
+        every queued task ends as `no_task_slot` and nothing is drawn or served.
+        A malformed request raises `BadRequest` before anything is drawn."""
         t0 = time.perf_counter()
         with self._lock:
             run = self._require()
-            result = StepResult(acted=False)
-            if generate:
-                task = run.generator.next(slot)
-                if task is not None:
-                    self.generated += 1
-                    self._arrived_at[task.task_id] = time.perf_counter()
-                    rejected = run.queue.push(task)
-                    if rejected is not None:
-                        result.records.append(self._unserved(run, rejected, slot))
-            task = run.queue.peek() if observe_only else run.queue.pop()
-            if task is not None:
-                # a task observed in phase one is served on what was observed then
-                obs = self._observed.pop(task.task_id, None)
-                if obs is None:
-                    obs = self._observe(run, task)
-                if observe_only:
-                    self._observed[task.task_id] = obs
-                result.observation = obs
-                if not observe_only:
-                    if action is not None:
-                        decision = decide(run.obs_spec, action)
-                    else:
-                        views = run.edges.views()
-                        ctx = DecisionContext(
-                            run.obs_spec, obs, task, run.position_m, views, run.rng
-                        )
-                        decision = run.policy.decide(ctx, noise_std)
-                    result.records.append(self._serve(run, task, decision, slot))
-                    result.acted, result.decision = True, decision
+            check_step(noise_std, observe_only, action is not None, drain)
+            if action is not None:
+                action = check_action(run.obs_spec, action)
+            run.edges.trust_registry(edges_alive)
+            if drain:
+                result = self._drain(run, slot)
+            else:
+                result = self._slot(run, slot, noise_std, generate, observe_only, action)
             self.finished += len(result.records)
             result.queue_length = len(run.queue)
         result.step_ms = (time.perf_counter() - t0) * 1e3
         return result
+
+    def _slot(
+        self,
+        run: _Run,
+        slot: int,
+        noise_std: float,
+        generate: bool,
+        observe_only: bool,
+        action: np.ndarray | None,
+    ) -> StepResult:
+        result = StepResult(acted=False)
+        if generate:
+            task = run.generator.next(slot)
+            if task is not None:
+                self.generated += 1
+                self._arrived_at[task.task_id] = time.perf_counter()
+                rejected = run.queue.push(task)
+                if rejected is not None:
+                    result.records.append(self._unserved(run, rejected, slot))
+        task = run.queue.peek() if observe_only else run.queue.pop()
+        if task is None:
+            return result
+        try:
+            # a task observed in phase one is served on what was observed then
+            obs = self._observed.pop(task.task_id, None)
+            if obs is None:
+                obs = self._observe(run, task)
+            if observe_only:
+                self._observed[task.task_id] = obs
+                result.observation = obs
+                return result
+            if action is not None:
+                decision = decide(run.obs_spec, action)
+            else:
+                views = run.edges.views()
+                ctx = DecisionContext(run.obs_spec, obs, task, run.position_m, views, run.rng)
+                decision = run.policy.decide(ctx, noise_std)
+            result.observation = obs
+            result.acted, result.decision = True, decision
+            result.records.append(self._serve(run, task, decision, slot))
+        except Exception as exc:  # the task left the queue (or must): it ends here
+            if run.queue.peek() is task:
+                run.queue.pop()
+            result.records.append(self._broken(task, slot, exc))
+        return result
+
+    def _drain(self, run: _Run, slot: int) -> StepResult:
+        """The run ended: every task still queued ends unserved (`no_task_slot`)."""
+        result = StepResult(acted=False)
+        for task in run.queue.drain():
+            self._arrived_at.pop(task.task_id, None)
+            self._observed.pop(task.task_id, None)
+            detail = "the run ended before it was served"
+            result.records.append(failed_record(task, slot, FailureReason.NO_TASK_SLOT, detail))
+        return result
+
+    def _broken(self, task: Task, slot: int, exc: Exception) -> TaskRecord:
+        """The record of a task whose service raised `exc`: bad input is
+        `invalid_request`, anything else a bug of the board (`internal`)."""
+        self._arrived_at.pop(task.task_id, None)
+        self._observed.pop(task.task_id, None)
+        if isinstance(exc, BadRequest):
+            return failed_record(task, slot, FailureReason.INVALID_REQUEST, str(exc)[:500])
+        log.error("serving %s failed", task.task_id, exc_info=exc)
+        detail = f"{type(exc).__name__}: {exc}"[:500]
+        return failed_record(task, slot, FailureReason.INTERNAL, detail)
 
     def _observe(self, run: _Run, task: Task) -> np.ndarray:
         # the tasks waiting behind `task`: a task only peeked (observe_only) is still queued
@@ -251,7 +315,7 @@ class Agent:
         return failed_record(task, slot, FailureReason.QUEUE_FULL, detail)
 
     def _serve(self, run: _Run, task: Task, decision: Decision, slot: int) -> TaskRecord:
-        cfg, me, edges, models = run.cfg, run.spec, run.edges, self._models
+        cfg, models = run.cfg, self._models
         assert models is not None  # created by configure
         record = new_record(task, slot)
         start = time.perf_counter()
@@ -264,7 +328,7 @@ class Agent:
         units = units_for(
             task.size_mbit, task.density_cycles_per_bit, entry, cfg.tasks.flops_per_cycle
         )
-        target = decision.target if 0 <= decision.target < len(edges.endpoints) else -1
+        target = decision.target if 0 <= decision.target < len(run.edges.endpoints) else -1
         local_units, edge_units = split_units(units, decision.ratio if target >= 0 else 0.0)
         if edge_units == 0:
             target = -1
@@ -275,35 +339,15 @@ class Agent:
         edge_bytes = round(share * nbytes)
         future = None
         if target >= 0:
-            endpoint = edges.endpoints[target]
-            view = edges.views()[target]
-            record.edge_id, record.share, record.download = (
-                endpoint.edge_id,
-                share,
-                decision.download,
-            )
-            request = EdgeTaskRequest(
-                task_id=task.task_id, model=ModelRef(task.model_id), units=edge_units,
-                download=decision.download, agent_id=self.agent_id, task_type=task.task_type,
-                share=share, steps=task.steps or 0, data_bytes=edge_bytes, slot=slot,
-                upload_rate_mbps=view.rate_mbps if cfg.emulation.links else 0.0,
-            )  # fmt: skip
-            pacer = Pacer(view.rate_mbps if cfg.emulation.links else None)
-            future = self._pool.submit(
-                edges.clients[target].submit, request, data[:edge_bytes],
-                timeout_s=cfg.run.task_timeout_s, pacer=pacer,
-            )  # fmt: skip
-        local_error: TestbedError | None = None
-        if local_units > 0:
-            try:
-                model = models.get(task.model_id)
-                with self.meter.measure(EnergyPartName.LOCAL_COMPUTE) as span:
-                    work = model.run(local_units, task.steps, data[edge_bytes:], me.max_batch)
-                    slept = stretch(work.compute_s, run.cpu_ghz, cfg.emulation)
-                record.t_local_ms = (work.compute_s + slept) * 1e3
-                record.energy.append(span.part)
-            except TestbedError as exc:
-                local_error = exc
+            record.edge_id, record.share = run.edges.endpoints[target].edge_id, share
+            record.download = decision.download
+            future = self._offload(run, task, record, target, data[:edge_bytes], slot)
+        try:
+            local_error = self._run_local(run, task, record, data[edge_bytes:])
+        except Exception:
+            if future is not None:  # never leave an upload behind (it is bounded by the
+                future.exception()  # task timeout); the caller records the failure
+            raise
         edge_results = []
         if future is not None:
             sub = future.result()
@@ -313,3 +357,41 @@ class Agent:
                 run.edges.mark_unreachable(record.edge_id)
         record.latency_ms = (time.perf_counter() - start) * 1e3
         return judge(record, edge_results=edge_results, local_error=local_error)
+
+    def _offload(
+        self, run: _Run, task: Task, record: TaskRecord, target: int, data: bytes, slot: int
+    ) -> Future[Submission]:
+        """Start streaming the offloaded share to edge `target` (paced to r_ij with link
+        emulation on); the edge's answer is the future's result."""
+        cfg = run.cfg
+        view = run.edges.views()[target]
+        request = EdgeTaskRequest(
+            task_id=task.task_id, model=ModelRef(task.model_id), units=record.edge_units,
+            download=record.download, agent_id=self.agent_id, task_type=task.task_type,
+            share=record.share, steps=task.steps or 0, data_bytes=len(data), slot=slot,
+            upload_rate_mbps=view.rate_mbps if cfg.emulation.links else 0.0,
+        )  # fmt: skip
+        pacer = Pacer(view.rate_mbps if cfg.emulation.links else None)
+        return self._pool.submit(
+            run.edges.clients[target].submit, request, data,
+            timeout_s=cfg.run.task_timeout_s, pacer=pacer,
+        )  # fmt: skip
+
+    def _run_local(
+        self, run: _Run, task: Task, record: TaskRecord, data: bytes
+    ) -> TestbedError | None:
+        """Run the task's local share (`record.local_units`) on the board's own model;
+        the reason it failed, or None."""
+        if record.local_units <= 0:
+            return None
+        assert self._models is not None  # created by configure
+        try:
+            model = self._models.get(task.model_id)
+            with self.meter.measure(EnergyPartName.LOCAL_COMPUTE) as span:
+                work = model.run(record.local_units, task.steps, data, run.spec.max_batch)
+                slept = stretch(work.compute_s, run.cpu_ghz, run.cfg.emulation)
+            record.t_local_ms = (work.compute_s + slept) * 1e3
+            record.energy.append(span.part)
+        except TestbedError as exc:
+            return exc
+        return None

@@ -1,17 +1,29 @@
 """What a board knows of the edges: their configured facts, the state each publishes
-(retained, so a board that starts late sees it at once) and whether it is alive
-(its MQTT status, and the board's own failed submissions)."""
+(retained, so a board that starts late sees it at once) and whether it is alive.
+
+Liveness, in order of trust (docs/live-loop.md, "What a board trusts"): the
+coordinator's registry view, sent with every Step (`edges_alive`), decides when one is
+given; an edge this board failed to reach stays dead for it until the edge announces
+itself `online` again or the registry admits it anew; only without a view (an older
+coordinator) does the edge's MQTT status (`online` / the `offline` last will) decide,
+since anyone on the broker can publish a retained status. A published state that is
+not a well-formed state of that edge is ignored (and logged once per bad streak).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import Any
 
+from agent_node.checks import BadRequest
 from testbed.config import TestbedConfig
 from testbed.edge_client import EdgeClient
 from testbed.links import distance_m, shannon_rate_mbps
-from testbed.messages import EdgeStateSnapshot
 from testbed.mqtt import MqttClient
 from testbed.policies import EdgeView
 from testbed.topics import Topics
@@ -26,14 +38,74 @@ class EdgeEndpoint:
     position_m: tuple[float, float]
 
 
+def initial_views(
+    cfg: TestbedConfig, endpoints: list[EdgeEndpoint], position_m: tuple[float, float]
+) -> list[EdgeView]:
+    """Each edge's configured facts as seen from a board at `position_m`: its clock and
+    the emulated rate r_ij (`BadRequest` if a rate is not a finite number ≥ 0)."""
+    specs = {s.id: s for s in cfg.edge_specs()}
+    views = []
+    for e in endpoints:
+        spec = specs.get(e.edge_id)
+        rate = float(
+            shannon_rate_mbps(
+                cfg.agents.transmit_power_w, distance_m(position_m, e.position_m), cfg.links
+            )
+        )
+        if not (math.isfinite(rate) and rate >= 0):
+            raise BadRequest(f"{e.edge_id}: the emulated rate r_ij is {rate} Mbit/s")
+        views.append(EdgeView(e.edge_id, e.position_m, spec.cpu_ghz if spec else 0.0, rate))
+    return views
+
+
+class BadState(ValueError):
+    """A published edge state that is not a well-formed state of that edge."""
+
+
+def _count(raw: dict[str, Any], key: str) -> int:
+    value = raw.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise BadState(f"{key}: expected an integer ≥ 0, got {value!r}")
+    return value
+
+
+def state_changes(edge_id: str, payload: bytes) -> dict[str, Any]:
+    """The view fields an edge's published state sets (queue, cached models, free cache
+    fraction), checked field by field; `BadState` says what is wrong."""
+    try:
+        raw = json.loads(payload)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise BadState(f"not JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise BadState(f"expected a JSON object, got {type(raw).__name__}")
+    if raw.get("edge_id") != edge_id:
+        raise BadState(f"edge_id: expected {edge_id!r}, got {raw.get('edge_id')!r}")
+    cached = raw.get("cached")
+    if not isinstance(cached, list):
+        raise BadState(f"cached: expected a list, got {cached!r}")
+    models = []
+    for item in cached:
+        model = item.get("model") if isinstance(item, dict) else None
+        model_id = model.get("model_id") if isinstance(model, dict) else None
+        if not isinstance(model_id, str):
+            raise BadState(f"cached: expected entries with model.model_id, got {item!r}")
+        models.append(model_id)
+    used, capacity = _count(raw, "cache_used_bytes"), _count(raw, "cache_capacity_bytes")
+    return {
+        "queue_length": _count(raw, "queue_length") + _count(raw, "running"),
+        "cached": frozenset(models),
+        "cache_free": min(1.0, max(0.0, 1.0 - used / max(1, capacity))),
+    }
+
+
 class EdgeDirectory:
-    """Edge views for one board, kept current from MQTT."""
+    """Edge views for one board, kept current from MQTT and the registry's view."""
 
     def __init__(
         self,
         cfg: TestbedConfig,
         endpoints: list[EdgeEndpoint],
-        position_m: tuple[float, float],
+        views: list[EdgeView],
         mqtt: MqttClient,
     ) -> None:
         self._lock = threading.Lock()
@@ -42,22 +114,14 @@ class EdgeDirectory:
         self._pending: dict[str, bytes] = {}  # newest unparsed state per edge
         self._topics = Topics(cfg.broker.topic_prefix)
         self._mqtt = mqtt
-        specs = {s.id: s for s in cfg.edge_specs()}
         self.endpoints = endpoints
         self._index = {e.edge_id: i for i, e in enumerate(endpoints)}
-        self._views: list[EdgeView] = []
-        self.clients: list[EdgeClient] = []
-        for e in endpoints:
-            spec = specs.get(e.edge_id)
-            rate = float(
-                shannon_rate_mbps(
-                    cfg.agents.transmit_power_w, distance_m(position_m, e.position_m), cfg.links
-                )
-            )
-            self._views.append(
-                EdgeView(e.edge_id, e.position_m, spec.cpu_ghz if spec else 0.0, rate)
-            )
-            self.clients.append(EdgeClient(e.address, e.edge_id))
+        self._views = list(views)  # liveness is decided in views(), not stored here
+        self._status_alive = dict.fromkeys(self._index, True)  # MQTT status, as published
+        self._unreachable: set[str] = set()  # this board's own failed submissions
+        self._registry: frozenset[str] | None = None  # None: no view given
+        self._garbage: set[str] = set()  # edges whose last state was ignored (logged once)
+        self.clients = [EdgeClient(e.address, e.edge_id) for e in endpoints]
         mqtt.subscribe(self._topics.all_edge_states, self._on_state)
         mqtt.subscribe(f"{cfg.broker.topic_prefix}/node/+/status", self._on_status)
 
@@ -74,6 +138,19 @@ class EdgeDirectory:
             self._synced.wait_for(lambda: len(self._heard) == len(self._index), timeout_s)
             return sorted(set(self._index) - self._heard)
 
+    def trust_registry(self, edges_alive: Iterable[str] | None) -> None:
+        """The edges the coordinator's registry holds alive now; None: no view (an older
+        coordinator), MQTT status decides. An edge the registry admits anew is no longer
+        held unreachable by this board."""
+        with self._lock:
+            if edges_alive is None:
+                self._registry = None
+                return
+            view = frozenset(edges_alive)
+            if self._registry is not None:
+                self._unreachable -= view - self._registry
+            self._registry = view
+
     def views(self) -> tuple[EdgeView, ...]:
         """The edges as of now: states that arrived since the last call are parsed here,
         at decision time, and only the newest per edge (edges publish on every change;
@@ -81,25 +158,40 @@ class EdgeDirectory:
         with self._lock:
             pending, self._pending = self._pending, {}
         for edge_id, payload in pending.items():
-            state = EdgeStateSnapshot.from_json(payload)
-            free = 1.0 - state.cache_used_bytes / max(1, state.cache_capacity_bytes)
-            self._update(
-                edge_id,
-                queue_length=state.queue_length + state.running,
-                cached=frozenset(c.model.model_id for c in state.cached),
-                cache_free=free,
-            )  # liveness comes from the status topic only: a dead edge's state stays retained
+            try:
+                changes = state_changes(edge_id, payload)
+            except BadState as exc:
+                self._ignore(edge_id, exc)
+                continue
+            with self._lock:
+                self._garbage.discard(edge_id)
+                i = self._index[edge_id]
+                self._views[i] = replace(self._views[i], **changes)
         with self._lock:
+            for i, v in enumerate(self._views):
+                alive = self._alive(v.edge_id)
+                if v.alive != alive:
+                    self._views[i] = replace(v, alive=alive)
             return tuple(self._views)
 
     def mark_unreachable(self, edge_id: str) -> None:
-        self._update(edge_id, alive=False)
-
-    def _update(self, edge_id: str, **changes: object) -> None:
         with self._lock:
-            i = self._index.get(edge_id)
-            if i is not None:
-                self._views[i] = replace(self._views[i], **changes)  # type: ignore[arg-type]
+            if edge_id in self._index:
+                self._unreachable.add(edge_id)
+
+    def _alive(self, edge_id: str) -> bool:
+        if edge_id in self._unreachable:
+            return False
+        if self._registry is not None:
+            return edge_id in self._registry
+        return self._status_alive[edge_id]
+
+    def _ignore(self, edge_id: str, exc: BadState) -> None:
+        with self._lock:
+            first = edge_id not in self._garbage
+            self._garbage.add(edge_id)
+        if first:  # an edge publishes on every change: one line per bad streak, not each
+            log.warning("%s: state ignored (the last good one stands): %s", edge_id, exc)
 
     def _on_state(self, topic: str, payload: bytes) -> None:
         edge_id = Topics.node_of(topic)
@@ -111,8 +203,12 @@ class EdgeDirectory:
 
     def _on_status(self, topic: str, payload: bytes) -> None:
         node = Topics.node_of(topic)
-        if node in self._index:
-            alive = payload == b"online"
-            self._update(node, alive=alive)
-            if not alive:
-                log.info("%s is offline", node)
+        if node not in self._index:
+            return
+        alive = payload == b"online"
+        with self._lock:
+            self._status_alive[node] = alive
+            if alive:  # the edge is back (or says so): this board tries it again
+                self._unreachable.discard(node)
+        if not alive:
+            log.info("%s is offline, says its MQTT status", node)

@@ -305,9 +305,18 @@ def broker_kinds(quick: bool) -> list[str]:
 
 @contextmanager
 def node_bench(
-    workdir: Path, broker_url: str, zoo_dir: Path, *, cloud: bool, edges: int, **sections: Any
+    workdir: Path,
+    broker_url: str,
+    zoo_dir: Path,
+    *,
+    cloud: bool,
+    edges: int,
+    start_edges: bool = True,
+    **sections: Any,
 ) -> Iterator[Any]:
-    """The real launcher with a cloud node and/or edges, torn down on exit."""
+    """The real launcher with a cloud node and/or edges, torn down on exit.
+    `start_edges` False: the config has the edges (the cloud serves only the edges of
+    its config) but their processes are not started (a benchmark stands in for one)."""
     from coordinator.launcher import Launcher
     from testbed.config import load_config
 
@@ -319,7 +328,7 @@ def node_bench(
     launcher = Launcher(cfg, workdir / "run", config_path, zoo_dir=zoo_dir)
     try:
         nodes = [launcher.start_cloud()] if cloud else []
-        nodes += [launcher.start_edge(spec) for spec in cfg.edge_specs()]
+        nodes += [launcher.start_edge(spec) for spec in cfg.edge_specs() if start_edges]
         launcher.wait_ready(nodes)
         yield launcher
     finally:

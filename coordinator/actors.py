@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from testbed.exit_codes import ExitCode, TestbedExit
-from testbed.observation import ObservationSpec
+from testbed.observation import ObservationSpec, SpecError
 
 SPEC_KEY = "testbed.observation_spec"
 INPUT_NAME = "obs"
@@ -112,7 +112,11 @@ def read_actor(path: str | Path) -> ActorFile:
             f"{path} carries no {SPEC_KEY!r} metadata: export actors with "
             "coordinator.actors.export_actor (or `testbed train`)",
         )
-    return ActorFile(data, ObservationSpec.from_json(meta[SPEC_KEY]), str(path))
+    try:
+        spec = ObservationSpec.from_json(meta[SPEC_KEY])
+    except SpecError as exc:
+        raise TestbedExit(ExitCode.MODEL_INVALID, f"{path}: {exc}") from None
+    return ActorFile(data, spec, str(path))
 
 
 def check_fits(actor: ActorFile, bench: ObservationSpec) -> None:

@@ -151,6 +151,7 @@ class PendingStep:
 
     handle: BoardHandle
     slot: int
-    task: Task | None = None  # drawn for this Step: settled by its answer or failure
+    task: Task | None = None  # the task this Step owes: settled by its answer or failure
+    drew: bool = False  # `task` was drawn for this Step (else: the queue's head)
     request: agent_pb2.StepRequest | None = None
     failed: str = ""

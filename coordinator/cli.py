@@ -112,6 +112,10 @@ def _config_check(args: argparse.Namespace) -> int:
     print(f"{source or 'built-in defaults'}: ok")
     print(f"  bench: 1 cloud, {cfg.edges.count} edges, {cfg.agents.count} agents; broker {broker}")
     print(f"  zoo: {cfg.zoo.scale.value} in {cfg.zoo.dir}; task types: {types}")
+    from coordinator.bench_sanity import bench_warnings, catalog_if_built  # imported late: heavy
+
+    for warning in bench_warnings(cfg, catalog_if_built(cfg)):
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -3,8 +3,12 @@ edges and agents, each with its own log file in the run folder.
 
 Each node writes a ready file (JSON with its address) once it serves; the launcher
 waits for those, and a node that exits while starting is reported with the tail of
-its log. Children live in their own process session (a terminal's Ctrl-C reaches only
-the coordinator, which tears down in order) and stop if the coordinator dies (Linux
+its log, under the node's own exit code when it is one that says what was wrong (a
+port in use, a meter that cannot read, ...), else NODE_START_FAILED. Configured ports
+are checked before anything starts: one already taken is PORT_IN_USE naming it.
+
+Children live in their own process session (a terminal's Ctrl-C reaches only the
+coordinator, which tears down in order) and stop if the coordinator dies (Linux
 PR_SET_PDEATHSIG, set by each child: testbed.daemon.exit_with_parent), so no process
 is left behind.
 """
@@ -22,13 +26,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from testbed.broker import BrokerStartError, EmbeddedBroker
-from testbed.config import AgentSpec, EdgeSpec, TestbedConfig
+from coordinator.process_identity import ProcessIdentity
+from testbed.broker import BrokerPortInUse, BrokerStartError, EmbeddedBroker, port_in_use
+from testbed.config import AgentSpec, EdgeSpec, NodeAddress, TestbedConfig
 from testbed.daemon import PARENT_ENV
 from testbed.exit_codes import ExitCode, TestbedExit
 from testbed.types import NodeKind
 
 log = logging.getLogger(__name__)
+
+_PASSED_ON = frozenset({
+    ExitCode.CONFIG_INVALID, ExitCode.ZOO_MISSING, ExitCode.BROKER_UNAVAILABLE,
+    ExitCode.PORT_IN_USE, ExitCode.MODEL_INVALID, ExitCode.DEPENDENCY_MISSING,
+    ExitCode.METER_UNAVAILABLE, ExitCode.OUTPUT_UNWRITABLE,
+})  # fmt: skip
+"""A node's exit codes that say more than NODE_START_FAILED: `testbed up` ends with them."""
 
 
 @dataclass
@@ -96,8 +108,34 @@ class Launcher:
 
     # ------------------------------------------------------------------ broker
 
+    def configured_ports(self) -> list[tuple[str, str, int]]:
+        """(what, host, port) of every port the config fixes (0: a free one, unlisted)."""
+        ports = []
+        if not self.cfg.broker.url and self.cfg.broker.port:
+            ports.append(("the embedded broker (broker.port)", self.cfg.broker.host,
+                          self.cfg.broker.port))  # fmt: skip
+        groups: list[tuple[str, list[NodeAddress]]] = [
+            ("edges", [*self.cfg.edge_specs()]),
+            ("agents", [*self.cfg.agent_specs()]),
+        ]
+        for group, specs in groups:
+            for i, spec in enumerate(specs):
+                if spec.port:
+                    ports.append((f"{spec.id} ({group}.nodes[{i}].port)", spec.host, spec.port))
+        return ports
+
+    def check_ports(self) -> None:
+        """PORT_IN_USE naming the first configured port something already holds."""
+        for what, host, port in self.configured_ports():
+            if port_in_use(host, port):
+                raise TestbedExit(
+                    ExitCode.PORT_IN_USE, f"{host}:{port}, the port of {what}, is already taken"
+                )
+
     def start_broker(self) -> str:
-        """Start the embedded broker unless `broker.url` names one; returns its URL."""
+        """Check the configured ports (nothing is started if one is taken), then start
+        the embedded broker unless `broker.url` names one; returns its URL."""
+        self.check_ports()
         if self.cfg.broker.url:
             log.info("using external MQTT broker %s", self.cfg.broker.url)
             return self.cfg.broker.url
@@ -107,6 +145,8 @@ class Launcher:
                 self.run_dir / "broker",
                 die_with_parent=not self.keep,
             )
+        except BrokerPortInUse as exc:
+            raise TestbedExit(ExitCode.PORT_IN_USE, f"embedded broker: {exc}") from None
         except BrokerStartError as exc:
             raise TestbedExit(ExitCode.BROKER_UNAVAILABLE, f"embedded broker: {exc}") from None
         self.broker_url = self.broker.url
@@ -180,12 +220,7 @@ class Launcher:
                         continue  # being written
                     pending.remove(node)
                 elif not node.alive():
-                    code = node.proc.returncode if node.proc else None
-                    raise TestbedExit(
-                        ExitCode.NODE_START_FAILED,
-                        f"{node.node_id} exited with code {code} while starting; "
-                        f"log {node.log_path}:\n{node.log_tail()}",
-                    )
+                    raise _start_failure(node)
             if pending and time.monotonic() > deadline:
                 names = ", ".join(n.node_id for n in pending)
                 raise TestbedExit(
@@ -209,13 +244,15 @@ class Launcher:
         return node
 
     def describe(self) -> dict[str, Any]:
-        """What `testbed status` / `testbed down` need to find the processes."""
+        """What `testbed status` / `testbed down` need to find the processes, each with
+        its identity (start time, command line) so that only these are ever signalled."""
         nodes: dict[str, Any] = {
             n.node_id: {
                 "kind": n.kind.value,
                 "pid": n.pid,
                 "address": n.address,
                 "log": str(n.log_path),
+                **_identity(n.pid),
             }
             for n in self.nodes.values()
         }
@@ -225,6 +262,7 @@ class Launcher:
                 "pid": self.broker.process.pid,
                 "address": "",
                 "log": str(self.broker.log_path),
+                **_identity(self.broker.process.pid),
             }
         return {"run_dir": str(self.run_dir), "broker": self.broker_description, "nodes": nodes}
 
@@ -256,3 +294,21 @@ class Launcher:
 
     def __exit__(self, *exc: object) -> None:
         self.stop_all()
+
+
+def _identity(pid: int | None) -> dict[str, Any]:
+    identity = ProcessIdentity.of(pid)
+    return identity.to_record() if identity is not None else {}
+
+
+def _start_failure(node: NodeProcess) -> TestbedExit:
+    """A node that exited while starting: its own exit code when that says what was
+    wrong (testbed/exit_codes.py), else NODE_START_FAILED; the tail of its log."""
+    code = node.proc.returncode if node.proc else None
+    passed_on = next((c for c in _PASSED_ON if c.value == code), None)
+    named = f" ({passed_on.name})" if passed_on else ""
+    return TestbedExit(
+        passed_on or ExitCode.NODE_START_FAILED,
+        f"{node.node_id} exited with code {code}{named} while starting; "
+        f"log {node.log_path}:\n{node.log_tail()}",
+    )

@@ -264,19 +264,20 @@ class LiveBench:
         queue (an `action` serves the task observed before)."""
         owed = handle.owed
         task = owed.draw(slot) if generate else None
+        drew = task is not None
         if action is not None and task is None and owed.tasks:
             task = next(iter(owed.tasks.values()))
         if handle.needs_configure or handle.needs_policy:
             error = self._configure(handle)
             if error:
-                return PendingStep(handle, slot, task, failed=f"not configured: {error}")
+                return PendingStep(handle, slot, task, drew, failed=f"not configured: {error}")
         request = agent_pb2.StepRequest(
             slot=slot, noise_std=noise_std, generate=generate, observe_only=observe_only,
-            edges_alive=self._edges_alive,
+            edges_alive=self._edges_alive, edges_view=True,
         )  # fmt: skip
         if action is not None:
             request.action.raw.extend(np.asarray(action, dtype=np.float32).tolist())
-        return PendingStep(handle, slot, task, request=request)
+        return PendingStep(handle, slot, task, drew, request=request)
 
     async def _call(self, pending: PendingStep) -> agent_pb2.StepReport | grpc.RpcError | None:
         if pending.request is None:
@@ -316,7 +317,8 @@ class LiveBench:
     def _unanswered(
         self, pending: PendingStep, error: grpc.RpcError | None
     ) -> tuple[AgentStep, list[TaskRecord]]:
-        """A Step that failed: the task it owed ends with the reason the status gives."""
+        """A Step that failed: the task it owed ends with the reason the status gives. A
+        refused action leaves the board's queue as it was: its task stays owed."""
         handle, slot, task = pending.handle, pending.slot, pending.task
         reason, detail = FailureReason.AGENT_UNREACHABLE, pending.failed
         if error is not None:
@@ -329,7 +331,8 @@ class LiveBench:
             elif code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN):
                 reason = FailureReason.INTERNAL
         records = []
-        if task is not None and task.task_id in handle.owed.tasks:
+        refused_action = reason is FailureReason.INVALID_REQUEST and not pending.drew
+        if task is not None and task.task_id in handle.owed.tasks and not refused_action:
             records.append(handle.owed.fail(task, slot, reason, detail))
         log.warning("%s did not answer slot %d: %s", handle.agent_id, slot, detail[:200])
         return AgentStep(handle.agent_id, False, reachable=False), records

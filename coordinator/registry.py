@@ -39,11 +39,18 @@ from typing import Any
 import grpc
 
 from testbed.config import RegistryConfig
+from testbed.config.limits import PERIOD_MAX_S, PERIOD_MIN_S
+from testbed.ids import node_id_problem
 from testbed.registration import NodeInfo, node_info_from_proto
 from testbed.rpc.v1 import registry_pb2, registry_pb2_grpc
 from testbed.types import NodeKind
 
 log = logging.getLogger(__name__)
+
+ADDRESS_MAX_LEN = 256
+FACTS_MAX = 64
+FACT_KEY_MAX_LEN = 64
+FACT_VALUE_MAX_LEN = 1024
 
 
 class NodeState(enum.StrEnum):
@@ -173,14 +180,18 @@ class NodeTable:
     ) -> NodeRecord:
         """Add the node, or replace its earlier registration; always a new session.
 
-        `heartbeat_interval_s` None, ≤ 0 or not finite: the configured default.
-        Raises ValueError for an empty node id.
+        `heartbeat_interval_s` None, ≤ 0 or not finite: the configured default; else
+        held to [PERIOD_MIN_S, PERIOD_MAX_S] (testbed/config/limits.py). Raises
+        ValueError, naming what was wrong without echoing it, for a node id outside the
+        pattern (testbed/ids.py) or an oversized or non-finite registration.
         """
-        if not info.node_id:
-            raise ValueError("node_id is empty")
+        problem = registration_problem(info)
+        if problem is not None:
+            raise ValueError(problem)
         interval = heartbeat_interval_s
         if interval is None or not math.isfinite(interval) or interval <= 0:
             interval = self.cfg.heartbeat_interval_s
+        interval = min(max(interval, PERIOD_MIN_S), PERIOD_MAX_S)
         with self._mutate() as events:
             now = self._now(now)
             node_id = info.node_id
@@ -282,6 +293,30 @@ class NodeTable:
         log.info("registry: node %s %s → %s", node_id, old.value if old else "new", new.value)
         if self._on_state_change is not None:
             self._on_state_change(node_id, old, new)
+
+
+def registration_problem(info: NodeInfo) -> str | None:
+    """None for a registration the table can hold, else what is wrong with it. The id
+    names topics, files and log lines, so it must follow the pattern; the rest is
+    bounded so one node cannot bloat the table, the events or the summary."""
+    if not info.node_id:
+        return "node_id is empty"
+    problem = node_id_problem(info.node_id)
+    if problem is not None:
+        return f"node_id: {problem}"
+    if len(info.address) > ADDRESS_MAX_LEN:
+        return f"address: expected at most {ADDRESS_MAX_LEN} characters, got {len(info.address)}"
+    if len(info.facts) > FACTS_MAX:
+        return f"facts: expected at most {FACTS_MAX} entries, got {len(info.facts)}"
+    for key, value in info.facts.items():
+        if len(key) > FACT_KEY_MAX_LEN or len(value) > FACT_VALUE_MAX_LEN:
+            return (
+                f"facts: expected keys of at most {FACT_KEY_MAX_LEN} and values of at most "
+                f"{FACT_VALUE_MAX_LEN} characters"
+            )
+    if info.position_m is not None and not all(math.isfinite(v) for v in info.position_m):
+        return "position: expected finite coordinates"
+    return None
 
 
 class Registry(registry_pb2_grpc.RegistryServicer):

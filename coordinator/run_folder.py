@@ -18,6 +18,7 @@ import psutil
 
 from coordinator.records import write_json
 from testbed.config import TestbedConfig
+from testbed.exit_codes import ExitCode, TestbedExit
 
 _PACKAGES = (
     "aigc-testbed", "grpcio", "protobuf", "onnxruntime", "onnxruntime-gpu", "onnx", "torch",
@@ -25,27 +26,47 @@ _PACKAGES = (
 )  # fmt: skip
 
 
+_SLUG_MAX_LEN = 64  # a run folder's name stays far below a file system's 255 bytes
+
+
 def slug(text: str) -> str:
-    """`text` as a file-name part."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "x"
+    """`text` as a file-name part (at most 64 characters)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:_SLUG_MAX_LEN] or "x"
+
+
+def unwritable(
+    folder: str | os.PathLike[str], exc: OSError, what: str = "run.out_dir"
+) -> TestbedExit:
+    """OUTPUT_UNWRITABLE naming the folder, the key that chose it and why."""
+    why = exc.strerror or str(exc)
+    return TestbedExit(ExitCode.OUTPUT_UNWRITABLE, f"cannot write in {folder} ({what}): {why}")
 
 
 def new_run_dir(out_dir: str | os.PathLike[str], experiment: str, policy: str, seed: int) -> Path:
+    """A fresh run folder in `out_dir`; OUTPUT_UNWRITABLE (naming `out_dir`) if it
+    cannot be made there (read-only, a file in the way, no space, no permission)."""
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     base = Path(out_dir) / f"{slug(experiment)}__{slug(Path(policy).stem)}__{seed}__{stamp}"
     path, n = base, 1
-    while path.exists():
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    path.mkdir(parents=True)
+    try:
+        while path.exists():
+            n += 1
+            path = base.with_name(f"{base.name}-{n}")
+        path.mkdir(parents=True)
+    except OSError as exc:
+        raise unwritable(out_dir, exc) from None
     return path
 
 
 def write_config(run_dir: Path, cfg: TestbedConfig) -> Path:
+    """`config.yaml` in the run folder; OUTPUT_UNWRITABLE (e.g. no space left) naming it."""
     path = run_dir / "config.yaml"
-    path.write_text(
-        "# Resolved configuration of this run (file + environment + flags).\n" + cfg.to_yaml()
-    )
+    try:
+        path.write_text(
+            "# Resolved configuration of this run (file + environment + flags).\n" + cfg.to_yaml()
+        )
+    except OSError as exc:
+        raise unwritable(run_dir, exc) from None
     return path
 
 

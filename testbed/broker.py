@@ -12,6 +12,7 @@ than through amqtt on this project's machine (docs/performance.md, benchmark 1
 from __future__ import annotations
 
 import asyncio
+import errno
 import getpass
 import logging
 import os
@@ -34,11 +35,29 @@ class BrokerStartError(Exception):
     """The embedded broker did not come up."""
 
 
+class BrokerPortInUse(BrokerStartError):
+    """The configured `broker.port` is already taken (by another broker, or anything)."""
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether something already listens on (or holds) TCP `host:port`. A port in
+    TIME_WAIT counts as free (SO_REUSEADDR), as it does for the servers we start; a
+    host that is not this machine's cannot be checked here and counts as free."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
 
 
 def resolve_kind(kind: BrokerKind) -> BrokerKind:
@@ -95,6 +114,9 @@ class EmbeddedBroker:
         kind = resolve_kind(kind or cfg.embedded)
         workdir.mkdir(parents=True, exist_ok=True)
         host = cfg.host
+        # Checked first: the readiness probe below would connect to whatever holds it.
+        if cfg.port and port_in_use(host, cfg.port):
+            raise BrokerPortInUse(f"{host}:{cfg.port} (broker.port) is already taken")
         port = cfg.port or free_port(host)
         log_path = workdir / f"broker-{kind.value}.log"
         logf = open(log_path, "ab")  # noqa: SIM115 - the child owns it

@@ -122,7 +122,10 @@ class GrpcServer:
             add(self.server)
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        self.port = self.server.add_insecure_port(f"{host}:{port}")
+        try:
+            self.port = self.server.add_insecure_port(f"{host}:{port}")
+        except RuntimeError:  # grpcio raises "Failed to bind" where it used to return 0
+            self.port = 0
         if self.port == 0:
             raise TestbedExit(ExitCode.PORT_IN_USE, f"cannot listen on {host}:{port}")
         self.host = host
@@ -171,6 +174,10 @@ class NodeDaemon:
     coordinator, telemetry, and the ready file — in that order, so a launcher that sees
     the ready file finds the node registered. `wait()`: until SIGTERM/SIGINT.
     `shutdown()`: everything in reverse, status `offline`.
+
+    The status is a retained value the node owns (`MqttClient.publish_retained`), like
+    the edge's state and the cloud's catalog: after every reconnect the client says it
+    again, so a node whose last will fired, or whose broker restarted, is `online` again.
     """
 
     def __init__(self, args: argparse.Namespace, cfg: TestbedConfig, node_id: str,
@@ -202,7 +209,7 @@ class NodeDaemon:
         facts: dict[str, Any],
         telemetry: Callable[[], dict[str, Any]],
     ) -> None:
-        self.client.publish(self.topics.status(self.node_id), b"online", retain=True)
+        self.client.publish_retained(self.topics.status(self.node_id), b"online")
         self._registration = register_node(
             self.args,
             self.cfg,
@@ -226,8 +233,12 @@ class NodeDaemon:
             self._telemetry.stop()
         if self._registration is not None:
             self._registration.close()
-        status = self.client.publish(self.topics.status(self.node_id), b"offline", retain=True)
-        status.wait_for_publish(2)
+        status = self.client.publish_retained(self.topics.status(self.node_id), b"offline")
+        # Without a connection (paho raises when it is lost meanwhile) the broker has
+        # sent the `offline` last will, or, restarted, holds no status at all.
+        if self.client.connected:
+            with contextlib.suppress(RuntimeError, ValueError):
+                status.wait_for_publish(2)
         self.client.close()
 
 

@@ -30,6 +30,7 @@ class ExitCode(enum.IntEnum):
     DEPENDENCY_MISSING = 10
     NOT_RUNNING = 11
     METER_UNAVAILABLE = 12
+    OUTPUT_UNWRITABLE = 13
     INTERRUPTED = 130
 
     @property
@@ -51,6 +52,7 @@ _HELP: dict[ExitCode, str] = {
     ExitCode.DEPENDENCY_MISSING: "An optional dependency this command needs is not installed.",
     ExitCode.NOT_RUNNING: "No bench is running (for `testbed status` / `testbed down`).",
     ExitCode.METER_UNAVAILABLE: "The configured energy meter cannot read on this host.",
+    ExitCode.OUTPUT_UNWRITABLE: "An output folder (run.out_dir) cannot be written: it is named.",
     ExitCode.INTERRUPTED: "Stopped by Ctrl-C / SIGINT; everything was torn down.",
 }
 

@@ -1,8 +1,12 @@
-"""One MQTT client for every node: paho-mqtt with reconnects, resubscription and
-per-topic handlers.
+"""One MQTT client for every node: paho-mqtt with reconnects, resubscription,
+per-topic handlers, and the retained values the node owns said again after every
+reconnect.
 
 Handlers run on paho's network thread: they must be quick (hand heavy work to a
-queue). Publishing is thread-safe. QoS 1 is used for everything that must arrive.
+queue). Publishing is thread-safe and never blocks, connected or not. QoS 1 is used
+for messages that must arrive; a retained value (`publish_retained`) is kept by the
+client and published again on every (re)connect instead (docs/telemetry.md, "After a
+reconnect").
 """
 
 from __future__ import annotations
@@ -24,6 +28,17 @@ from testbed.config import BrokerConfig
 log = logging.getLogger(__name__)
 
 Handler = Callable[[str, bytes], None]
+
+RECONNECT_MIN_DELAY_S = 1
+"""Wait before the first reconnect attempt, in s; paho doubles it after each failure."""
+RECONNECT_MAX_DELAY_S = 8
+"""Longest wait between reconnect attempts, in s: a node is back on the broker at most
+this long after the broker is (plus the connect itself)."""
+MAX_QUEUED_MESSAGES = 2048
+"""QoS 1 messages paho may hold (in flight, or waiting while the broker is away); a
+publish beyond this is dropped at once (rc MQTT_ERR_QUEUE_SIZE, logged) instead of
+growing memory without bound. Above what normal work holds: the cloud keeps at most
+window + 2 messages per transfer and 64 transfers (cloud_node/feed_server.py)."""
 
 
 class MqttUnavailable(Exception):
@@ -83,6 +98,14 @@ class MqttClient:
         self._lock = threading.Lock()
         self._connected = threading.Event()
         self._closed = False
+        # The retained value of every topic this client owns, and the lock that makes
+        # "record it, send it" one step: what went out last is what is recorded, so the
+        # republish after a reconnect can never put back an older value.
+        self._owned: dict[str, bytes] = {}
+        self._owned_lock = threading.Lock()
+        self._down_since: float | None = None  # monotonic time the connection was lost
+        self._failed_attempts = 0
+        self._dropped = 0
         client = paho.Client(
             paho.CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -90,7 +113,8 @@ class MqttClient:
             protocol=paho.MQTTv311,
         )
         client.max_inflight_messages_set(max_inflight)
-        client.reconnect_delay_set(min_delay=1, max_delay=8)
+        client.max_queued_messages_set(MAX_QUEUED_MESSAGES)
+        client.reconnect_delay_set(min_delay=RECONNECT_MIN_DELAY_S, max_delay=RECONNECT_MAX_DELAY_S)
         if address.username:
             client.username_pw_set(address.username, address.password)
         if address.tls:
@@ -104,6 +128,7 @@ class MqttClient:
             client.will_set(will[0], will[1], qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
         client.on_message = self._on_unrouted
         self._client = client
 
@@ -167,7 +192,32 @@ class MqttClient:
     def publish(
         self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False
     ) -> paho.MQTTMessageInfo:
-        return self._client.publish(topic, payload, qos=qos, retain=retain)
+        """Send a message. Never blocks: while the broker is away a QoS 1 message waits
+        in paho's bounded queue (MAX_QUEUED_MESSAGES), a QoS 0 one is dropped. A node
+        sets the values it owns with `publish_retained`; `retain` here is a one-off."""
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc == paho.MQTT_ERR_QUEUE_SIZE:
+            with self._lock:
+                self._dropped += 1
+                dropped = self._dropped
+            if _is_power_of_two(dropped):
+                log.warning(
+                    "%s: %d message(s) dropped so far (last on %s): %d already wait for the "
+                    "broker", self.client_id, dropped, topic, MAX_QUEUED_MESSAGES,
+                )  # fmt: skip
+        return info
+
+    def publish_retained(self, topic: str, payload: bytes | str) -> paho.MQTTMessageInfo:
+        """Set the retained value of `topic`, which this client owns: sent now when
+        connected, and again after every (re)connect, since a restarted broker forgets
+        retained messages and a last will overwrites a status. Only the newest value per
+        topic is kept. Sent at QoS 0: paho never resends a QoS 0 message after a
+        reconnect, so an older value held in its queue cannot overwrite the newer one
+        said again on connect; the republish is what makes it arrive."""
+        data = payload.encode() if isinstance(payload, str) else bytes(payload)
+        with self._owned_lock:
+            self._owned[topic] = data
+            return self._client.publish(topic, data, qos=0, retain=True)
 
     def publish_json(
         self, topic: str, obj: Any, qos: int = 1, retain: bool = False
@@ -196,12 +246,51 @@ class MqttClient:
             subs = list(self._subs.items())
         for topic, (qos, _handler) in subs:
             client.subscribe(topic, qos)
+        owned = self._republish_owned()
+        if self._down_since is not None:
+            log.info(
+                "%s: reconnected to %s after %.1f s (%d failed attempt(s)); resubscribed %d "
+                "topic(s), republished %d retained", self.client_id, self.address.url,
+                time.monotonic() - self._down_since, self._failed_attempts, len(subs), owned,
+            )  # fmt: skip
+            self._down_since = None
         self._connected.set()
+
+    def _republish_owned(self) -> int:
+        """Publish every owned retained value again (on paho's network thread)."""
+        with self._owned_lock:
+            for topic, payload in self._owned.items():
+                self._client.publish(topic, payload, qos=0, retain=True)
+            return len(self._owned)
 
     def _on_disconnect(self, _c: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         self._connected.clear()
-        if not self._closed:
-            log.warning("%s: disconnected from broker (%s); reconnecting", self.client_id, reason)
+        if self._closed:
+            return
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            self._failed_attempts = 0
+        log.warning(
+            "%s: lost the broker at %s (%s); reconnecting every %d-%d s",
+            self.client_id, self.address.url, reason,
+            RECONNECT_MIN_DELAY_S, RECONNECT_MAX_DELAY_S,
+        )  # fmt: skip
+
+    def _on_connect_fail(self, _c: paho.Client, _u: Any) -> None:
+        """A reconnect attempt failed: logged after 1, 2, 4, 8, ... attempts."""
+        self._failed_attempts += 1
+        if _is_power_of_two(self._failed_attempts):
+            down_s = time.monotonic() - (self._down_since or time.monotonic())
+            log.warning(
+                "%s: broker %s still unreachable after %.0f s (%d attempt(s)); retrying "
+                "every %d s at most", self.client_id, self.address.url, down_s,
+                self._failed_attempts, RECONNECT_MAX_DELAY_S,
+            )  # fmt: skip
 
     def _on_unrouted(self, _c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
         log.debug("%s: unhandled message on %s", self.client_id, msg.topic)
+
+
+def _is_power_of_two(n: int) -> bool:
+    """Log on the 1st, 2nd, 4th, 8th, ... occurrence: a long outage stays a few lines."""
+    return n > 0 and n & (n - 1) == 0

@@ -19,6 +19,7 @@ download flag d as a probability (d = 1 when > 0.5). Without a download action
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Sequence
@@ -106,10 +107,29 @@ class ObservationSpec:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> ObservationSpec:
-        raw = json.loads(text)
-        for key in ("task_types", "task_models", "area_m", "cloud_position_m"):
-            raw[key] = tuple(raw[key])
-        return cls(**raw)
+        """The spec `to_json` wrote; `SpecError` naming every field that is missing,
+        unknown, of the wrong type, not finite, or out of range."""
+        try:
+            raw = json.loads(text)
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+            raise SpecError([("<spec>", f"not JSON: {exc}")]) from None
+        if not isinstance(raw, dict):
+            raise SpecError([("<spec>", f"expected a JSON object, got {type(raw).__name__}")])
+        problems: list[tuple[str, str]] = []
+        values = _spec_values(raw, problems)
+        if problems:
+            raise SpecError(problems)
+        spec = cls(**values)
+        if spec.num_edges < 0:
+            problems.append(("num_edges", f"expected ≥ 0, got {spec.num_edges}"))
+        if not spec.task_types or len(spec.task_models) != len(spec.task_types):
+            problems.append(("task_models", "expected one model per task type (≥ 1 type)"))
+        for name in _SPEC_DIVISORS:  # the observation divides by each
+            if not min(np.atleast_1d(getattr(spec, name))) > 0:
+                problems.append((name, f"expected > 0, got {getattr(spec, name)}"))
+        if problems:
+            raise SpecError(problems)
+        return spec
 
     @classmethod
     def from_config(cls, cfg: TestbedConfig, *, model_aware: bool = True) -> ObservationSpec:
@@ -130,6 +150,96 @@ class ObservationSpec:
             queue_ref=float(cfg.agents.queue_capacity),
             rate_ref_mbps=max(e.uplink_capacity_mbps for e in edges) if edges else 100.0,
         )
+
+
+class SpecError(ValueError):
+    """A spec (`ObservationSpec.from_json`) this code cannot use; `problems` are
+    `(field, what is wrong)` pairs."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        super().__init__("observation spec: " + "; ".join(f"{k}: {m}" for k, m in problems))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _strings(value: Any) -> tuple[Any, str]:
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value), ""
+    return None, f"expected a list of strings, got {value!r:.60}"
+
+
+def _finite_pair(value: Any) -> tuple[Any, str]:
+    numbers = isinstance(value, list) and len(value) == 2 and all(_is_number(v) for v in value)
+    if numbers and all(math.isfinite(v) for v in value):
+        return (float(value[0]), float(value[1])), ""
+    return None, f"expected a list of 2 finite numbers, got {value!r:.60}"
+
+
+def _integer(value: Any) -> tuple[Any, str]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value, ""
+    return None, f"expected an integer, got {value!r:.60}"
+
+
+def _flag(value: Any) -> tuple[Any, str]:
+    return (
+        (value, "")
+        if isinstance(value, bool)
+        else (None, f"expected true or false, got {value!r:.60}")
+    )
+
+
+def _finite(value: Any) -> tuple[Any, str]:
+    if _is_number(value) and math.isfinite(value):
+        return float(value), ""
+    return None, f"expected a finite number, got {value!r:.60}"
+
+
+def _object(value: Any) -> tuple[Any, str]:
+    return (
+        (value, "") if isinstance(value, dict) else (None, f"expected an object, got {value!r:.60}")
+    )
+
+
+_SPEC_DIVISORS = (
+    "area_m", "size_max_mbit", "density_max", "deadline_max_s", "ghz_ref", "queue_ref",
+    "rate_ref_mbps",
+)  # fmt: skip
+
+_SPEC_FIELD_CHECKS = {
+    "tuple[str, ...]": _strings,
+    "tuple[float, float]": _finite_pair,
+    "int": _integer,
+    "bool": _flag,
+    "float": _finite,
+    "dict[str, Any]": _object,
+}
+"""How `from_json` checks a field, by its annotation: one for every annotation the spec
+uses (checked at import, so a new field cannot go unchecked)."""
+
+_unchecked = {str(f.type) for f in dataclasses.fields(ObservationSpec)} - set(_SPEC_FIELD_CHECKS)
+if _unchecked:
+    raise TypeError(f"ObservationSpec fields of types {_unchecked} have no check in from_json")
+
+
+def _spec_values(raw: dict[str, Any], problems: list[tuple[str, str]]) -> dict[str, Any]:
+    """The spec's fields from a parsed JSON object, each checked against its type."""
+    fields = {f.name: f for f in dataclasses.fields(ObservationSpec)}
+    problems += [(key, "unknown field") for key in raw if key not in fields]
+    values = {}
+    for name, f in fields.items():
+        if name not in raw:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                problems.append((name, "missing"))
+            continue
+        value, wrong = _SPEC_FIELD_CHECKS[str(f.type)](raw[name])
+        if wrong:
+            problems.append((name, wrong))
+        values[name] = value
+    return values
 
 
 def observe(

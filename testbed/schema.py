@@ -5,7 +5,9 @@ plain mapping (parsed YAML) against it and either returns the dataclass tree or 
 `SchemaError` listing *every* problem as `key.path: what was expected, what was found`.
 Unknown keys are errors with a "did you mean". Fields carry their documentation and
 range in `metadata` (see `meta`), so the default `testbed.yaml` and the docs can be
-checked against the schema.
+checked against the schema. NaN and infinities pass every comparison, so a float is
+finite unless its field says otherwise, and an integer fits in 64 bits whatever its
+bounds: a value no bound was written for still cannot reach the code unchecked.
 
 Kept free of the testbed's own types so it can be tested on its own.
 """
@@ -15,14 +17,20 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
+import math
+import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 _MISSING = dataclasses.MISSING
+INT64_MIN, INT64_END = -(2**63), 2**63
+"""Every integer lies in [INT64_MIN, INT64_END): what numpy, torch and protobuf take."""
+_MAX_DIGITS_SHOWN = 40
+PATH_MAX_BYTES, PATH_PART_MAX_BYTES = 4096, 255  # Linux PATH_MAX and NAME_MAX
 
 
 def meta(
@@ -33,9 +41,19 @@ def meta(
     le: float | None = None,
     lt: float | None = None,
     min_len: int | None = None,
+    max_len: int | None = None,
+    pattern: str | None = None,
+    finite: bool = True,
+    path: bool = False,
 ) -> dict[str, Any]:
-    """Field metadata: documentation and numeric bounds (also for list lengths)."""
-    return {"doc": doc, "ge": ge, "gt": gt, "le": le, "lt": lt, "min_len": min_len}
+    """Field metadata: documentation, numeric bounds, length bounds (of lists and
+    strings), a regular expression a string must match whole, `finite`: whether a
+    float must be finite (NaN and ±inf pass every bound, so they are refused unless a
+    field says `finite=False`), and `path`: a string the file system must take as a
+    path (no NUL; each part ≤ 255 bytes, all ≤ 4096). Integers always fit in 64 bits
+    (−2^63 ≤ n < 2^63)."""
+    return {"doc": doc, "ge": ge, "gt": gt, "le": le, "lt": lt, "min_len": min_len,
+            "max_len": max_len, "pattern": pattern, "finite": finite, "path": path}  # fmt: skip
 
 
 class SchemaError(Exception):
@@ -53,6 +71,8 @@ def _join(path: str, key: str | int) -> str:
 
 
 def _describe(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and _too_long(value):
+        return f"{_number_text(value)} (int)"
     text = repr(value)
     if len(text) > 60:
         text = text[:57] + "..."
@@ -83,12 +103,50 @@ def _type_name(tp: Any) -> str:
     )
 
 
+def _too_long(value: int) -> bool:
+    return abs(value) >= 10**_MAX_DIGITS_SHOWN
+
+
+def _digits(value: int) -> int:
+    """Decimal digits of `value`, without converting it to text (Python refuses to
+    print an integer of more than 4300 digits)."""
+    return int(abs(value).bit_length() * math.log10(2)) + 1
+
+
+def _number_text(value: Any, shown: Callable[[Any], str] = "{:g}".format) -> str:
+    """A bound or a value in a message; an enormous integer by its number of digits."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"an integer of about {_digits(value)} digits" if _too_long(value) else str(value)
+    return shown(value)
+
+
 def _bounds_text(m: Mapping[str, Any]) -> str:
     parts = []
     for key, sym in (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<")):
         if m.get(key) is not None:
-            parts.append(f"{sym} {m[key]:g}")
+            parts.append(f"{sym} {_number_text(m[key])}")
     return " and ".join(parts)
+
+
+def _limits(tp: Any, m: Mapping[str, Any]) -> dict[str, Any]:
+    """The bounds a number of type `tp` is held to: the field's, and for an integer
+    64 bits where the field sets no bound on a side."""
+    limits = dict(m)
+    if tp is int:
+        if limits.get("ge") is None and limits.get("gt") is None:
+            limits["ge"] = INT64_MIN
+        if limits.get("le") is None and limits.get("lt") is None:
+            limits["lt"] = INT64_END
+    return limits
+
+
+def _wanted(tp: Any, m: Mapping[str, Any]) -> str:
+    """What a value of type `tp` under metadata `m` is expected to be, in words."""
+    if tp not in (int, float):
+        return _type_name(tp)
+    name = "a finite number" if tp is float and m.get("finite", True) else _type_name(tp)
+    bounds = _bounds_text(_limits(tp, m))
+    return f"{name} {bounds}" if bounds else name
 
 
 class _Loader:
@@ -134,7 +192,11 @@ class _Loader:
                 return []
             if m.get("min_len") is not None and len(value) < m["min_len"]:
                 self.error(path, f"expected at least {m['min_len']} item(s), got {len(value)}")
-            return [self.convert(args[0], v, _join(path, i), m) for i, v in enumerate(value)]
+            if m.get("max_len") is not None and len(value) > m["max_len"]:
+                self.error(path, f"expected at most {m['max_len']} item(s), got {len(value)}")
+                return []
+            item_m = {**m, "max_len": None}  # the list's length, not its items'
+            return [self.convert(args[0], v, _join(path, i), item_m) for i, v in enumerate(value)]
         if origin is tuple:
             if not isinstance(value, list | tuple) or len(value) != len(args):
                 self.error(path, f"expected {_type_name(tp)}, got {_describe(value)}")
@@ -162,27 +224,48 @@ class _Loader:
         elif tp is float:
             ok = isinstance(value, int | float) and not isinstance(value, bool)
             if ok:
-                value = float(value)
+                try:
+                    value = float(value)
+                except OverflowError:  # an integer beyond the largest float
+                    self.error(path, f"expected {_wanted(tp, m)}, got {_number_text(value)}")
+                    return value
         elif tp is str:
             ok = isinstance(value, str)
         elif tp is Any:
             return value
         if not ok:
-            bounds = _bounds_text(m)
-            want = _type_name(tp) + (f" {bounds}" if bounds and tp in (int, float) else "")
-            self.error(path, f"expected {want}, got {_describe(value)}")
-            return value
-        if tp in (int, float):
-            bounds = _bounds_text(m)
-            bad = (
-                (m.get("ge") is not None and value < m["ge"])
-                or (m.get("gt") is not None and value <= m["gt"])
-                or (m.get("le") is not None and value > m["le"])
-                or (m.get("lt") is not None and value >= m["lt"])
-            )
-            if bad:
-                self.error(path, f"expected {_type_name(tp)} {bounds}, got {value!r}")
+            self.error(path, f"expected {_wanted(tp, m)}, got {_describe(value)}")
+        elif tp in (int, float):
+            self.check_number(tp, value, path, m)
+        elif tp is str:
+            self.check_text(value, path, m)
         return value
+
+    def check_number(self, tp: Any, value: float, path: str, m: Mapping[str, Any]) -> None:
+        limits = _limits(tp, m)
+        if tp is float and limits.get("finite", True) and not math.isfinite(value):
+            bad = True
+        else:
+            bad = (
+                (limits.get("ge") is not None and value < limits["ge"])
+                or (limits.get("gt") is not None and value <= limits["gt"])
+                or (limits.get("le") is not None and value > limits["le"])
+                or (limits.get("lt") is not None and value >= limits["lt"])
+            )
+        if bad:
+            self.error(path, f"expected {_wanted(tp, m)}, got {_number_text(value, repr)}")
+
+    def check_text(self, value: str, path: str, m: Mapping[str, Any]) -> None:
+        if m.get("max_len") is not None and len(value) > m["max_len"]:
+            self.error(path, f"expected at most {m['max_len']} characters, got {len(value)}")
+        elif m.get("pattern") is not None and not re.fullmatch(m["pattern"], value):
+            self.error(path, f"expected a string matching {m['pattern']}, got {_describe(value)}")
+        elif m.get("path") and not _is_path(value):
+            want = (
+                f"a file path (no NUL, parts of at most {PATH_PART_MAX_BYTES} bytes, "
+                f"at most {PATH_MAX_BYTES} in all)"
+            )
+            self.error(path, f"expected {want}, got {_describe(value)}")
 
     def load(self, cls: type[T], data: Any, path: str) -> T:
         before = len(self.problems)
@@ -213,6 +296,15 @@ class _Loader:
             for sub_key, message in check():
                 self.error(_join(path, sub_key) if sub_key else path, message)
         return obj
+
+
+def _is_path(text: str) -> bool:
+    data = text.encode("utf-8", "surrogateescape")
+    return (
+        b"\0" not in data
+        and len(data) <= PATH_MAX_BYTES
+        and all(len(part) <= PATH_PART_MAX_BYTES for part in data.split(b"/"))
+    )
 
 
 def _did_you_mean(word: str, choices: list[str]) -> str:

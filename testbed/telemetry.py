@@ -2,7 +2,8 @@
 
 Each node publishes `{p}/node/{id}/telemetry` as JSON: the node's own figures (from a
 callable it supplies) plus process figures every node has (CPU %, resident memory).
-The topic tree is in testbed/topics.py and docs/telemetry.md.
+The topic tree is in testbed/topics.py and docs/telemetry.md. While the broker is
+away no record is made: telemetry may be lost, and never waits for the broker.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ class TelemetryPublisher:
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval_s):
+            if not self._client.connected:
+                continue  # no broker: the record is lost (QoS 0 is never queued), skip it
             try:
                 self._client.publish_json(self._topic, self.record(), qos=0)
             except Exception:

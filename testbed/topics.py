@@ -6,6 +6,11 @@
 {p}/edge/{edge}/state          retained JSON: queue, cached models, used/total bytes
 {p}/node/{node}/status         retained "online" / "offline" (the last will)
 {p}/node/{node}/telemetry      JSON at the telemetry interval
+
+Each retained topic has one owner, which publishes it with `MqttClient.publish_retained`
+and so says it again after every reconnect: the catalog the cloud, an edge's state that
+edge, a node's status that node (testbed/daemon.py; the broker publishes the `offline`
+will). Nothing else is retained.
 """
 
 from __future__ import annotations

@@ -1,21 +1,25 @@
 """`testbed status` and `testbed down`: look at or stop a bench left running by
-`testbed up --keep`. The bench is described by `<run.out_dir>/bench.json`."""
+`testbed up --keep`. The bench is described by `<run.out_dir>/bench.json`: each node's
+kind, address, log and process identity (PID, start time, command line:
+coordinator/process_identity.py). A PID whose identity changed since (the process
+exited and the PID went to another) is reported and never signalled."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import os
-import signal
-import time
 from pathlib import Path
 from typing import Any
 
 import grpc
+import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from coordinator.command_help import help_texts
 from coordinator.jsonout import add_json_flag, print_json
+from coordinator.process_identity import ProcessIdentity
+from coordinator.run_folder import unwritable
 from testbed.config import load_config
 from testbed.edge_client import EdgeClient
 from testbed.exit_codes import ExitCode, TestbedExit
@@ -35,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     down = sub.add_parser("down", **help_texts(
         "stop the bench left running by `testbed up --keep`", "testbed down -c bench.yaml",
         details="SIGTERM to agents, edges, cloud, broker in that order; SIGKILL after 10 s.\n"
+        "Only a process that still is the bench's (its PID, start time and command line as\n"
+        "bench.json recorded them) is signalled; a PID now someone else's is left alone.\n"
         "No bench running: exit 11 (NOT_RUNNING).",
     ))  # fmt: skip
     for p, func in ((status, run_status), (down, run_down)):
@@ -47,8 +53,12 @@ def bench_file(out_dir: str) -> Path:
 
 
 def write_bench_file(out_dir: str, bench: dict[str, Any]) -> Path:
+    """Write `bench.json` (Launcher.describe()); OUTPUT_UNWRITABLE naming the folder."""
     path = bench_file(out_dir)
-    path.write_text(json.dumps(bench, indent=2) + "\n")
+    try:
+        path.write_text(json.dumps(bench, indent=2) + "\n")
+    except OSError as exc:
+        raise unwritable(out_dir, exc) from None
     return path
 
 
@@ -62,16 +72,19 @@ def _read(args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
     return path, json.loads(path.read_text())
 
 
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _own_process(node_id: str, node: dict[str, Any]) -> tuple[psutil.Process | None, str]:
+    """The node's process if its PID still is the process recorded; else None and,
+    when the PID now belongs to another process, a note saying it is left alone."""
+    pid = node.get("pid")
+    identity = ProcessIdentity.from_record(node)
+    if identity is not None:
+        proc = identity.process()
+        if proc is None and isinstance(pid, int) and psutil.pid_exists(pid):
+            return None, f"pid {pid} is no longer {node_id}: left alone"
+        return proc, ""
+    if isinstance(pid, int) and pid > 0 and psutil.pid_exists(pid):
+        return None, f"pid {pid} of {node_id} has no recorded identity: left alone"
+    return None, ""
 
 
 def _health(address: str) -> str:
@@ -90,7 +103,7 @@ def bench_status(path: Path, bench: dict[str, Any]) -> dict[str, Any]:
     and the queue and cache of every serving edge."""
     nodes = {}
     for node_id, node in bench["nodes"].items():
-        running = _alive(node.get("pid"))
+        running = _own_process(node_id, node)[0] is not None
         health = _health(node["address"]) if running and node.get("address") else None
         row: dict[str, Any] = {
             "kind": node["kind"], "pid": node.get("pid"), "address": node.get("address") or None,
@@ -132,16 +145,22 @@ def run_status(args: argparse.Namespace) -> int:
 
 def run_down(args: argparse.Namespace) -> int:
     path, bench = _read(args)
-    procs = sorted(bench["nodes"].items(), key=lambda kv: _STOP_ORDER.get(kv[1]["kind"], 9))
-    pids = [int(n["pid"]) for _, n in procs if _alive(n.get("pid"))]
-    for pid in pids:
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    for pid in pids:
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
+    nodes = sorted(bench["nodes"].items(), key=lambda kv: _STOP_ORDER.get(kv[1]["kind"], 9))
+    procs = []
+    for node_id, node in nodes:
+        proc, note = _own_process(node_id, node)
+        if note:
+            print(note)
+        if proc is not None:
+            procs.append(proc)
+    for proc in procs:  # psutil refuses to signal a PID reused since it was checked
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.terminate()
+    _gone, alive = psutil.wait_procs(procs, timeout=10)
+    for proc in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    psutil.wait_procs(alive, timeout=5)
     path.unlink()
-    print(f"stopped {len(pids)} process(es) of the bench of {bench['run_dir']}")
+    print(f"stopped {len(procs)} process(es) of the bench of {bench['run_dir']}")
     return 0

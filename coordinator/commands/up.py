@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from coordinator.bench_run import BenchRun, LiveRun, StreamRun
+from coordinator.bench_sanity import bench_warnings
 from coordinator.bench_setup import check_models, load_catalog
 from coordinator.command_help import help_texts
 from coordinator.commands.bench_state import write_bench_file
@@ -77,6 +78,9 @@ def run_and_summarise(args: argparse.Namespace) -> tuple[int, dict[str, Any] | N
     cfg = resolve_config(args)
     zoo_dir, catalog = load_catalog(cfg)
     check_models(cfg, catalog)
+    warnings = bench_warnings(cfg, catalog)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     policy = parse_policy(cfg.run.policy) if cfg.agents.count > 0 else None
     boards = policy.board_policies([s.id for s in cfg.agent_specs()]) if policy else None
     signal.signal(signal.SIGTERM, sigterm_as_interrupt)
@@ -89,7 +93,9 @@ def run_and_summarise(args: argparse.Namespace) -> tuple[int, dict[str, Any] | N
         runner = StreamRun(cfg, run_dir, config_path, zoo_dir.resolve(), args.keep)
     else:
         runner = LiveRun(cfg, run_dir, config_path, zoo_dir.resolve(), args.keep, boards, label)
-    recorder = RunRecorder(run_dir, extra=lambda: runner.extra(final=False))
+    recorder = RunRecorder(
+        run_dir, extra=lambda: {"warnings": warnings, **runner.extra(final=False)}
+    )
     try:
         runner.start(catalog)
         runner.run(recorder)
@@ -104,10 +110,12 @@ def run_and_summarise(args: argparse.Namespace) -> tuple[int, dict[str, Any] | N
     if args.keep:
         write_bench_file(cfg.run.out_dir, runner.launcher.describe())
     runner.close(keep=args.keep)
-    summary = recorder.finish(RunStatus.COMPLETED, **extra)
+    summary = recorder.finish(RunStatus.COMPLETED, warnings=warnings, **extra)
     records = recorder.records
     plots = plot_run(run_dir, records, f"{cfg.experiment} / {label}") if records else []
     print(format_table(summary, extra.get("cache")))
+    for warning in warnings:  # again under the table: a run that did not do what was asked
+        print(f"warning: {warning}")
     for line in extra.get("node_lines", []):
         print(line)
     if args.keep:

@@ -8,8 +8,12 @@ malformed item exits 3).
 
 The modules: `bench` (the bench's sections), `runs` (tasks, reward, runs, twin,
 training), `testbed_config` (`TestbedConfig`, the whole file), `overrides` (the one
-`--set` parser), `loading` (reading files), `errors` (`ConfigError`). Import from this
-package; the modules import each other, never this package.
+`--set` parser), `loading` (reading files), `errors` (`ConfigError`), `limits` (the
+ranges every number is held to). Import from this package; the modules import each
+other, never this package.
+
+Every number is finite and has a lower and an upper bound, every node id follows
+testbed/ids.py's pattern: what loads, runs (tests/unit/test_config_fuzz.py fuzzes it).
 
 Units are in the key names: `_s`, `_ms`, `_mb` (10^6 bytes), `_mbit`, `_mbps`
 (10^6 bit/s), `_ghz`, `_w`, `_m`, `_db`, `_dbm`.

@@ -12,6 +12,22 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
+from testbed.config.limits import (
+    CLOCK_MAX_GHZ,
+    COUNT_MAX,
+    HOST_MAX_LEN,
+    NAME_MAX_LEN,
+    PERIOD_MAX_S,
+    PERIOD_MIN_S,
+    POSITION_MAX_M,
+    POWER_MAX_W,
+    RATE_MAX_MBPS,
+    SEED_END,
+    STEPS_MAX,
+    TIMEOUT_MAX_S,
+    TIMEOUT_MIN_S,
+)
+from testbed.ids import NODE_ID_PATTERN
 from testbed.schema import meta
 
 
@@ -44,9 +60,15 @@ class MeterKind(enum.StrEnum):
 
 @dataclass(frozen=True)
 class TlsConfig:
-    ca_file: str | None = field(default=None, metadata=meta("CA certificate (PEM) to trust."))
-    cert_file: str | None = field(default=None, metadata=meta("Client certificate (PEM)."))
-    key_file: str | None = field(default=None, metadata=meta("Client private key (PEM)."))
+    ca_file: str | None = field(
+        default=None, metadata=meta("CA certificate (PEM) to trust.", path=True)
+    )
+    cert_file: str | None = field(
+        default=None, metadata=meta("Client certificate (PEM).", path=True)
+    )
+    key_file: str | None = field(
+        default=None, metadata=meta("Client private key (PEM).", path=True)
+    )
 
 
 @dataclass(frozen=True)
@@ -59,7 +81,10 @@ class BrokerConfig:
         default=BrokerKind.AUTO,
         metadata=meta("Embedded broker: auto (mosquitto if installed, else amqtt)."),
     )
-    host: str = field(default="127.0.0.1", metadata=meta("Bind address of the embedded broker."))
+    host: str = field(
+        default="127.0.0.1",
+        metadata=meta("Bind address of the embedded broker.", max_len=HOST_MAX_LEN),
+    )
     port: int = field(
         default=0, metadata=meta("Embedded broker port; 0: a free one.", ge=0, le=65535)
     )
@@ -67,7 +92,9 @@ class BrokerConfig:
     password: str | None = field(default=None, metadata=meta("MQTT password."))
     tls: TlsConfig = field(default_factory=TlsConfig, metadata=meta("TLS files for mqtts://."))
     keepalive_s: int = field(default=30, metadata=meta("MQTT keepalive.", ge=5, le=3600))
-    topic_prefix: str = field(default="testbed", metadata=meta("Root of every topic."))
+    topic_prefix: str = field(
+        default="testbed", metadata=meta("Root of every topic.", max_len=NAME_MAX_LEN)
+    )
 
     def check(self) -> list[tuple[str, str]]:
         problems = []
@@ -92,27 +119,41 @@ class ZooConfig:
         default=ZooScale.DEMO,
         metadata=meta("Model sizes: tiny (≤5 MB each, tests), demo, paper (90–250 MB)."),
     )
-    dir: str = field(default=".zoo", metadata=meta("Folder the zoo is built in (per scale)."))
-    seed: int = field(default=0, metadata=meta("Seed of weight init and training data.", ge=0))
+    dir: str = field(
+        default=".zoo", metadata=meta("Folder the zoo is built in (per scale).", path=True)
+    )
+    seed: int = field(
+        default=0, metadata=meta("Seed of weight init and training data.", ge=0, lt=SEED_END)
+    )
     train_steps: int = field(
-        default=200, metadata=meta("Training steps for the trained models (0: untrained).", ge=0)
+        default=200,
+        metadata=meta("Training steps for the trained models (0: untrained).", ge=0, le=STEPS_MAX),
     )
 
 
 @dataclass(frozen=True)
 class TopologyConfig:
     area_m: tuple[float, float] = field(
-        default=(1000.0, 1000.0), metadata=meta("Width and height of the site.", gt=0)
+        default=(1000.0, 1000.0),
+        metadata=meta("Width and height of the site.", gt=0, le=POSITION_MAX_M),
     )
 
 
 @dataclass(frozen=True)
 class LinksConfig:
-    bandwidth_mhz: float = field(default=20.0, metadata=meta("Bandwidth of an ED→ES link.", gt=0))
-    noise_dbm_per_hz: float = field(default=-174.0, metadata=meta("Noise power spectral density."))
+    bandwidth_mhz: float = field(
+        default=20.0, metadata=meta("Bandwidth of an ED→ES link.", gt=0, le=1e5)
+    )
+    noise_dbm_per_hz: float = field(
+        default=-174.0, metadata=meta("Noise power spectral density.", ge=-250, le=0)
+    )
     path_loss_exponent: float = field(default=3.0, metadata=meta("Path loss exponent.", ge=1, le=6))
-    gain_at_1m_db: float = field(default=-30.0, metadata=meta("Channel gain at 1 m (dB)."))
-    min_distance_m: float = field(default=1.0, metadata=meta("Distances are at least this.", gt=0))
+    gain_at_1m_db: float = field(
+        default=-30.0, metadata=meta("Channel gain at 1 m (dB).", ge=-250, le=50)
+    )
+    min_distance_m: float = field(
+        default=1.0, metadata=meta("Distances are at least this.", gt=0, le=POSITION_MAX_M)
+    )
 
 
 @dataclass(frozen=True)
@@ -126,15 +167,21 @@ class EmulationConfig:
         metadata=meta("Stretch compute time by host_ghz / node cpu_ghz (slower nodes only)."),
     )
     host_ghz: float = field(
-        default=3.0, metadata=meta("The clock this host's real compute counts as.", gt=0)
+        default=3.0,
+        metadata=meta("The clock this host's real compute counts as.", gt=0, le=CLOCK_MAX_GHZ),
     )
 
 
 @dataclass(frozen=True)
 class PowerModelConfig:
-    idle_w: float = field(default=5.0, metadata=meta("Idle power of the node.", ge=0))
+    idle_w: float = field(
+        default=5.0, metadata=meta("Idle power of the node.", ge=0, le=POWER_MAX_W)
+    )
     active_w_per_core: float = field(
-        default=10.0, metadata=meta("Extra power per fully busy CPU core (estimated meter).", ge=0)
+        default=10.0,
+        metadata=meta(
+            "Extra power per fully busy CPU core (estimated meter).", ge=0, le=POWER_MAX_W
+        ),
     )
 
 
@@ -145,17 +192,19 @@ class EnergyConfig:
         metadata=meta("Energy meter: auto (first that reads: nvml, jetson, rapl), or one."),
     )
     poll_interval_ms: float = field(
-        default=20.0, metadata=meta("Power polling period for rails and NVML power.", gt=0)
+        default=20.0,
+        metadata=meta("Power polling period for rails and NVML power.", ge=1, le=60_000),
     )
     power: PowerModelConfig = field(
         default_factory=PowerModelConfig,
         metadata=meta("Power model of the `estimated` meter."),
     )
     jetson_sysfs_root: str = field(
-        default="/sys/bus/i2c/drivers/ina3221", metadata=meta("Where Jetson INA3221 rails live.")
+        default="/sys/bus/i2c/drivers/ina3221",
+        metadata=meta("Where Jetson INA3221 rails live.", path=True),
     )
     rapl_sysfs_root: str = field(
-        default="/sys/class/powercap", metadata=meta("Where RAPL powercap zones live.")
+        default="/sys/class/powercap", metadata=meta("Where RAPL powercap zones live.", path=True)
     )
 
 
@@ -164,7 +213,8 @@ class NodeBase:
     """Settings every node of a class shares unless a per-node entry overrides them."""
 
     kappa: float = field(
-        default=1e-28, metadata=meta("Effective switched capacitance κ of the chip.", ge=0)
+        default=1e-28,
+        metadata=meta("Effective switched capacitance κ of the chip.", ge=0, le=1e-18),
     )
     runtime: RuntimeKind = field(
         default=RuntimeKind.AUTO,
@@ -178,35 +228,65 @@ class NodeBase:
 
 @dataclass(frozen=True)
 class EdgeSettings(NodeBase):
-    cpu_ghz: float = field(default=7.0, metadata=meta("CPU clock f_j of the edge.", gt=0))
+    cpu_ghz: float = field(
+        default=7.0, metadata=meta("CPU clock f_j of the edge.", gt=0, le=CLOCK_MAX_GHZ)
+    )
     cache_capacity_mb: float = field(
-        default=60.0, metadata=meta("Model cache capacity (10^6 bytes).", gt=0)
+        default=60.0, metadata=meta("Model cache capacity (10^6 bytes).", gt=0, le=1e7)
     )
     cache_dir: str | None = field(
-        default=None, metadata=meta("Cache folder; null: <run folder>/cache/<edge id>.")
+        default=None, metadata=meta("Cache folder; null: <run folder>/cache/<edge id>.", path=True)
     )
     parallel_slots: int = field(default=1, metadata=meta("Tasks executed at once.", ge=1, le=64))
     queue_capacity: int = field(
-        default=256, metadata=meta("Tasks waiting at most; more are rejected.", ge=1)
+        default=256, metadata=meta("Tasks waiting at most; more are rejected.", ge=1, le=COUNT_MAX)
     )
-    cloud_link_mbps: float = field(default=400.0, metadata=meta("Cloud→edge rate r_cj.", gt=0))
+    cloud_link_mbps: float = field(
+        default=400.0, metadata=meta("Cloud→edge rate r_cj.", gt=0, le=RATE_MAX_MBPS)
+    )
     uplink_capacity_mbps: float = field(
-        default=200.0, metadata=meta("Capacity B_j for uploads into this edge.", gt=0)
+        default=200.0,
+        metadata=meta("Capacity B_j for uploads into this edge.", gt=0, le=RATE_MAX_MBPS),
     )
     preload: list[str] = field(default_factory=list, metadata=meta("Models fetched at start."))
-    max_batch: int = field(default=32, metadata=meta("Samples per model invocation.", ge=1))
+    max_batch: int = field(
+        default=32, metadata=meta("Samples per model invocation.", ge=1, le=4096)
+    )
     fetch_timeout_s: float = field(
-        default=120.0, metadata=meta("Give up a model fetch after this long.", gt=0)
+        default=120.0,
+        metadata=meta("Give up a model fetch after this long.", ge=TIMEOUT_MIN_S, le=TIMEOUT_MAX_S),
+    )
+    max_steps: int = field(
+        default=1000, metadata=meta("Denoising steps a task may ask for.", ge=1, le=STEPS_MAX)
+    )
+    max_units: int = field(
+        default=100_000, metadata=meta("Units (samples) of one task's share.", ge=1, le=STEPS_MAX)
+    )
+    max_task_data_mb: float = field(
+        default=64.0, metadata=meta("Data one task may send (10^6 bytes).", gt=0, le=1e5)
     )
 
 
 @dataclass(frozen=True)
 class NodeAddress:
-    id: str = field(default="", metadata=meta("Node id; empty: <class>-<index>."))
-    host: str = field(default="127.0.0.1", metadata=meta("Address the node listens on."))
+    id: str = field(
+        default="",
+        metadata=meta(
+            "Node id (lower-case letters, digits, -); empty: <class>-<index>.",
+            pattern=NODE_ID_PATTERN,
+        ),
+    )
+    host: str = field(
+        default="127.0.0.1", metadata=meta("Address the node listens on.", max_len=HOST_MAX_LEN)
+    )
     port: int = field(default=0, metadata=meta("gRPC port; 0: a free one.", ge=0, le=65535))
     position_m: tuple[float, float] | None = field(
-        default=None, metadata=meta("Position on the site; null: placed automatically.")
+        default=None,
+        metadata=meta(
+            "Position on the site; null: placed automatically.",
+            ge=-POSITION_MAX_M,
+            le=POSITION_MAX_M,
+        ),
     )
 
 
@@ -227,11 +307,18 @@ class EdgesConfig(EdgeSettings):
 @dataclass(frozen=True)
 class AgentSettings(NodeBase):
     cpu_ghz_range: tuple[float, float] = field(
-        default=(1.0, 2.0), metadata=meta("f of each agent is drawn uniformly from this.", gt=0)
+        default=(1.0, 2.0),
+        metadata=meta("f of each agent is drawn uniformly from this.", gt=0, le=CLOCK_MAX_GHZ),
     )
-    transmit_power_w: float = field(default=0.5, metadata=meta("Transmit power p_i.", gt=0))
-    queue_capacity: int = field(default=16, metadata=meta("Tasks an agent queues at most.", ge=1))
-    max_batch: int = field(default=32, metadata=meta("Samples per local invocation.", ge=1))
+    transmit_power_w: float = field(
+        default=0.5, metadata=meta("Transmit power p_i.", gt=0, le=1000)
+    )
+    queue_capacity: int = field(
+        default=16, metadata=meta("Tasks an agent queues at most.", ge=1, le=COUNT_MAX)
+    )
+    max_batch: int = field(
+        default=32, metadata=meta("Samples per local invocation.", ge=1, le=4096)
+    )
 
 
 @dataclass(frozen=True)
@@ -239,7 +326,8 @@ class AgentSpec(AgentSettings, NodeAddress):
     """One agent (end device), resolved from `agents`."""
 
     cpu_ghz: float | None = field(
-        default=None, metadata=meta("CPU clock f_i; null: drawn from cpu_ghz_range.", gt=0)
+        default=None,
+        metadata=meta("CPU clock f_i; null: drawn from cpu_ghz_range.", gt=0, le=CLOCK_MAX_GHZ),
     )
 
 
@@ -254,13 +342,19 @@ class AgentsConfig(AgentSettings):
 
 @dataclass(frozen=True)
 class CloudConfig:
-    host: str = field(default="127.0.0.1", metadata=meta("Host the cloud node runs on."))
-    position_m: tuple[float, float] = field(
-        default=(500.0, 500.0), metadata=meta("Position of the cloud centre.")
+    host: str = field(
+        default="127.0.0.1", metadata=meta("Host the cloud node runs on.", max_len=HOST_MAX_LEN)
     )
-    cpu_ghz: float = field(default=40.0, metadata=meta("CPU clock of the cloud centre.", gt=0))
+    position_m: tuple[float, float] = field(
+        default=(500.0, 500.0),
+        metadata=meta("Position of the cloud centre.", ge=-POSITION_MAX_M, le=POSITION_MAX_M),
+    )
+    cpu_ghz: float = field(
+        default=40.0, metadata=meta("CPU clock of the cloud centre.", gt=0, le=CLOCK_MAX_GHZ)
+    )
     transmit_power_w: float = field(
-        default=20.0, metadata=meta("Power p_c while sending a model, in (8).", ge=0)
+        default=20.0,
+        metadata=meta("Power p_c while sending a model, in (8).", ge=0, le=POWER_MAX_W),
     )
     chunk_kib: int = field(
         default=1024, metadata=meta("Bytes per chunk on the MQTT model feed.", ge=4, le=1024)
@@ -268,20 +362,43 @@ class CloudConfig:
     max_parallel_transfers: int = field(
         default=8, metadata=meta("Model transfers served at once.", ge=1, le=64)
     )
+    max_fetch_requests_per_edge: int = field(
+        default=120,
+        metadata=meta("Fetch requests one edge may make per window.", ge=1, le=COUNT_MAX),
+    )
+    fetch_request_window_s: float = field(
+        default=60.0,
+        metadata=meta("The sliding window of that bound.", ge=TIMEOUT_MIN_S, le=TIMEOUT_MAX_S),
+    )
     energy: EnergyConfig = field(default_factory=EnergyConfig, metadata=meta("Energy meter."))
 
 
 @dataclass(frozen=True)
 class RegistryConfig:
-    heartbeat_interval_s: float = field(default=1.0, metadata=meta("Heartbeat period.", gt=0))
+    heartbeat_interval_s: float = field(
+        default=1.0, metadata=meta("Heartbeat period.", ge=PERIOD_MIN_S, le=PERIOD_MAX_S)
+    )
     missing_after_beats: int = field(
-        default=3, metadata=meta("Missed heartbeats before a node is marked missing.", ge=1)
+        default=3,
+        metadata=meta("Missed heartbeats before a node is marked missing.", ge=1, le=1000),
     )
     remove_after_s: float = field(
-        default=30.0, metadata=meta("Silence after which a node is removed.", gt=0)
+        default=30.0,
+        metadata=meta("Silence after which a node is removed.", ge=PERIOD_MIN_S, le=TIMEOUT_MAX_S),
     )
+
+    def check(self) -> list[tuple[str, str]]:
+        # Removed before it could be marked missing: a node would leave and re-register
+        # between two of its own heartbeats, an event each time.
+        missing_s = self.missing_after_beats * self.heartbeat_interval_s
+        if self.remove_after_s <= missing_s:
+            want = "expected more than missing_after_beats × heartbeat_interval_s"
+            return [("remove_after_s", f"{want} = {missing_s:g}, got {self.remove_after_s:g}")]
+        return []
 
 
 @dataclass(frozen=True)
 class TelemetryConfig:
-    interval_s: float = field(default=1.0, metadata=meta("Telemetry publishing period.", gt=0))
+    interval_s: float = field(
+        default=1.0, metadata=meta("Telemetry publishing period.", ge=PERIOD_MIN_S, le=PERIOD_MAX_S)
+    )

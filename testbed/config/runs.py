@@ -7,21 +7,33 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from testbed.config.limits import (
+    COUNT_MAX,
+    NAME_MAX_LEN,
+    STEPS_MAX,
+    TIMEOUT_MAX_S,
+    TIMEOUT_MIN_S,
+)
 from testbed.schema import meta
 
 
 @dataclass(frozen=True)
 class TaskTypeConfig:
-    name: str = field(metadata=meta("Task type name."))
-    model: str = field(metadata=meta("Model id in the zoo catalog this type needs."))
-    size_mbit: tuple[float, float] = field(
-        metadata=meta("Task size D is drawn uniformly from this range.", gt=0)
+    name: str = field(metadata=meta("Task type name.", max_len=NAME_MAX_LEN))
+    model: str = field(
+        metadata=meta("Model id in the zoo catalog this type needs.", max_len=NAME_MAX_LEN)
     )
-    density_cycles_per_bit: float = field(metadata=meta("Computational density C.", gt=0))
-    deadline_s: float = field(metadata=meta("Completed only if latency ≤ this.", gt=0))
-    weight: float = field(default=1.0, metadata=meta("Reward weight w_k.", ge=0))
+    size_mbit: tuple[float, float] = field(
+        metadata=meta("Task size D is drawn uniformly from this range.", gt=0, le=1000)
+    )
+    density_cycles_per_bit: float = field(metadata=meta("Computational density C.", gt=0, le=1e6))
+    deadline_s: float = field(
+        metadata=meta("Completed only if latency ≤ this.", ge=TIMEOUT_MIN_S, le=TIMEOUT_MAX_S)
+    )
+    weight: float = field(default=1.0, metadata=meta("Reward weight w_k.", ge=0, le=1e6))
     steps: int | None = field(
-        default=None, metadata=meta("Denoising steps (diffusion); null: the model's default.", ge=1)
+        default=None,
+        metadata=meta("Denoising steps (diffusion); null: the model's default.", ge=1, le=10_000),
     )
 
     def check(self) -> list[tuple[str, str]]:
@@ -47,14 +59,16 @@ class TasksConfig:
     )
     flops_per_cycle: float = field(
         default=1.0,
-        metadata=meta("Model FLOPs one cycle of task work stands for (docs/workload.md).", gt=0),
+        metadata=meta(
+            "Model FLOPs one cycle of task work stands for (docs/workload.md).", gt=0, le=1e6
+        ),
     )
     num_types: int | None = field(
-        default=None, metadata=meta("Use only the first N task types; null: all.", ge=1)
+        default=None, metadata=meta("Use only the first N task types; null: all.", ge=1, le=1000)
     )
     types: list[TaskTypeConfig] = field(
         default_factory=_default_task_types,
-        metadata=meta("IIoT AIGC task types.", min_len=1),
+        metadata=meta("IIoT AIGC task types.", min_len=1, max_len=1000),
     )
 
     def check(self) -> list[tuple[str, str]]:
@@ -78,9 +92,15 @@ class TasksConfig:
 class RewardConfig:
     omega_latency: float = field(default=0.5, metadata=meta("ω1, latency weight.", ge=0, le=1))
     omega_energy: float = field(default=0.5, metadata=meta("ω2, energy weight.", ge=0, le=1))
-    latency_scale_s: float = field(default=1.0, metadata=meta("Latency is divided by this.", gt=0))
-    energy_scale_j: float = field(default=1.0, metadata=meta("Energy is divided by this.", gt=0))
-    penalty: float = field(default=2.0, metadata=meta("φ, penalty when a constraint fails.", ge=0))
+    latency_scale_s: float = field(
+        default=1.0, metadata=meta("Latency is divided by this.", gt=0, le=1e6)
+    )
+    energy_scale_j: float = field(
+        default=1.0, metadata=meta("Energy is divided by this.", gt=0, le=1e9)
+    )
+    penalty: float = field(
+        default=2.0, metadata=meta("φ, penalty when a constraint fails.", ge=0, le=1e6)
+    )
 
     def check(self) -> list[tuple[str, str]]:
         if not math.isclose(self.omega_latency + self.omega_energy, 1.0, abs_tol=1e-9):
@@ -91,17 +111,24 @@ class RewardConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    out_dir: str = field(default="runs", metadata=meta("Where run folders are written."))
-    slots: int = field(default=30, metadata=meta("Slots per run.", ge=1))
+    out_dir: str = field(default="runs", metadata=meta("Where run folders are written.", path=True))
+    slots: int = field(default=30, metadata=meta("Slots per run.", ge=1, le=STEPS_MAX))
     policy: str = field(
-        default="greedy", metadata=meta("random, greedy, local, offload or an ONNX actor's path.")
+        default="greedy",
+        metadata=meta("random, greedy, local, offload or an ONNX actor's path.", path=True),
     )
-    step_timeout_s: float = field(default=120.0, metadata=meta("Longest wait for a slot.", gt=0))
+    step_timeout_s: float = field(
+        default=120.0, metadata=meta("Longest wait for a slot.", ge=TIMEOUT_MIN_S, le=TIMEOUT_MAX_S)
+    )
     task_timeout_s: float = field(
-        default=60.0, metadata=meta("Longest wait for an edge's answer to a task.", gt=0)
+        default=60.0,
+        metadata=meta(
+            "Longest wait for an edge's answer to a task.", ge=TIMEOUT_MIN_S, le=TIMEOUT_MAX_S
+        ),
     )
     start_timeout_s: float = field(
-        default=60.0, metadata=meta("Longest wait for a node process to come up.", gt=0)
+        default=60.0,
+        metadata=meta("Longest wait for a node process to come up.", ge=0.1, le=TIMEOUT_MAX_S),
     )
 
 
@@ -109,38 +136,64 @@ class RunConfig:
 class TwinConfig:
     calibration: str | None = field(
         default=None,
-        metadata=meta("calibration.json from `testbed calibrate`; null: the paper's model (f, κ)."),
+        metadata=meta(
+            "calibration.json from `testbed calibrate`; null: the paper's model (f, κ).",
+            path=True,
+        ),
     )
-    episode_slots: int = field(default=50, metadata=meta("Slots per twin episode.", ge=1))
+    episode_slots: int = field(
+        default=50, metadata=meta("Slots per twin episode.", ge=1, le=STEPS_MAX)
+    )
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    lr_actor: float = field(default=0.001, metadata=meta("Actor learning rate.", gt=0))
-    lr_critic: float = field(default=0.001, metadata=meta("Critic learning rate.", gt=0))
+    lr_actor: float = field(default=0.001, metadata=meta("Actor learning rate.", gt=0, le=10))
+    lr_critic: float = field(default=0.001, metadata=meta("Critic learning rate.", gt=0, le=10))
     gamma: float = field(default=0.95, metadata=meta("Discount factor γ.", ge=0, le=1))
     tau: float = field(default=0.01, metadata=meta("Soft target update rate τ.", gt=0, le=1))
-    buffer_size: int = field(default=10000, metadata=meta("Replay capacity (joint steps).", ge=1))
-    batch_size: int = field(default=1024, metadata=meta("Minibatch size.", ge=1))
-    hidden: int = field(default=256, metadata=meta("Width of the two hidden layers.", ge=1))
-    num_envs: int = field(default=16, metadata=meta("Twin environments stepped together.", ge=1))
+    buffer_size: int = field(
+        default=10000, metadata=meta("Replay capacity (joint steps).", ge=1, le=10**8)
+    )
+    batch_size: int = field(default=1024, metadata=meta("Minibatch size.", ge=1, le=COUNT_MAX))
+    hidden: int = field(
+        default=256, metadata=meta("Width of the two hidden layers.", ge=1, le=65_536)
+    )
+    num_envs: int = field(
+        default=16, metadata=meta("Twin environments stepped together.", ge=1, le=4096)
+    )
     steps: int = field(
-        default=3000, metadata=meta("Environment steps (each: num_envs slots).", ge=1)
+        default=3000, metadata=meta("Environment steps (each: num_envs slots).", ge=1, le=STEPS_MAX)
     )
     warmup_steps: int = field(
-        default=100, metadata=meta("Random-action steps before learning starts.", ge=0)
+        default=100,
+        metadata=meta("Random-action steps before learning starts.", ge=0, le=STEPS_MAX),
     )
-    updates_per_step: int = field(default=1, metadata=meta("Gradient updates per step.", ge=1))
-    noise_start: float = field(default=0.3, metadata=meta("Exploration noise at the start.", ge=0))
-    noise_end: float = field(default=0.02, metadata=meta("Exploration noise at the end.", ge=0))
+    updates_per_step: int = field(
+        default=1, metadata=meta("Gradient updates per step.", ge=1, le=1000)
+    )
+    noise_start: float = field(
+        default=0.3, metadata=meta("Exploration noise at the start.", ge=0, le=100)
+    )
+    noise_end: float = field(
+        default=0.02, metadata=meta("Exploration noise at the end.", ge=0, le=100)
+    )
     gumbel_temperature: float = field(
-        default=1.0, metadata=meta("Temperature of the Gumbel-softmax relaxations.", gt=0)
+        default=1.0, metadata=meta("Temperature of the Gumbel-softmax relaxations.", gt=0, le=100)
     )
     logit_reg: float = field(
         default=0.001,
-        metadata=meta("Weight of mean(logits²) in the actor loss (keeps heads unsaturated).", ge=0),
+        metadata=meta(
+            "Weight of mean(logits²) in the actor loss (keeps heads unsaturated).", ge=0, le=100
+        ),
     )
-    checkpoint_every: int = field(default=500, metadata=meta("Steps between checkpoints.", ge=1))
-    eval_every: int = field(default=250, metadata=meta("Steps between evaluations.", ge=1))
-    eval_episodes: int = field(default=4, metadata=meta("Episodes per evaluation.", ge=1))
-    threads: int = field(default=2, metadata=meta("torch threads.", ge=1))
+    checkpoint_every: int = field(
+        default=500, metadata=meta("Steps between checkpoints.", ge=1, le=STEPS_MAX)
+    )
+    eval_every: int = field(
+        default=250, metadata=meta("Steps between evaluations.", ge=1, le=STEPS_MAX)
+    )
+    eval_episodes: int = field(
+        default=4, metadata=meta("Episodes per evaluation.", ge=1, le=COUNT_MAX)
+    )
+    threads: int = field(default=2, metadata=meta("torch threads.", ge=1, le=1024))

@@ -21,12 +21,14 @@ from testbed.config.bench import (
     EdgeSpec,
     EmulationConfig,
     LinksConfig,
+    NodeAddress,
     RegistryConfig,
     TelemetryConfig,
     TopologyConfig,
     ZooConfig,
     ZooScale,
 )
+from testbed.config.limits import NAME_MAX_LEN, SEED_END
 from testbed.config.runs import RewardConfig, RunConfig, TasksConfig, TrainConfig, TwinConfig
 from testbed.schema import SchemaError, dump_dataclass, load_dataclass, meta
 
@@ -35,8 +37,12 @@ from testbed.schema import SchemaError, dump_dataclass, load_dataclass, meta
 class TestbedConfig:
     __test__ = False  # not a pytest class
 
-    experiment: str = field(default="default", metadata=meta("Experiment name (run folders)."))
-    seed: int = field(default=0, metadata=meta("Master seed: tasks, positions, noise.", ge=0))
+    experiment: str = field(
+        default="default", metadata=meta("Experiment name (run folders).", max_len=NAME_MAX_LEN)
+    )
+    seed: int = field(
+        default=0, metadata=meta("Master seed: tasks, positions, noise.", ge=0, lt=SEED_END)
+    )
     broker: BrokerConfig = field(default_factory=BrokerConfig, metadata=meta("MQTT broker."))
     zoo: ZooConfig = field(default_factory=ZooConfig, metadata=meta("Model zoo."))
     topology: TopologyConfig = field(default_factory=TopologyConfig, metadata=meta("Site."))
@@ -55,10 +61,21 @@ class TestbedConfig:
 
     def check(self) -> list[tuple[str, str]]:
         try:
-            self.edge_specs()
-            self.agent_specs()
+            nodes: list[NodeAddress] = [*self.edge_specs(), *self.agent_specs()]
         except SchemaError as exc:
             return exc.problems
+        keys = [f"edges.nodes[{i}]" for i in range(self.edges.count)]
+        keys += [f"agents.nodes[{i}]" for i in range(self.agents.count)]
+        return _clashes(nodes, keys, self.broker) + self._degenerate()
+
+    def _degenerate(self) -> list[tuple[str, str]]:
+        """Benches that would run "successfully" without doing what was asked. Those
+        that need the model catalog to tell are warnings: coordinator/bench_sanity.py."""
+        if self.edges.count == 0 and self.agents.count == 0:
+            return [("edges.count", "expected at least one edge or agent (agents.count is 0)")]
+        if self.edges.count == 0 and self.agents.count > 0 and self.run.policy == "offload":
+            why = "offload sends every task to an edge, and edges.count is 0"
+            return [("run.policy", f"{why}: set edges.count ≥ 1 or another policy")]
         return []
 
     def edge_specs(self) -> list[EdgeSpec]:
@@ -111,7 +128,9 @@ def _resolve(spec_cls: type, group: Any, path: str, prefix: str) -> list[Any]:
     specs = []
     ids: set[str] = set()
     for i in range(group.count):
-        override = group.nodes[i] if i < len(group.nodes) else {}
+        override = dict(group.nodes[i]) if i < len(group.nodes) else {}
+        if override.get("id") == "":  # documented: empty means <class>-<index>
+            del override["id"]
         merged = {**dump_dataclass(shared), "id": f"{prefix}-{i}", **override}
         spec: Any = load_dataclass(spec_cls, merged, f"{path}.nodes[{i}]")
         if spec.id in ids:
@@ -119,6 +138,30 @@ def _resolve(spec_cls: type, group: Any, path: str, prefix: str) -> list[Any]:
         ids.add(spec.id)
         specs.append(spec)
     return specs
+
+
+CLOUD_ID = "cloud"
+"""The cloud node's id (coordinator/launcher.py starts it so)."""
+
+
+def _clashes(
+    nodes: list[NodeAddress], keys: list[str], broker: BrokerConfig
+) -> list[tuple[str, str]]:
+    """Every node needs its own id (its topics, log and ready files are named by it)
+    and its own fixed port: a second node named like another, or `cloud`, or on a
+    host:port already given, is refused."""
+    problems = []
+    ids = {CLOUD_ID}
+    ports = {(broker.host, broker.port): "broker.port"} if broker.port and not broker.url else {}
+    for node, key in zip(nodes, keys, strict=True):
+        if node.id in ids:
+            problems.append((f"{key}.id", f"expected a node id of its own, got {node.id!r} again"))
+        ids.add(node.id)
+        where = (node.host, node.port)
+        if node.port and where in ports:
+            problems.append((f"{key}.port", f"expected a port of its own, {ports[where]} has it"))
+        ports.setdefault(where, f"{key}.port")
+    return problems
 
 
 def _ring_positions(n: int, area: tuple[float, float]) -> list[tuple[float, float]]:

@@ -45,6 +45,16 @@ class OnnxActor(Policy):
                 f"model_aware={spec.model_aware})"
             )
         self._feed = np.zeros((1, spec.obs_dim), dtype=np.float32)
+        # the declared shapes can lie (ORT only warns): run it once, at load, not mid-task
+        try:
+            probe = np.shape(self.raw(np.zeros(spec.obs_dim, dtype=np.float32)))
+        except Exception as exc:  # ORT raises its own (pybind) exception types
+            raise ActorMismatch(f"the actor does not run on one observation: {exc}") from None
+        if probe != (spec.action_dim,):
+            raise ActorMismatch(
+                f"the actor declares {out.shape[-1]} outputs but gives an array of shape "
+                f"{probe} for one observation; this bench acts with {spec.action_dim}"
+            )
 
     def raw(self, observation: Any) -> np.ndarray:
         """The actor's output for one observation (no noise)."""

@@ -73,3 +73,32 @@ def test_a_set_with_an_unknown_key_exits_2_naming_it() -> None:
         out = run_testbed(*command, "--set", "edges.cout=1")
         assert out.returncode == 2, (command, out.stderr)
         assert "edges.cout: unknown key (did you mean 'count'?)" in out.stderr, command
+
+
+BAD_FILES = {
+    "tasks.types[0].deadline_s": "tasks:\n  types:\n  - {name: a, model: ae-s, size_mbit: [1, 2],"
+    " density_cycles_per_bit: 1, deadline_s: .nan}\n",
+    "run.task_timeout_s": "run:\n  task_timeout_s: .inf\n",
+    "links.bandwidth_mhz": "links:\n  bandwidth_mhz: .inf\n",
+    "seed": "seed: 1180591620717411303424\n",  # 2^70
+    "edges.nodes[0].id": "edges:\n  nodes:\n  - {id: edge/0}\n",
+    "registry.heartbeat_interval_s": "registry:\n  heartbeat_interval_s: 0.000001\n",
+}
+
+
+def test_nan_inf_huge_seeds_and_bad_ids_exit_2_naming_the_key(tmp_path: Path) -> None:
+    for key, text in BAD_FILES.items():
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(text)
+        out = run_testbed("config", "check", str(bad))
+        assert out.returncode == 2, (key, out.stdout, out.stderr)
+        assert f"{key}: expected " in out.stderr, (key, out.stderr)
+        assert "Traceback" not in out.stderr and out.stdout == ""
+
+
+def test_config_check_prints_the_benchs_warnings(tmp_path: Path) -> None:
+    config = tmp_path / "t.yaml"
+    config.write_text("edges:\n  count: 0\nrun:\n  policy: greedy\n")
+    out = run_testbed("config", "check", str(config))
+    assert out.returncode == 0, out.stderr
+    assert "warning: edges.count is 0 but run.policy is 'greedy'" in out.stderr

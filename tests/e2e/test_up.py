@@ -58,6 +58,10 @@ def test_up_runs_reports_and_writes_the_run_folder(tmp_path: Path, tiny_zoo: Pat
     assert len({r["task_id"] for r in rows}) == len(rows)  # exactly one outcome per task
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["tasks"] == 9 and summary["completed"] + summary["failed"] == 9
+    assert summary["status"] == "completed" and summary["last_slot"] == 2
+    # greedy on edges that preload none of the models: every task runs on its board
+    assert any("greedy" in w for w in summary["warnings"])
+    assert "warning: " in out.stderr and "warning: " in out.stdout
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["broker"].startswith("embedded") and "edge-1" in manifest["nodes"]
     completed = [r for r in rows if r["outcome"] == "completed"]

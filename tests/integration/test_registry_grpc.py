@@ -14,7 +14,7 @@ import pytest
 from coordinator.registry import NodeState, NodeTable, Registry
 from testbed.config import RegistryConfig
 from testbed.registration import NodeInfo, NodeRegistration
-from testbed.rpc.v1 import registry_pb2, registry_pb2_grpc
+from testbed.rpc.v1 import common_pb2, registry_pb2, registry_pb2_grpc
 from testbed.types import NodeKind
 from tests.waiting import WAIT_S, wait_until
 
@@ -196,3 +196,22 @@ def test_stale_session_heartbeat_answers_unknown(coordinator: Coordinator) -> No
         with pytest.raises(grpc.RpcError) as info:
             stub.RegisterNode(request)  # no kind
         assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_hostile_node_id_is_invalid_argument_and_the_registry_serves_on(
+    coordinator: Coordinator,
+) -> None:
+    hostile = ["x" * 1_000_000, "agent-0\nregistry: node edge-0 alive → removed", "\x1b[2J"]
+    with grpc.insecure_channel(coordinator.address) as channel:
+        stub = registry_pb2_grpc.RegistryStub(channel)
+        for node_id in hostile:
+            node = registry_pb2.NodeInfo(node_id=node_id, kind=common_pb2.NODE_KIND_AGENT)
+            with pytest.raises(grpc.RpcError) as info:
+                stub.RegisterNode(registry_pb2.RegisterNodeRequest(node=node))
+            assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+            details = info.value.details() or ""
+            assert "^[a-z][a-z0-9-]{0,31}$" in details and len(details) < 200
+            assert "\n" not in details and "\x1b" not in details
+        node = registry_pb2.NodeInfo(node_id="agent-0", kind=common_pb2.NODE_KIND_AGENT)
+        assert stub.RegisterNode(registry_pb2.RegisterNodeRequest(node=node)).accepted
+    assert [e[1] for e in coordinator.events] == ["agent-0"]  # nothing else ever entered

@@ -191,3 +191,37 @@ def test_node_info_proto_round_trip() -> None:
     msg.kind = 0  # NODE_KIND_UNSPECIFIED
     with pytest.raises(ValueError, match="kind"):
         node_info_from_proto(msg)
+
+
+@pytest.mark.parametrize(
+    "bad_id",
+    ["x" * 1_000_000, "agent-0\nregistry: node edge-0 alive → missing", "\x1b[2J\x1b[H",
+     "edge/0", "Edge-0", "a b", "x" * 33],
+)  # fmt: skip
+def test_an_id_outside_the_pattern_is_refused_without_echoing_it(
+    table: NodeTable, events: list, bad_id: str
+) -> None:
+    with pytest.raises(ValueError) as info:
+        table.register(NodeInfo(bad_id, NodeKind.AGENT))
+    message = str(info.value)
+    assert "^[a-z][a-z0-9-]{0,31}$" in message
+    assert len(message) < 200 and "\n" not in message and "\x1b" not in message
+    assert len(table) == 0 and not events
+
+
+def test_oversized_or_non_finite_registrations_are_refused(table: NodeTable) -> None:
+    for info in (
+        NodeInfo("agent-0", NodeKind.AGENT, "h" * 100_000),
+        NodeInfo("agent-0", NodeKind.AGENT, facts={"k": "v" * 100_000}),
+        NodeInfo("agent-0", NodeKind.AGENT, facts={f"k{i}": "v" for i in range(1000)}),
+        NodeInfo("agent-0", NodeKind.AGENT, position_m=(float("nan"), 0.0)),
+    ):
+        with pytest.raises(ValueError):
+            table.register(info)
+    assert len(table) == 0
+
+
+def test_an_announced_interval_is_held_to_the_configured_range(table: NodeTable) -> None:
+    # a 1 µs interval would make the node missing and alive again thousands of times
+    assert table.register(AGENT, heartbeat_interval_s=1e-6).heartbeat_interval_s == 0.05
+    assert table.register(AGENT, heartbeat_interval_s=1e9).heartbeat_interval_s == 3600.0

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import math
+import re
+
 import numpy as np
 import pytest
 
 from testbed.config import config_from_dict
-from testbed.observation import ObservationSpec, decide, decode, encode, observe, observe_one
+from testbed.observation import (
+    ObservationSpec,
+    SpecError,
+    decide,
+    decode,
+    encode,
+    observe,
+    observe_one,
+)
 
 CFG = config_from_dict({"edges": {"count": 3}, "tasks": {"num_types": 3}})
 
@@ -138,3 +150,32 @@ def test_decide_follows_decode_exactly() -> None:
         assert np.float64(got.ratio).tobytes() == np.float64(ratio).tobytes()
         assert got.raw == tuple(float(v) for v in raw) or np.isnan(raw).any()
     assert decide(spec, [0, 0, 0, 1, 0.1, 0.7]).raw == (0.0, 0.0, 0.0, 1.0, 0.1, 0.7)
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [("{oops", "not JSON"), ("[1, 2]", "expected a JSON object, got list"), ("{}", "missing")],
+)
+def test_a_spec_that_is_no_spec_is_refused(text: str, names: str) -> None:
+    with pytest.raises(SpecError, match=re.escape(names)):
+        ObservationSpec.from_json(text)
+
+
+@pytest.mark.parametrize(
+    ("change", "names"),
+    [
+        ({"num_edges": "two"}, "num_edges: expected an integer"),
+        ({"edges": 2}, "edges: unknown field"),
+        ({"area_m": [1000, math.nan]}, "area_m: expected a list of 2 finite numbers"),
+        ({"ghz_ref": math.inf}, "ghz_ref: expected a finite number"),
+        ({"queue_ref": 0}, "queue_ref: expected > 0"),
+        ({"task_models": ["cgan-s"]}, "task_models: expected one model per task type"),
+        ({"num_edges": -1}, "num_edges: expected ≥ 0"),
+        ({"model_aware": 1}, "model_aware: expected true or false"),
+        ({"task_types": "abc"}, "task_types: expected a list of strings"),
+    ],
+)
+def test_a_spec_field_that_does_not_fit_is_named(change: dict, names: str) -> None:
+    good = json.loads(ObservationSpec.from_config(CFG).to_json())
+    with pytest.raises(SpecError, match=re.escape(names)):
+        ObservationSpec.from_json(json.dumps({**good, **change}))  # NaN, Infinity as Python writes

@@ -70,3 +70,11 @@ def test_onnx_actor_runs_and_rejects_a_mismatch(tmp_path) -> None:
     other = ObservationSpec.from_config(config_from_dict({"edges": {"count": 2}}))
     with pytest.raises(ActorMismatch, match="2 edges"):
         make_policy("onnx", other, onnx_model=loaded.model)
+
+
+def test_an_actor_whose_output_is_not_what_it_declares_is_refused_at_load() -> None:
+    pytest.importorskip("onnx", reason="the lying actor is built with onnx")
+    from tests.lying_actor import lying_actor
+
+    with pytest.raises(ActorMismatch, match=r"declares 6 outputs but gives .* shape \(2,\)"):
+        make_policy("onnx", SPEC, onnx_model=lying_actor(SPEC))

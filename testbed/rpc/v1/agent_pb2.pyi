@@ -42,7 +42,7 @@ class LoadPolicyRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., onnx_model: _Optional[bytes] = ..., spec_json: _Optional[str] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class StepRequest(_message.Message):
-    __slots__ = ("slot", "noise_std", "generate", "observe_only", "action", "edges_alive", "drain")
+    __slots__ = ("slot", "noise_std", "generate", "observe_only", "action", "edges_alive", "drain", "edges_view")
     SLOT_FIELD_NUMBER: _ClassVar[int]
     NOISE_STD_FIELD_NUMBER: _ClassVar[int]
     GENERATE_FIELD_NUMBER: _ClassVar[int]
@@ -50,6 +50,7 @@ class StepRequest(_message.Message):
     ACTION_FIELD_NUMBER: _ClassVar[int]
     EDGES_ALIVE_FIELD_NUMBER: _ClassVar[int]
     DRAIN_FIELD_NUMBER: _ClassVar[int]
+    EDGES_VIEW_FIELD_NUMBER: _ClassVar[int]
     slot: int
     noise_std: float
     generate: bool
@@ -57,7 +58,8 @@ class StepRequest(_message.Message):
     action: Action
     edges_alive: _containers.RepeatedScalarFieldContainer[str]
     drain: bool
-    def __init__(self, slot: _Optional[int] = ..., noise_std: _Optional[float] = ..., generate: _Optional[bool] = ..., observe_only: _Optional[bool] = ..., action: _Optional[_Union[Action, _Mapping]] = ..., edges_alive: _Optional[_Iterable[str]] = ..., drain: _Optional[bool] = ...) -> None: ...
+    edges_view: bool
+    def __init__(self, slot: _Optional[int] = ..., noise_std: _Optional[float] = ..., generate: _Optional[bool] = ..., observe_only: _Optional[bool] = ..., action: _Optional[_Union[Action, _Mapping]] = ..., edges_alive: _Optional[_Iterable[str]] = ..., drain: _Optional[bool] = ..., edges_view: _Optional[bool] = ...) -> None: ...
 
 class Action(_message.Message):
     __slots__ = ("target", "ratio", "download", "raw")
