@@ -74,7 +74,8 @@ def _cache_with(tmp: Path, zoo: Path, models: list[dict[str, Any]]) -> Any:
         capacity_bytes=sum(int(m["size_bytes"]) for m in models) * 2,
         cache_dir=tmp / "cache",
         runtime=ModelRuntime(RuntimeKind.CPU, intra_op_threads=1),
-        fetch=lambda ref, dest, on_manifest: fetchers[ref.model_id](ref, dest, on_manifest),
+        resolve=lambda ref: fetchers[ref.model_id].entry,
+        fetch=lambda entry, dest: fetchers[entry.id](entry, dest),
         meter=EstimatedMeter(PowerModelConfig()),
         cloud_transmit_power_w=0.0,
         on_change=dirty.set,  # what the edge node passes: wakes its state publisher

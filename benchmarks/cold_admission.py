@@ -9,8 +9,7 @@ Ours, two cases per model, both the edge's real `ModelCache` code:
   our options), `warmup` (one sample, one step), index queued, state callback,
   release. Timed from `acquire` to the end of the `with` block, minus what happens
   during the transfer in a real fetch — the stand-in fetcher's writing and hashing of
-  the file, and the manifest callback (size check, catalog entry parsed); benchmark 1
-  charges those to the fetch.
+  the file; benchmark 1 charges those to the fetch.
 - "restart": `ModelCache.restore()` of a cache folder holding every model of the zoo
   (an edge restarting with a full cache): index read, each file's whole-file sha256
   read from disk before it is loaded (the next file's hash overlaps this one's load),
@@ -94,36 +93,31 @@ class StagedFetcher:
     """A `Fetcher` for `ModelCache` standing in for the network: it writes a fresh copy
     of the zoo file into the cache's staging path in 1 MiB blocks, hashing them on the
     way as `FeedClient` does with chunks that arrive in order, then compares the
-    digest with the catalog's. `network_s` is how long the transfer's part took: the
-    manifest callback (the cache's size check and catalog-entry parse, which a real
-    fetch runs while the chunks stream in) and the writing; benchmark 1 charges both
-    to the fetch, so the caller subtracts it."""
+    digest with the catalog's. `network_s` is how long the writing took; benchmark 1
+    charges it to the fetch, so the caller subtracts it. `entry` is the catalog entry
+    the cache resolves the model to."""
 
     def __init__(self, source: Path, entry_json: dict[str, Any]) -> None:
         self.source = source
-        self.entry_json = entry_json
+        self.entry = _entry(entry_json)
         self.network_s = 0.0
 
-    def __call__(self, ref: Any, dest: Path, on_manifest: Any) -> Any:
+    def __call__(self, entry: Any, dest: Path) -> Any:
         from edge_node.model_feed import FetchResult
         from testbed import feed
         from testbed.types import FailureReason, TestbedError
 
         size = self.source.stat().st_size
-        manifest = feed.Manifest(
-            "0" * 32, ref.model_id, self.entry_json["version"], size,
-            self.entry_json["sha256"], size, 1, self.entry_json,
-        )  # fmt: skip
+        manifest = feed.Manifest("0" * 32, entry.id, entry.version, size, entry.sha256, size, 1)
         t0 = time.perf_counter()
-        on_manifest(manifest)  # in a real fetch this runs while the chunks stream in
         digest = hashlib.sha256()
         fresh_copy(self.source, dest, digest)
         self.network_s = time.perf_counter() - t0
         t1 = time.perf_counter()
-        if digest.hexdigest() != manifest.sha256:
-            raise TestbedError(FailureReason.CHECKSUM_MISMATCH, f"{ref}: sha256 differs")
+        if digest.hexdigest() != entry.sha256:
+            raise TestbedError(FailureReason.CHECKSUM_MISMATCH, f"{entry.key}: sha256 differs")
         verify_s = time.perf_counter() - t1
-        return FetchResult(dest, manifest, self.entry_json, self.network_s, verify_s, size, 0)
+        return FetchResult(dest, manifest, entry, self.network_s, verify_s, size, 0)
 
 
 class _Bench:
@@ -140,15 +134,17 @@ class _Bench:
         self.meter = EstimatedMeter(PowerModelConfig())
         self.changed = threading.Event()
 
-    def cache(self, folder: Path, capacity_bytes: int, fetch: Any) -> Any:
-        """A real ModelCache as the edge node builds it (state callback: an Event)."""
+    def cache(self, folder: Path, capacity_bytes: int, fetchers: dict[str, Any]) -> Any:
+        """A real ModelCache as the edge node builds it (state callback: an Event),
+        resolving and fetching models through `fetchers` (by model id)."""
         from edge_node.model_cache import ModelCache
 
         return ModelCache(
             capacity_bytes=capacity_bytes,
             cache_dir=folder,
             runtime=self.runtime,
-            fetch=fetch,
+            resolve=lambda ref: fetchers[ref.model_id].entry,
+            fetch=lambda entry, dest: fetchers[entry.id](entry, dest),
             meter=self.meter,
             cloud_transmit_power_w=0.0,
             on_change=self.changed.set,
@@ -177,7 +173,7 @@ def _after_fetch(bench: _Bench, model: dict[str, Any], repeats: int) -> Case:
 
     entry = _entry(model)
     fetcher = StagedFetcher(entry.path(bench.zoo), model)
-    cache = bench.cache(bench.tmp / f"cache-{entry.id}", entry.size_bytes * 2, fetcher)
+    cache = bench.cache(bench.tmp / f"cache-{entry.id}", entry.size_bytes * 2, {entry.id: fetcher})
     bare_session_and_run_s(entry.path(bench.zoo), entry)  # warm-up: page cache, ORT
     ours_ms: list[float] = []
     ref_ms: list[float] = []
@@ -212,12 +208,8 @@ def _restart(bench: _Bench, models: list[dict[str, Any]], repeats: int) -> Case:
     entries = [_entry(m) for m in models]
     capacity = sum(e.size_bytes for e in entries) * 2
     fetchers = {m["id"]: StagedFetcher(bench.zoo / m["file"], m) for m in models}
-
-    def fetch(ref: Any, dest: Path, on_manifest: Any) -> Any:
-        return fetchers[ref.model_id](ref, dest, on_manifest)
-
     template = bench.tmp / "restart-template"
-    filler = bench.cache(template, capacity, fetch)
+    filler = bench.cache(template, capacity, fetchers)
     for entry in entries:  # the cache folder as an edge leaves it
         with filler.acquire(ModelRef(entry.id), download=True):
             pass
@@ -233,7 +225,7 @@ def _restart(bench: _Bench, models: list[dict[str, Any]], repeats: int) -> Case:
         for item in template.iterdir():  # fresh files, as a fetch leaves them
             if item.is_file():
                 fresh_copy(item, folder / item.name)
-        cache = bench.cache(folder, capacity, fetch)
+        cache = bench.cache(folder, capacity, fetchers)
         t0 = time.perf_counter()
         dropped = cache.restore()
         ours_ms.append((time.perf_counter() - t0) * 1e3)

@@ -2,9 +2,10 @@
 
 Ours: the real cloud node process (`testbed-cloud`, started by the real launcher,
 pacing off) serves a demo model to the edge's real `FeedClient` running in this
-process: request → manifest (with the model cache's manifest callback: size check,
-catalog entry parsed) → 1 MiB chunks at QoS 1 with CRC-32, written and hashed as they
-arrive → done → whole-file sha256 checked against the catalog; timed from the request
+process (as the config's one edge, whose process is not started): request → manifest
+(checked against the catalog entry asked for) → 1 MiB chunks at QoS 1 with CRC-32,
+written and hashed as they arrive → done → whole-file sha256 checked against the
+catalog; timed from the request
 to the verified file on disk (the whole `FeedClient.fetch` call). Figure: MB/s
 (10^6 bytes/s) of the file.
 
@@ -62,13 +63,13 @@ def _measure_broker(kind: str, zoo: Path, quick: bool, notes: list[str]) -> list
     with (
         scratch(f"fetch-{kind}") as tmp,
         broker(kind, tmp / "broker") as running,
-        node_bench(tmp, running.url, zoo, cloud=True, edges=0) as launcher,
+        node_bench(tmp, running.url, zoo, cloud=True, edges=1, start_edges=False) as launcher,
         MqttClient(BrokerAddress.from_url(running.url), f"bench-edge-{os.getpid()}") as client,
         RawSubscriber(running.url) as raw,
     ):
         client.connect()
         topics = Topics(launcher.cfg.broker.topic_prefix)
-        feed = FeedClient(client, topics, "bench-edge")
+        feed = FeedClient(client, topics, launcher.cfg.edge_specs()[0].id)  # stands in for it
         notes.append(f"{kind}: {running.description}")
         dest_dir = tmp / "fetched"
         dest_dir.mkdir()
@@ -82,19 +83,16 @@ def _measure_model(
     feed: Any, raw: RawSubscriber, kind: str, model: dict, dest_dir: Path, repeats: int
 ) -> Case:
     """Median MB/s of `repeats` fetches of `model` and as many raw rounds, interleaved."""
-    from edge_node.model_cache import parse_catalog_entry
-    from testbed.messages import ModelRef
+    from testbed.schema import load_dataclass
+    from testbed.zoo.catalog import ModelEntry
 
-    def on_manifest(manifest: Any) -> None:
-        parse_catalog_entry(manifest.entry)
-
-    ref = ModelRef(model["id"])
+    entry = load_dataclass(ModelEntry, model)
     size_bytes = int(model["size_bytes"])
     chunks = math.ceil(size_bytes / MESSAGE_BYTES)
     dest = dest_dir / f"{model['id']}.onnx"
 
-    def fetch() -> Any:  # with the manifest callback of ModelCache's admission
-        return feed.fetch(ref, dest, timeout_s=120, on_manifest=on_manifest)
+    def fetch() -> Any:
+        return feed.fetch(entry, dest, timeout_s=120)
 
     fetch()  # warm-up: page cache, connections
     raw.round_s(chunks)

@@ -12,6 +12,7 @@ import logging
 import platform
 from pathlib import Path
 
+from cloud_node.admission import FeedLimits
 from cloud_node.feed_server import FeedServer, ModelRepository
 from testbed.daemon import DaemonSpec, GrpcServer, NodeDaemon, daemon_main
 from testbed.exit_codes import ExitCode, TestbedExit
@@ -36,14 +37,14 @@ def _serve(daemon: NodeDaemon, stack: contextlib.ExitStack) -> None:
     except (CatalogNotFound, CatalogError) as exc:
         raise TestbedExit(ExitCode.ZOO_MISSING, str(exc)) from None
     client = daemon.connect(stack)
-    client.publish(daemon.topics.catalog, repo.catalog.to_json(), retain=True).wait_for_publish(10)
+    client.publish_retained(daemon.topics.catalog, repo.catalog.to_json()).wait_for_publish(10)
     server = FeedServer(
         client,
         daemon.topics,
         repo,
         chunk_bytes=cfg.cloud.chunk_kib * 1024,
         max_parallel=cfg.cloud.max_parallel_transfers,
-        pace=cfg.emulation.links,
+        limits=FeedLimits.from_config(cfg),
     )
     server.start()
     stack.callback(server.stop)
@@ -64,6 +65,7 @@ def _serve(daemon: NodeDaemon, stack: contextlib.ExitStack) -> None:
             "active_transfers": server.stats.active,
             "bytes_sent": server.stats.bytes_sent,
             "errors": server.stats.errors,
+            "refused": server.stats.refused,
         },
     )
 

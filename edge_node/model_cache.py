@@ -7,9 +7,13 @@ Two tasks that need the same missing model share one download (single flight). T
 cache's files and an index survive a restart; at start every file is verified again
 and loaded, and a file that fails is dropped.
 
-Kept off a task's path (benchmarks/cold_admission.py): the catalog entry a manifest
-carries is validated as soon as the manifest arrives, while the chunks stream in (a
-bad entry also abandons the download at once), and the index is written by its own
+What is fetched is decided by the edge's own copy of the catalog (`resolve`,
+edge_node/catalog_view.py), before anything is asked for: a model larger than the whole
+cache fails then, and the fetch accepts only the file of that entry. Every file name is
+built from a catalog entry's id and version (plain names, testbed/zoo/catalog.py) and
+checked to lie inside the cache folder (`file_in`), also for the names the index lists.
+
+Kept off a task's path (benchmarks/cold_admission.py): the index is written by its own
 thread (`IndexWriter`), outside the cache's lock, so cache hits never wait on a file
 write; `close()` flushes it. An index a crash left a moment behind is safe: restore
 drops files the index does not name and entries whose file is missing.
@@ -20,6 +24,7 @@ cache never exceed the capacity.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -37,17 +42,19 @@ from edge_node.model_feed import FetchResult
 from testbed.energy import EnergyMeter, modeled
 from testbed.messages import CacheCounters, CachedModelInfo, ModelRef
 from testbed.runtime import LoadedModel, ModelRuntime
-from testbed.schema import SchemaError, dump_dataclass, load_dataclass
+from testbed.schema import dump_dataclass, load_dataclass
 from testbed.types import EnergyPart, EnergyPartName, FailureReason, TestbedError
-from testbed.zoo.catalog import ModelEntry, file_sha256, write_atomic
+from testbed.zoo.catalog import ModelEntry, file_in, file_sha256, write_atomic
 
 log = logging.getLogger(__name__)
 
 INDEX_NAME = "index.json"
 STAGING = ".staging"
 
-# fetch(model, dest, on_manifest) -> FetchResult; raises TestbedError with the reason.
-Fetcher = Callable[[ModelRef, Path, Callable[[Any], None]], FetchResult]
+Resolver = Callable[[ModelRef], ModelEntry]
+"""The catalog entry of a model; raises TestbedError (MODEL_UNKNOWN, FETCH_FAILED)."""
+Fetcher = Callable[[ModelEntry, Path], FetchResult]
+"""Fetch the file of an entry into a path; raises TestbedError with the reason."""
 
 
 @dataclass
@@ -140,6 +147,7 @@ class ModelCache:
         capacity_bytes: int,
         cache_dir: Path,
         runtime: ModelRuntime,
+        resolve: Resolver,
         fetch: Fetcher,
         meter: EnergyMeter,
         cloud_transmit_power_w: float,
@@ -149,6 +157,7 @@ class ModelCache:
         self.capacity_bytes = capacity_bytes
         self.dir = cache_dir
         self._runtime = runtime
+        self._resolve = resolve
         self._fetch = fetch
         self._meter = meter
         self._cloud_power_w = cloud_transmit_power_w
@@ -199,7 +208,7 @@ class ModelCache:
         """Hold `ref` ready for a task; fetch it first if missing and `download`.
 
         Raises TestbedError: MODEL_MISSING (missing, no download), MODEL_TOO_LARGE,
-        CHECKSUM_MISMATCH, FETCH_FAILED, MODEL_UNKNOWN, LOAD_FAILED, CACHE_FULL.
+        CHECKSUM_MISMATCH, FETCH_FAILED, MODEL_UNKNOWN, LOAD_FAILED, CACHE_FULL, DISK_FULL.
         """
         lease = self._acquire(ref, download)
         try:
@@ -271,23 +280,16 @@ class ModelCache:
     # ------------------------------------------------------------------ admission
 
     def _admit(self, ref: ModelRef) -> Lease:
-        staging = self.dir / STAGING / f"{ref.model_id}.{uuid.uuid4().hex[:8]}.part"
-        parsed: list[ModelEntry] = []
-
-        def on_manifest(manifest: Any) -> None:
-            """Runs while the chunks stream in: refuse early, parse the entry off the
-            task's path."""
-            if manifest.size_bytes > self.capacity_bytes:
-                raise TestbedError(
-                    FailureReason.MODEL_TOO_LARGE,
-                    f"{ref} is {manifest.size_bytes / 1e6:.1f} MB, larger than the whole cache "
-                    f"({self.capacity_bytes / 1e6:.1f} MB)",
-                )
-            parsed.append(parse_catalog_entry(manifest.entry))
-
+        entry = self._resolve(ref)
+        if entry.size_bytes > self.capacity_bytes:  # refused before a byte is asked for
+            raise TestbedError(
+                FailureReason.MODEL_TOO_LARGE,
+                f"{ref} is {entry.size_mb:.1f} MB, larger than the whole cache "
+                f"({self.capacity_bytes / 1e6:.1f} MB)",
+            )
+        staging = file_in(self.dir / STAGING, f"{entry.id}.{uuid.uuid4().hex[:8]}.part")
         try:
-            result = self._fetch(ref, staging, on_manifest)
-            entry = parsed[0] if parsed else parse_catalog_entry(result.entry)
+            result = self._fetch(entry, staging)
         except TestbedError as exc:
             staging.unlink(missing_ok=True)
             if exc.reason is FailureReason.CHECKSUM_MISMATCH:
@@ -373,7 +375,7 @@ class ModelCache:
                     f"cache are in use",
                 )
             self._cond.wait(min(left, 0.5))
-        final = self.dir / f"{entry.id}-{entry.version}.onnx"
+        final = file_in(self.dir, f"{entry.id}-{entry.version}.onnx")
         staging.replace(final)
         slot = _Entry(entry, final)
         self._pin(slot)
@@ -427,7 +429,13 @@ class ModelCache:
         except (ValueError, KeyError, OSError) as exc:
             dropped.append(f"index unreadable ({exc}); starting empty")
             rows = []
-        rows.sort(key=lambda r: r.get("last_used_seq", 0))
+        if not isinstance(rows, list):
+            dropped.append("index lists no models; starting empty")
+            rows = []
+        rows = [r for r in rows if isinstance(r, dict)]
+        rows.sort(
+            key=lambda r: r.get("last_used_seq") if type(r.get("last_used_seq")) is int else 0
+        )
         # Every file is hashed before it is loaded (a damaged file must never reach the
         # parser: it could crash the edge at every start), but the next file's hash runs
         # on a helper thread while this one loads (file reads and sha256 release the
@@ -437,7 +445,7 @@ class ModelCache:
             for row, digest in zip(rows, digests, strict=True):
                 try:
                     entry = load_dataclass(ModelEntry, row["entry"])
-                    path = self.dir / row["file"]
+                    path = self._row_path(row)
                     if digest.result() != entry.sha256:
                         raise ValueError("sha256 differs from the catalog's")
                     if self._used() + entry.size_bytes > self.capacity_bytes:
@@ -445,9 +453,9 @@ class ModelCache:
                     model = self._runtime.load(path, entry)
                     model.warmup()
                 except Exception as exc:  # any bad file is dropped, never loaded half
-                    name = row.get("file", "?")
-                    dropped.append(f"{name}: {exc}")
-                    (self.dir / str(name)).unlink(missing_ok=True)
+                    dropped.append(f"{str(row.get('file', '?'))[:80]!r}: {exc}")
+                    with contextlib.suppress(ValueError):
+                        self._row_path(row).unlink(missing_ok=True)
                     continue
                 self._seq += 1
                 self._entries[entry.id] = _Entry(entry, path, model, 0, self._seq)
@@ -459,9 +467,16 @@ class ModelCache:
             self._save_index()
         return dropped
 
+    def _row_path(self, row: dict[str, Any]) -> Path:
+        """The file an index row names, inside the cache folder; ValueError otherwise."""
+        name = row.get("file")
+        if not isinstance(name, str):
+            raise ValueError("the index row names no file")
+        return file_in(self.dir, name)
+
     def _file_digest(self, row: dict[str, Any]) -> str:
         """SHA-256 of an index row's file (raises if the row or the file is bad)."""
-        return file_sha256(self.dir / row["file"])
+        return file_sha256(self._row_path(row))
 
     def close(self) -> None:
         """Write the index out and release every session."""
@@ -478,11 +493,3 @@ class ModelCache:
             self._on_change()
         except Exception:
             log.exception("state callback failed")
-
-
-def parse_catalog_entry(raw: Any) -> ModelEntry:
-    """The catalog entry a manifest carries; FETCH_FAILED if it is not a valid one."""
-    try:
-        return load_dataclass(ModelEntry, raw)
-    except SchemaError as exc:
-        raise TestbedError(FailureReason.FETCH_FAILED, f"bad catalog entry: {exc}") from None

@@ -7,12 +7,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import Future
 from pathlib import Path
 
+from edge_node.catalog_view import CatalogView
 from edge_node.executor import FifoExecutor, Job
 from edge_node.model_cache import ModelCache
 from edge_node.model_feed import FeedClient
+from edge_node.validation import InvalidTaskRequest, TaskLimits, validate_task_header
 from testbed.config import EdgeSpec, TestbedConfig
 from testbed.emulation import stretch
 from testbed.energy import EnergyMeter
@@ -60,15 +61,17 @@ class EdgeNode:
         self._seq_lock = threading.Lock()
         self._dirty = threading.Event()
         self._stopping = threading.Event()
+        self.limits = TaskLimits.of(spec)
+        self._active_tasks: set[str] = set()  # task ids accepted and not yet answered
+        self._tasks_lock = threading.Lock()
         feed = FeedClient(client, self._topics, spec.id)
-        rate = spec.cloud_link_mbps if cfg.emulation.links else None
+        self.catalog = CatalogView(client, self._topics)
         self.cache = ModelCache(
             capacity_bytes=int(spec.cache_capacity_mb * 1e6),
             cache_dir=cache_dir,
             runtime=runtime,
-            fetch=lambda ref, dest, on_manifest: feed.fetch(
-                ref, dest, timeout_s=spec.fetch_timeout_s, rate_mbps=rate, on_manifest=on_manifest
-            ),
+            resolve=lambda ref: self.catalog.entry(ref, spec.fetch_timeout_s),
+            fetch=lambda entry, dest: feed.fetch(entry, dest, timeout_s=spec.fetch_timeout_s),
             meter=meter,
             cloud_transmit_power_w=cfg.cloud.transmit_power_w,
             full_wait_s=cfg.run.task_timeout_s,
@@ -109,26 +112,45 @@ class EdgeNode:
         self.executor.shutdown()
         self._stopping.set()
         self._dirty.set()
-        self._publisher.join(timeout=2)
+        if self._publisher.ident is not None:  # not started when the start-up failed
+            self._publisher.join(timeout=2)
         self.cache.close()
 
     # ------------------------------------------------------------------ tasks
 
-    def submit(
-        self, request: EdgeTaskRequest, data: bytes, receive_ms: float, accepted_at: float
-    ) -> Future[EdgeTaskResult]:
-        job = Job(request, data, receive_ms, accepted_at=accepted_at)
-        if len(data) != request.data_bytes:
-            return _done(
-                self._rejected(
-                    job,
-                    FailureReason.INVALID_REQUEST,
-                    f"header announced {request.data_bytes} bytes, {len(data)} arrived",
+    def admit(self, request: EdgeTaskRequest) -> None:
+        """Check a task's header against the edge's bounds and hold its task id until
+        the task is answered (`release`). Raises InvalidTaskRequest saying what is wrong."""
+        validate_task_header(request, self.limits)
+        with self._tasks_lock:
+            if request.task_id in self._active_tasks:
+                raise InvalidTaskRequest(
+                    f"task_id {request.task_id!r} is already running or waiting on this edge"
                 )
-            )
-        if request.units < 0 or request.steps < 0:
-            return _done(self._rejected(job, FailureReason.INVALID_REQUEST, "negative work"))
-        return self.executor.submit(job)
+            self._active_tasks.add(request.task_id)
+
+    def release(self, task_id: str) -> None:
+        with self._tasks_lock:
+            self._active_tasks.discard(task_id)
+
+    def submit(
+        self,
+        request: EdgeTaskRequest,
+        data: bytes,
+        receive_ms: float,
+        accepted_at: float,
+        deadline: float | None = None,
+    ) -> Job:
+        """Queue an `admit`ted task; its future holds the one result. `deadline`: the
+        caller's, on the `time.monotonic` clock (the task is abandoned after it)."""
+        job = Job(request, data, receive_ms, accepted_at=accepted_at, deadline=deadline)
+        job.future.add_done_callback(lambda _f: self.release(request.task_id))
+        self.executor.submit(job)
+        return job
+
+    def abandon(self, job: Job, reason: str) -> None:
+        """The task's caller has gone: stop it (at the next invocation boundary)."""
+        self.executor.abandon(job, reason)
 
     def _run_task(self, job: Job, queue_ms: float) -> EdgeTaskResult:
         req = job.request
@@ -145,14 +167,18 @@ class EdgeNode:
                 if req.units > 0:
                     with self._meter.measure(EnergyPartName.EDGE_COMPUTE) as span:
                         run = lease.model.run(
-                            req.units, req.steps or None, job.data, self.spec.max_batch
-                        )
+                            req.units, req.steps or None, job.data, self.spec.max_batch,
+                            should_stop=job.should_stop,
+                        )  # fmt: skip
                         stretched = stretch(run.compute_s, self.spec.cpu_ghz, self.cfg.emulation)
                     timing.compute_ms = (run.compute_s + stretched) * 1e3
                     energy.append(span.part)
                     digest, units_done = run.output_sha256, run.units_done
         except TestbedError as exc:
-            return self._result(job, timing, Outcome.FAILED, exc.reason, exc.detail, energy)
+            detail = exc.detail
+            if exc.reason is FailureReason.CANCELLED:
+                detail = f"{job.stop_reason}; {detail}"
+            return self._result(job, timing, Outcome.FAILED, exc.reason, detail, energy)
         return self._result(
             job,
             timing,
@@ -245,7 +271,7 @@ class EdgeNode:
             if self._stopping.is_set():
                 return
             try:
-                self._client.publish(topic, self.snapshot().to_json(), qos=1, retain=True)
+                self._client.publish_retained(topic, self.snapshot().to_json())
             except Exception:
                 log.exception("publishing state failed")
 
@@ -255,6 +281,7 @@ class EdgeNode:
             "queue_length": self.executor.queue_length,
             "running": self.executor.running,
             "tasks_done": self.executor.completed,
+            "tasks_cancelled": self.executor.cancelled,
             "cache_used_mb": round(self.cache.used_bytes / 1e6, 3),
             "cache_hits": c.hits,
             "cache_misses": c.misses,
@@ -262,9 +289,3 @@ class EdgeNode:
             "energy_j": round(self._meter.energy_j(), 6),
             "energy_method": self._meter.method.value,
         }
-
-
-def _done(result: EdgeTaskResult) -> Future[EdgeTaskResult]:
-    fut: Future[EdgeTaskResult] = Future()
-    fut.set_result(result)
-    return fut

@@ -14,11 +14,18 @@ one type byte:
 Per-chunk CRC-32 catches transport damage; the whole-file sha256 from the catalog
 catches a corrupted file on the cloud (docs/wire-protocol.md). An edge resumes by
 asking again with the list of missing chunk indices.
+
+Any client of the broker can publish on these topics, so decoding checks every field
+(`FetchRequest.decode`, `Manifest.check`): ids and versions are plain names
+(testbed/zoo/catalog.py), request ids 32 hex digits, sizes and counts bounded and
+consistent; a frame that fails is a `FrameError`, a request a `ValueError`.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 import struct
 import uuid
 import zlib
@@ -27,22 +34,61 @@ from typing import Any
 
 from testbed.messages import ModelRef
 from testbed.types import FailureReason
+from testbed.zoo.catalog import model_name_problem
 
 _CHUNK = struct.Struct(">16sII")
 MANIFEST, CHUNK, DONE, ERROR = b"M", b"C", b"D", b"E"
+MAX_CHUNK_BYTES = 4 * 1024 * 1024
+"""Largest chunk a manifest may announce (the cloud sends at most 1 MiB, `cloud.chunk_kib`)."""
+MAX_RESUME_CHUNKS = 65536
+"""Most chunk indices one request may ask for again (64 GiB of 1 MiB chunks)."""
+MAX_DETAIL_CHARS = 1000
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_REQUEST_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
+def _field(raw: dict[str, Any], key: str, kind: type, default: Any = None) -> Any:
+    """`raw[key]` if it is a `kind` (bool is not an int here), else `ValueError`."""
+    value = raw.get(key, default)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ValueError(f"{key}: expected {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _request_id(value: Any) -> str:
+    if not isinstance(value, str) or not _REQUEST_ID.fullmatch(value):
+        raise ValueError("request_id: expected 32 lower-case hex digits")
+    return value
+
+
+def _model_name(value: Any) -> str:
+    problem = model_name_problem(value)
+    if problem:
+        raise ValueError(f"model id or version {str(value)[:80]!r}: {problem}")
+    return str(value)
+
+
+def _chunk_list(chunks: Any) -> tuple[int, ...]:
+    if not isinstance(chunks, list) or len(chunks) > MAX_RESUME_CHUNKS:
+        raise ValueError(f"chunks: expected a list of at most {MAX_RESUME_CHUNKS} indices")
+    if not all(type(c) is int and 0 <= c < 2**32 for c in chunks):
+        raise ValueError("chunks: expected chunk indices (integers ≥ 0)")
+    return tuple(chunks)
+
+
 @dataclass(frozen=True)
 class FetchRequest:
+    """An edge's request. It names no rate: the cloud paces each edge to the rate of its
+    own config (cloud_node/admission.py), whatever a request says."""
+
     request_id: str
     edge_id: str
     model: ModelRef
     chunks: tuple[int, ...] | None = None  # None: the whole file; else only these
-    rate_mbps: float | None = None  # pace to this rate (link emulation); None: unpaced
 
     def encode(self) -> bytes:
         return json.dumps(
@@ -52,20 +98,28 @@ class FetchRequest:
                 "model_id": self.model.model_id,
                 "version": self.model.version,
                 "chunks": list(self.chunks) if self.chunks is not None else None,
-                "rate_mbps": self.rate_mbps,
             }
         ).encode()
 
     @classmethod
     def decode(cls, payload: bytes) -> FetchRequest:
-        raw = json.loads(payload)
+        """Parse and check a request; `ValueError` saying what is wrong (unknown keys,
+        such as the `rate_mbps` older edges sent, are ignored)."""
+        try:
+            raw = json.loads(payload)
+        except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, nested too deep
+            raise ValueError(f"not JSON: {exc}") from None
+        if not isinstance(raw, dict):
+            raise ValueError(f"expected a JSON object, got {type(raw).__name__}")
+        version = raw.get("version") or ""  # "" or null: the newest
+        if not isinstance(version, str):
+            raise ValueError(f"version: expected str, got {type(version).__name__}")
         chunks = raw.get("chunks")
         return cls(
-            request_id=str(raw["request_id"]),
-            edge_id=str(raw["edge_id"]),
-            model=ModelRef(str(raw["model_id"]), str(raw.get("version") or "")),
-            chunks=tuple(int(c) for c in chunks) if chunks is not None else None,
-            rate_mbps=float(raw["rate_mbps"]) if raw.get("rate_mbps") else None,
+            request_id=_request_id(raw.get("request_id")),
+            edge_id=_field(raw, "edge_id", str),
+            model=ModelRef(_model_name(raw.get("model_id")), version and _model_name(version)),
+            chunks=None if chunks is None else _chunk_list(chunks),
         )
 
 
@@ -82,6 +136,30 @@ class Manifest:
 
     def encode(self) -> bytes:
         return MANIFEST + json.dumps(asdict(self)).encode()
+
+    def check(self) -> Manifest:
+        """Self, if every field is well-formed; `ValueError` naming the first that is not
+        (a manifest's fields become a file name, a file size and a loop bound)."""
+        _request_id(self.request_id)
+        _model_name(self.model_id)
+        _model_name(self.version)
+        if not isinstance(self.sha256, str) or not _SHA256.fullmatch(self.sha256):
+            raise ValueError("sha256: expected 64 lower-case hex digits")
+        for name in ("size_bytes", "chunk_bytes", "chunk_count"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name}: expected an integer ≥ 0, got {value!r}")
+        if not 0 < self.chunk_bytes <= MAX_CHUNK_BYTES:
+            raise ValueError(f"chunk_bytes: expected 1..{MAX_CHUNK_BYTES}, got {self.chunk_bytes}")
+        if self.chunk_count != max(1, math.ceil(self.size_bytes / self.chunk_bytes)):
+            raise ValueError(f"chunk_count {self.chunk_count} does not fit size and chunk size")
+        if not isinstance(self.entry, dict):
+            raise ValueError(f"entry: expected an object, got {type(self.entry).__name__}")
+        return self
+
+    def chunk_size(self, index: int) -> int:
+        """Bytes of chunk `index` (every chunk is full but the last)."""
+        return min(self.chunk_bytes, self.size_bytes - index * self.chunk_bytes)
 
 
 @dataclass(frozen=True)
@@ -130,13 +208,16 @@ def decode(payload: bytes) -> Manifest | Chunk | Done | FeedError:
                 raise FrameError(f"chunk {index}: CRC-32 mismatch")
             return Chunk(rid.hex(), index, data)
         body = json.loads(payload[1:])
+        if not isinstance(body, dict):
+            raise ValueError(f"expected a JSON object, got {type(body).__name__}")
         if kind == MANIFEST:
-            return Manifest(**body)
+            return Manifest(**body).check()
         if kind == DONE:
-            return Done(**body)
+            return Done(_request_id(body["request_id"]), _field(body, "chunks_sent", int))
         if kind == ERROR:
-            return FeedError(body["request_id"], FailureReason(body["reason"]), body["detail"])
-    except (struct.error, ValueError, KeyError, TypeError) as exc:
+            detail = _field(body, "detail", str)[:MAX_DETAIL_CHARS]
+            return FeedError(_request_id(body["request_id"]), FailureReason(body["reason"]), detail)
+    except (struct.error, ValueError, KeyError, TypeError, RecursionError) as exc:
         if isinstance(exc, FrameError):
             raise
         raise FrameError(f"undecodable {kind!r} frame: {exc}") from None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -176,11 +177,20 @@ class LoadedModel:
         """One small inference (one sample, one step): allocates buffers, builds kernels."""
         self.run(units=1, steps=1, data=b"", max_batch=1)
 
-    def run(self, units: int, steps: int | None, data: bytes, max_batch: int = 32) -> RunResult:
+    def run(
+        self,
+        units: int,
+        steps: int | None,
+        data: bytes,
+        max_batch: int = 32,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> RunResult:
         """Generate `units` samples from `data` in batches of at most `max_batch`.
 
         `steps` is the number of denoising steps per sample of a diffusion model (None:
-        the model's default) and is ignored for the other families. Raises
+        the model's default) and is ignored for the other families. `should_stop` is
+        asked before each batch; when it says so the run ends there with
+        `TestbedError(CANCELLED)` (an edge whose caller has gone frees its slot). Raises
         `TestbedError(INVALID_REQUEST)` on bad arguments and `TestbedError(INTERNAL)`
         if ONNX Runtime fails or the model was closed.
         """
@@ -204,8 +214,15 @@ class LoadedModel:
             run = RunState(payload, digest, noise_generator(payload.seed))
             try:
                 for first in range(0, units, batch_cap):
+                    if should_stop is not None and should_stop():
+                        raise TestbedError(
+                            FailureReason.CANCELLED,
+                            f"{self.entry.id}: stopped after {first} of {units} units",
+                        )
                     size = min(batch_cap, units - first)
                     invocations += self._driver.run_batch(run, first, size, steps)
+            except TestbedError:
+                raise
             except Exception as exc:  # ORT raises its own (pybind) exception types
                 raise TestbedError(
                     FailureReason.INTERNAL, f"{self.entry.id}: inference failed: {exc}"

@@ -27,6 +27,7 @@ from testbed.zoo.catalog import (
     ModelOrigin,
     TensorSpec,
     file_sha256,
+    model_name_problem,
 )
 
 
@@ -76,6 +77,9 @@ def register_model(
     that fails the checks or whose FLOPs cannot be counted and were not given.
     """
     zoo_dir, source = Path(zoo_dir), Path(source)
+    for key, name in (("id", model_id), ("version", version)):  # they name the copied file
+        if problem := model_name_problem(name):
+            raise RegisterError(f"{key} {name!r}: {problem}")
     if not source.is_file():
         raise RegisterError(f"no such file: {source}")
     if family is not ModelFamily.DIFFUSION and default_steps != 1:

@@ -58,6 +58,31 @@ class TensorDType(enum.StrEnum):
     BOOL = "bool"
 
 
+MODEL_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+"""What a model id or version may be: it becomes part of file names on the edges
+(`<id>-<version>.onnx` in the cache) and arrives from other processes, so it is a plain
+name: no path separator, no `..`, nothing a shell or a log line would misread."""
+_MODEL_NAME = re.compile(MODEL_NAME_PATTERN)
+
+
+def model_name_problem(value: str) -> str | None:
+    """None if `value` is a valid model id or version, else what is wrong with it."""
+    if not isinstance(value, str) or _MODEL_NAME.fullmatch(value) is None or ".." in value:
+        return f"expected {MODEL_NAME_PATTERN} without '..'"
+    return None
+
+
+def file_in(folder: Path, name: str) -> Path:
+    """`folder / name` for a plain file name `name`; `ValueError` if the name is not
+    one, or if the path it makes (links resolved) would lie outside `folder`."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise ValueError(f"{name!r} is not a plain file name")
+    path = folder / name
+    if path.resolve().parent != folder.resolve():
+        raise ValueError(f"{name!r} would lie outside {folder}")
+    return path
+
+
 class CatalogError(ValueError):
     """A catalog file that cannot be read or does not follow the format."""
 
@@ -125,11 +150,17 @@ class ModelEntry:
     seed: int = field(default=0, metadata=meta("Seed the zoo built the model with.", ge=0))
     train_steps: int = field(default=0, metadata=meta("Optimiser steps of training.", ge=0))
     metrics: dict[str, float] = field(
-        default_factory=dict, metadata=meta("Training/evaluation figures, e.g. final loss, AUROC.")
+        default_factory=dict,
+        # a diverged training's NaN loss is a figure worth keeping, not a broken catalog
+        metadata=meta("Training/evaluation figures, e.g. final loss, AUROC.", finite=False),
     )
 
     def check(self) -> list[tuple[str, str]]:
-        problems = []
+        problems = [
+            (key, problem)
+            for key, value in (("id", self.id), ("version", self.version))
+            if (problem := model_name_problem(value))
+        ]
         if not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
             problems.append(("sha256", "expected 64 lower-case hex digits"))
         if not self.file or Path(self.file).is_absolute() or ".." in Path(self.file).parts:
@@ -234,9 +265,10 @@ class Catalog:
         """Parse `to_json`'s output; `CatalogError` names every bad key path."""
         try:
             data = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise CatalogError(f"catalog is not valid JSON: {exc}") from None
-        if isinstance(data, dict) and data.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
+        version = data.get("format_version") if isinstance(data, dict) else None
+        if isinstance(version, int | float) and version > FORMAT_VERSION:
             raise CatalogError(
                 f"catalog format {data['format_version']} is newer than this testbed "
                 f"reads ({FORMAT_VERSION}); update the testbed"

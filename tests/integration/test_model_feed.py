@@ -14,17 +14,24 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from edge_node.model_feed import FeedClient
 from testbed import feed
 from testbed.broker import EmbeddedBroker
-from testbed.config import BrokerConfig
-from testbed.messages import ModelRef
+from testbed.config import BrokerConfig, ZooScale
 from testbed.mqtt import BrokerAddress, MqttClient
 from testbed.topics import Topics
 from testbed.types import FailureReason, Outcome, TestbedError
-from tests.waiting import WAIT_S
+from testbed.zoo.catalog import ModelEntry, ModelFamily, TensorDType, TensorSpec
+from tests.waiting import WAIT_S, wait_until
 
 from .harness import EdgeBench, catalog_sizes
 
 CHUNK = 64 * 1024
 MODEL = bytes(range(256)) * 1000  # 256,000 bytes: 4 chunks
+ENTRY = ModelEntry(
+    id="m", family=ModelFamily.CGAN, version="1", file="m.onnx", size_bytes=len(MODEL),
+    sha256=hashlib.sha256(MODEL).hexdigest(),
+    inputs=[TensorSpec("z", TensorDType.FLOAT32, ["batch", 4])],
+    outputs=[TensorSpec("y", TensorDType.FLOAT32, ["batch", 4])],
+    default_steps=1, flops_per_invocation=8, trained=False, scale=ZooScale.TINY,
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +82,7 @@ def test_missing_and_damaged_chunks_are_asked_for_again(
     edge = MqttClient(BrokerAddress.from_url(broker_url), "edge-under-test").connect()
     try:
         client = FeedClient(edge, Topics(), "edge-x")
-        result = client.fetch(ModelRef("m"), tmp_path / "m.part", timeout_s=20)
+        result = client.fetch(ENTRY, tmp_path / "m.part", timeout_s=20)
     finally:
         edge.close()
         cloud.close()
@@ -90,7 +97,7 @@ def test_a_silent_cloud_is_a_fetch_failure(broker_url: str, tmp_path: Path) -> N
     try:
         client = FeedClient(edge, Topics(), "edge-y")
         with pytest.raises(TestbedError) as info:
-            client.fetch(ModelRef("m"), tmp_path / "m.part", timeout_s=1.0)
+            client.fetch(ENTRY, tmp_path / "m.part", timeout_s=1.0)
         assert info.value.reason is FailureReason.FETCH_FAILED
     finally:
         edge.close()
@@ -133,6 +140,9 @@ def test_a_cloud_that_starts_late_is_asked_again(
     watcher = MqttClient(BrokerAddress.from_url(broker_url), "request-watcher").connect()
     with watcher, EdgeBench(tmp_path, broker_url, tiny_zoo) as bench:
         topics = Topics(bench.cfg.broker.topic_prefix)
+        # the catalog a cloud that ran before left retained: the edge knows the model
+        catalog = (tiny_zoo / "catalog.json").read_bytes()
+        watcher.publish(topics.catalog, catalog, retain=True).wait_for_publish(10)
         watcher.subscribe(topics.fetch_requests, lambda _topic, _payload: asked.set())
         bench.start(cloud=False)
         results: list = []
@@ -143,3 +153,23 @@ def test_a_cloud_that_starts_late_is_asked_again(
         waiting.join(60)
         assert results and results[0].outcome is Outcome.COMPLETED, results
         assert results[0].bytes_fetched == catalog_sizes(tiny_zoo)[model]
+
+
+def test_an_edge_without_a_catalog_waits_for_the_clouds(
+    broker_url: str, tiny_zoo: Path, tmp_path: Path
+) -> None:
+    """An edge fetches only what the cloud's catalog lists: with none retained on the
+    broker yet, a task waits for the cloud's (within the fetch timeout), then fetches."""
+    model = next(iter(catalog_sizes(tiny_zoo)))
+    clearer = MqttClient(BrokerAddress.from_url(broker_url), "catalog-clearer").connect()
+    with clearer, EdgeBench(tmp_path, broker_url, tiny_zoo) as bench:
+        topics = Topics(bench.cfg.broker.topic_prefix)
+        clearer.publish(topics.catalog, b"", retain=True).wait_for_publish(10)  # none retained
+        bench.start(cloud=False)
+        results: list = []
+        waiting = threading.Thread(target=lambda: results.append(bench.submit(model).result))
+        waiting.start()
+        assert wait_until(lambda: bench.state().running == 1)  # waiting for a catalog
+        bench.launcher.wait_ready([bench.launcher.start_cloud()])
+        waiting.join(60)
+        assert results and results[0].outcome is Outcome.COMPLETED, results

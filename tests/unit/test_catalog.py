@@ -19,6 +19,8 @@ from testbed.zoo.catalog import (
     TensorDType,
     TensorSpec,
     UnknownModel,
+    file_in,
+    model_name_problem,
 )
 
 
@@ -112,6 +114,16 @@ def test_a_broken_catalog_names_the_bad_key(catalog: Catalog, tmp_path: Path):
         ("file", "/etc/passwd", "file"),
         ("file", "../outside.onnx", "file"),
         ("default_steps", 20, "default_steps"),  # a cgan takes no steps
+        ("id", "../../x", "id"),  # ids and versions become file names on the edges
+        ("id", "/etc/x", "id"),
+        ("id", "a..b", "id"),
+        ("id", "", "id"),
+        ("id", "-leading-dash", "id"),
+        ("id", "a" * 65, "id"),
+        ("id", "sp ace", "id"),
+        ("version", "1/2", "version"),
+        ("version", "..", "version"),
+        ("version", "", "version"),
     ],
 )
 def test_entries_are_checked(catalog: Catalog, key: str, value: object, problem: str):
@@ -165,3 +177,28 @@ def test_sample_shape_needs_sizes_after_the_batch():
     assert TensorSpec("x", TensorDType.FLOAT32, ["batch", 4, 64]).sample_shape == (4, 64)
     with pytest.raises(ValueError, match="symbolic"):
         _ = TensorSpec("x", TensorDType.FLOAT32, ["batch", "height"]).sample_shape
+
+
+def test_the_name_rule_is_one_function():
+    assert model_name_problem("diffusion-s") is None
+    assert model_name_problem("v1.2_b") is None
+    assert model_name_problem("a" * 64) is None
+    for bad in ("", "../x", "a/b", "a..b", ".hidden", "a" * 65, "ä", "a\n"):
+        assert model_name_problem(bad), bad
+
+
+def test_file_in_keeps_names_inside_the_folder(tmp_path: Path):
+    assert file_in(tmp_path, "m-1.onnx") == tmp_path / "m-1.onnx"
+    for bad in ("../m.onnx", "/etc/passwd", "a/b.onnx", "", ".", ".."):
+        with pytest.raises(ValueError):
+            file_in(tmp_path, bad)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b"[1]", b'"x"', b"null", b"3", b'{"format_version": "9"}', b"[" * 100_000, b"\xff"],
+)
+def test_any_bytes_are_a_catalog_or_a_catalog_error(text: bytes):
+    # edges parse the catalog they receive over MQTT: nothing else may escape
+    with pytest.raises(CatalogError):
+        Catalog.from_json(text)

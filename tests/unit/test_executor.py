@@ -72,3 +72,60 @@ def test_handler_bug_is_an_internal_outcome() -> None:
     ex = FifoExecutor(1, 4, handler, lambda j, r, d: _result(j, Outcome.FAILED, r))
     assert ex.submit(_job(0)).result(WAIT_S).reason is FailureReason.INTERNAL
     ex.shutdown()
+
+
+def test_a_waiting_task_whose_caller_left_is_answered_at_once() -> None:
+    gate = threading.Event()
+    started: list[str] = []
+
+    def handler(job: Job, _queue_ms: float) -> EdgeTaskResult:
+        started.append(job.request.task_id)
+        gate.wait(WAIT_S)
+        return _result(job)
+
+    ex = FifoExecutor(1, 8, handler, lambda j, r, d: _result(j, Outcome.FAILED, r))
+    running = ex.submit(_job(0))
+    assert wait_until(lambda: ex.running == 1)
+    waiting, gone = _job(1), _job(2)
+    ex.submit(waiting)
+    ex.submit(gone)
+    ex.abandon(gone, "the caller cancelled")
+    assert gone.future.result(WAIT_S).reason is FailureReason.CANCELLED  # not behind t0
+    assert ex.queue_length == 1 and ex.cancelled == 1
+    gate.set()
+    assert running.result(WAIT_S).outcome is Outcome.COMPLETED
+    assert waiting.future.result(WAIT_S).outcome is Outcome.COMPLETED
+    assert started == ["t0", "t1"]  # the abandoned task never ran
+    ex.shutdown()
+
+
+def test_a_running_task_is_asked_to_stop_and_its_slot_freed() -> None:
+    def handler(job: Job, _queue_ms: float) -> EdgeTaskResult:
+        while not job.should_stop():  # a run checks between invocations
+            threading.Event().wait(0.001)
+        return _result(job, Outcome.FAILED, FailureReason.CANCELLED)
+
+    ex = FifoExecutor(1, 8, handler, lambda j, r, d: _result(j, Outcome.FAILED, r))
+    long = _job(0)
+    ex.submit(long)
+    assert wait_until(lambda: ex.running == 1)
+    ex.abandon(long, "the caller's deadline passed")
+    assert long.future.result(WAIT_S).reason is FailureReason.CANCELLED
+    assert "deadline" in long.stop_reason
+    assert ex.cancelled == 1
+    ex.shutdown()
+
+
+def test_a_task_whose_deadline_passed_in_the_queue_does_not_run() -> None:
+    ran: list[str] = []
+
+    def handler(job: Job, _queue_ms: float) -> EdgeTaskResult:
+        ran.append(job.request.task_id)
+        return _result(job)
+
+    ex = FifoExecutor(1, 8, handler, lambda j, r, d: _result(j, Outcome.FAILED, r))
+    late = _job(0)
+    late.deadline = 0.0  # monotonic time long past
+    assert ex.submit(late).result(WAIT_S).reason is FailureReason.CANCELLED
+    assert not ran and ex.cancelled == 1
+    ex.shutdown()
