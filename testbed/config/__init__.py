@@ -9,8 +9,8 @@ malformed item exits 3).
 The modules: `bench` (the bench's sections), `runs` (tasks, reward, runs, twin,
 training), `testbed_config` (`TestbedConfig`, the whole file), `overrides` (the one
 `--set` parser), `loading` (reading files), `errors` (`ConfigError`), `limits` (the
-ranges every number is held to). Import from this package; the modules import each
-other, never this package.
+ranges every number is held to), `inventory` (the machines of a bench). Import from
+this package; the modules import each other, never this package.
 
 Every number is finite and has a lower and an upper bound, every node id follows
 testbed/ids.py's pattern: what loads, runs (tests/unit/test_config_fuzz.py fuzzes it).
@@ -45,6 +45,12 @@ from testbed.config.bench import (
     ZooScale,
 )
 from testbed.config.errors import ConfigError
+from testbed.config.inventory import (
+    BoardClass,
+    HostConfig,
+    InventoryConfig,
+    ServiceManager,
+)
 from testbed.config.loading import DEFAULT_CONFIG_NAME, config_from_dict, load_config, read_yaml
 from testbed.config.overrides import (
     ENV_PREFIX,
@@ -73,6 +79,7 @@ __all__ = [
     "AgentSettings",
     "AgentSpec",
     "AgentsConfig",
+    "BoardClass",
     "BrokerConfig",
     "BrokerKind",
     "CloudConfig",
@@ -82,6 +89,8 @@ __all__ = [
     "EdgesConfig",
     "EmulationConfig",
     "EnergyConfig",
+    "HostConfig",
+    "InventoryConfig",
     "KeyPathError",
     "LinksConfig",
     "MeterKind",
@@ -92,6 +101,7 @@ __all__ = [
     "RewardConfig",
     "RunConfig",
     "RuntimeKind",
+    "ServiceManager",
     "SetItem",
     "TaskTypeConfig",
     "TasksConfig",

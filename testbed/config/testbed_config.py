@@ -28,6 +28,7 @@ from testbed.config.bench import (
     ZooConfig,
     ZooScale,
 )
+from testbed.config.inventory import InventoryConfig
 from testbed.config.limits import NAME_MAX_LEN, SEED_END
 from testbed.config.runs import RewardConfig, RunConfig, TasksConfig, TrainConfig, TwinConfig
 from testbed.schema import SchemaError, dump_dataclass, load_dataclass, meta
@@ -58,6 +59,9 @@ class TestbedConfig:
     run: RunConfig = field(default_factory=RunConfig, metadata=meta("Runs."))
     twin: TwinConfig = field(default_factory=TwinConfig, metadata=meta("The digital twin."))
     train: TrainConfig = field(default_factory=TrainConfig, metadata=meta("Training (MADDPG)."))
+    inventory: InventoryConfig = field(
+        default_factory=InventoryConfig, metadata=meta("Machines of the bench (docs/deploy.md).")
+    )
 
     def check(self) -> list[tuple[str, str]]:
         try:
@@ -66,7 +70,27 @@ class TestbedConfig:
             return exc.problems
         keys = [f"edges.nodes[{i}]" for i in range(self.edges.count)]
         keys += [f"agents.nodes[{i}]" for i in range(self.agents.count)]
-        return _clashes(nodes, keys, self.broker) + self._degenerate()
+        return _clashes(nodes, keys, self.broker) + self._degenerate() + self._inventory_nodes()
+
+    def node_ids(self) -> list[str]:
+        """Every node of the bench: the cloud, the edges, the agents."""
+        return ["cloud", *(s.id for s in self.edge_specs()), *(s.id for s in self.agent_specs())]
+
+    def _inventory_nodes(self) -> list[tuple[str, str]]:
+        """On a bench of hosts, every node runs on one of them, and nothing else does."""
+        if not self.inventory.remote:
+            return []
+        known = set(self.node_ids())
+        listed = {n for h in self.inventory.hosts for n in h.nodes}
+        problems = [
+            (f"inventory.hosts[{i}].nodes", f"{n} is not a node of this bench "
+             f"(it has {', '.join(sorted(known))})")
+            for i, h in enumerate(self.inventory.hosts) for n in h.nodes if n not in known
+        ]  # fmt: skip
+        missing = sorted(known - listed)
+        if missing:
+            problems.append(("inventory.hosts", f"no host runs {', '.join(missing)}"))
+        return problems
 
     def _degenerate(self) -> list[tuple[str, str]]:
         """Benches that would run "successfully" without doing what was asked. Those
