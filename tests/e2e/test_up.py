@@ -148,3 +148,13 @@ def test_keep_leaves_the_bench_for_status_and_down(tmp_path: Path, tiny_zoo: Pat
     assert not _children_of(config)
     again = run_testbed("status", "-c", str(config))
     assert again.returncode == 11 and "no bench is running" in again.stderr
+
+
+def test_an_unknown_policy_is_a_usage_error_listing_the_valid_ones(
+    tmp_path: Path, tiny_zoo: Path
+) -> None:
+    config = bench_config(tmp_path, tiny_zoo)
+    out = run_testbed("up", "-c", str(config), "--policy", "greedyy")
+    assert out.returncode == 3, out.stderr
+    assert "unknown policy 'greedyy'" in out.stderr and "greedy, local, offload" in out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "runs").exists()
