@@ -45,7 +45,7 @@ def _serve(daemon: NodeDaemon, stack: contextlib.ExitStack) -> None:
         Catalog.load(zoo_dir)  # the board's models must be there before it serves
     except (CatalogNotFound, CatalogError) as exc:
         raise TestbedExit(ExitCode.ZOO_MISSING, str(exc)) from None
-    agent = Agent(node_id, daemon.connect(stack), zoo_dir, meter)
+    agent = Agent(node_id, daemon.connect(stack), zoo_dir, meter, daemon.grpc_identity)
     stack.callback(agent.close)
     servicer = AgentServicer(agent)
     server = GrpcServer(
@@ -53,6 +53,7 @@ def _serve(daemon: NodeDaemon, stack: contextlib.ExitStack) -> None:
         args.port if args.port is not None else (spec.port if spec else 0),
         [lambda s: agent_pb2_grpc.add_AgentServiceServicer_to_server(servicer, s)],
         service_names=["testbed.v1.AgentService"],
+        identity=daemon.grpc_identity,
     )
     server.start()
     stack.callback(server.stop, 1.0)

@@ -38,6 +38,7 @@ from testbed.observation import Decision, ObservationSpec, decide, observe_one
 from testbed.policies import DecisionContext, EdgeView, Policy, PolicyKind, make_policy
 from testbed.records import add_edge_share, failed_record, judge, new_record
 from testbed.runtime import ModelRuntime
+from testbed.security.credentials import PLAINTEXT, GrpcIdentity
 from testbed.tasks import Task, TaskGenerator, TaskQueue, agent_seed_words, task_data
 from testbed.types import EnergyPartName, FailureReason, TestbedError
 from testbed.zoo.workload import split_units, units_for
@@ -106,8 +107,14 @@ class _Run:
 
 
 class Agent:
-    def __init__(self, agent_id: str, mqtt: MqttClient, zoo_dir: Path, meter: EnergyMeter) -> None:
+    def __init__(
+        self, agent_id: str, mqtt: MqttClient, zoo_dir: Path, meter: EnergyMeter,
+        grpc_identity: GrpcIdentity = PLAINTEXT,
+    ) -> None:  # fmt: skip
+        """`grpc_identity`: the board's own gRPC credentials, from its own config (the
+        run's config names the coordinator's files, not this host's)."""
         self.agent_id = agent_id
+        self._grpc_identity = grpc_identity
         self.meter = meter
         self._mqtt = mqtt
         self._zoo_dir = zoo_dir
@@ -151,7 +158,7 @@ class Agent:
                 spec=spec,
                 position_m=spec.position_m,
                 cpu_ghz=spec.cpu_ghz,
-                edges=EdgeDirectory(cfg, edges, views, self._mqtt),
+                edges=EdgeDirectory(cfg, edges, views, self._mqtt, self._grpc_identity),
                 generator=generator,
                 queue=TaskQueue(spec.queue_capacity),
                 rng=np.random.default_rng([*agent_seed_words(cfg.seed, self.agent_id), 7]),
@@ -365,13 +372,14 @@ class Agent:
         emulation on); the edge's answer is the future's result."""
         cfg = run.cfg
         view = run.edges.views()[target]
+        paced = cfg.emulation.links_paced(cfg.inventory.remote)
         request = EdgeTaskRequest(
             task_id=task.task_id, model=ModelRef(task.model_id), units=record.edge_units,
             download=record.download, agent_id=self.agent_id, task_type=task.task_type,
             share=record.share, steps=task.steps or 0, data_bytes=len(data), slot=slot,
-            upload_rate_mbps=view.rate_mbps if cfg.emulation.links else 0.0,
+            upload_rate_mbps=view.rate_mbps if paced else 0.0,
         )  # fmt: skip
-        pacer = Pacer(view.rate_mbps if cfg.emulation.links else None)
+        pacer = Pacer(view.rate_mbps if paced else None)
         return self._pool.submit(
             run.edges.clients[target].submit, request, data,
             timeout_s=cfg.run.task_timeout_s, pacer=pacer,

@@ -26,6 +26,7 @@ from testbed.edge_client import EdgeClient
 from testbed.links import distance_m, shannon_rate_mbps
 from testbed.mqtt import MqttClient
 from testbed.policies import EdgeView
+from testbed.security.credentials import PLAINTEXT, GrpcIdentity
 from testbed.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ class EdgeDirectory:
         endpoints: list[EdgeEndpoint],
         views: list[EdgeView],
         mqtt: MqttClient,
+        grpc_identity: GrpcIdentity = PLAINTEXT,
     ) -> None:
         self._lock = threading.Lock()
         self._synced = threading.Condition(self._lock)
@@ -121,7 +123,7 @@ class EdgeDirectory:
         self._unreachable: set[str] = set()  # this board's own failed submissions
         self._registry: frozenset[str] | None = None  # None: no view given
         self._garbage: set[str] = set()  # edges whose last state was ignored (logged once)
-        self.clients = [EdgeClient(e.address, e.edge_id) for e in endpoints]
+        self.clients = [EdgeClient(e.address, e.edge_id, grpc_identity) for e in endpoints]
         mqtt.subscribe(self._topics.all_edge_states, self._on_state)
         mqtt.subscribe(f"{cfg.broker.topic_prefix}/node/+/status", self._on_status)
 

@@ -48,13 +48,15 @@ def _serve(daemon: NodeDaemon, stack: contextlib.ExitStack) -> None:
     )
     server.start()
     stack.callback(server.stop)
-    grpc_server = GrpcServer(args.host or cfg.cloud.host, args.port or 0, [])
+    grpc_server = GrpcServer(
+        args.host or cfg.cloud.host, args.port or 0, [], identity=daemon.grpc_identity
+    )
     grpc_server.start()
     stack.callback(grpc_server.stop, 0.5)
     log.info(
         "serving %d models from %s on %s (broker %s, pacing %s)",
         len(repo.catalog.entries), zoo_dir, daemon.topics.fetch_requests, daemon.broker.url,
-        "on" if cfg.emulation.links else "off",
+        "on" if cfg.emulation.links_paced(cfg.inventory.remote) else "off",
     )  # fmt: skip
     daemon.announce(
         grpc_server.address,

@@ -50,7 +50,7 @@ class FeedLimits:
 
     @classmethod
     def from_config(cls, cfg: TestbedConfig) -> FeedLimits:
-        links = cfg.emulation.links
+        links = cfg.emulation.links_paced(cfg.inventory.remote)
         return cls(
             pace_mbps={s.id: s.cloud_link_mbps if links else None for s in cfg.edge_specs()},
             max_requests=cfg.cloud.max_fetch_requests_per_edge,

@@ -14,18 +14,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from coordinator.bench_hosts import hosts_manifest
 from coordinator.boards import SlotResult
 from coordinator.launcher import Launcher
 from coordinator.live import LiveBench
+from coordinator.node_directory import NodeDirectory
 from coordinator.policy_choice import BoardPolicies
 from coordinator.progress import ProgressBar
 from coordinator.recorder import RunRecorder, RunStatus
 from coordinator.records import percentile
+from coordinator.remote_bench import waiting_line
 from coordinator.run_folder import write_manifest
 from coordinator.stream import EdgeStream, StreamEdge
 from testbed.config import TestbedConfig
 from testbed.edge_client import EdgeClient
 from testbed.messages import TaskRecord
+from testbed.security.credentials import coordinator_identity
 from testbed.zoo.catalog import Catalog
 
 
@@ -41,12 +45,22 @@ class BenchRun(Protocol):
 
 
 def write_run_manifest(
-    cfg: TestbedConfig, launcher: Launcher, run_dir: Path, catalog: Catalog, **extra: Any
+    cfg: TestbedConfig,
+    launcher: Launcher,
+    run_dir: Path,
+    catalog: Catalog,
+    nodes: NodeDirectory | None = None,
+    **extra: Any,
 ) -> None:
+    """The run's manifest: its nodes from `nodes` (where each is; without it, the
+    launcher's processes) and, on a bench of hosts, what each host runs on."""
+    hosts = {"hosts": hosts_manifest(cfg, nodes)} if nodes is not None and nodes.remote else {}
     write_manifest(run_dir, cfg, {
         "broker": launcher.broker_description,
         "broker_url": launcher.broker_url,
-        "nodes": {n.node_id: {**n.info, "log": str(n.log_path)} for n in launcher.nodes.values()},
+        "nodes": nodes.describe() if nodes is not None else
+                 {n.node_id: {**n.info, "log": str(n.log_path)} for n in launcher.nodes.values()},
+        **hosts,
         "zoo": {"dir": str(launcher.zoo_dir), "scale": catalog.scale.value,
                 "models": [e.key for e in catalog.entries]},
         **extra,
@@ -80,13 +94,17 @@ class LiveRun:
 
     def start(self, catalog: Catalog) -> None:
         self._t0 = time.monotonic()
+        if self.cfg.inventory.remote:
+            print(waiting_line(self.cfg, self.launcher.registry_address or ""))
         self.bench.start(self.policy)
         print(f"broker: {self.launcher.broker_description}")
         print(
             f"bench up in {time.monotonic() - self._t0:.1f} s: cloud, {self.cfg.edges.count} "
             f"edge(s), {self.cfg.agents.count} agent(s); policy {self.label}"
         )
-        write_run_manifest(self.cfg, self.launcher, self.run_dir, catalog, policy=self.label)
+        write_run_manifest(
+            self.cfg, self.launcher, self.run_dir, catalog, self.bench.nodes, policy=self.label
+        )
 
     def run(self, recorder: RunRecorder) -> None:
         tally = _Tally(self.cfg.run.slots)
@@ -173,26 +191,42 @@ class StreamRun:
     def __init__(self, cfg: TestbedConfig, run_dir: Path, config_path: Path, zoo_dir: Path,
                  keep: bool) -> None:  # fmt: skip
         self.cfg, self.run_dir = cfg, run_dir
-        self.launcher = Launcher(cfg, run_dir, config_path, zoo_dir=zoo_dir, keep=keep)
+        self.bench: LiveBench | None = None
+        if cfg.inventory.remote:  # its nodes run on the hosts and register (coordinator/live.py)
+            self.bench = LiveBench(cfg, run_dir, config_path, zoo_dir, keep=keep)
+            self.launcher = self.bench.launcher
+        else:
+            self.launcher = Launcher(cfg, run_dir, config_path, zoo_dir=zoo_dir, keep=keep)
         self.stream: EdgeStream | None = None
         self._t0 = time.monotonic()
 
     def start(self, catalog: Catalog) -> None:
         cfg, launcher = self.cfg, self.launcher
         self._t0 = time.monotonic()
-        launcher.start_broker()
-        print(f"broker: {launcher.broker_description}")
-        cloud = launcher.start_cloud()
-        edges = [launcher.start_edge(spec) for spec in cfg.edge_specs()]
-        launcher.wait_ready([cloud, *edges])
-        print(f"bench up in {time.monotonic() - self._t0:.1f} s: cloud, {len(edges)} edge(s), "
-              "no agents")  # fmt: skip
-        write_run_manifest(cfg, launcher, self.run_dir, catalog, policy="stream")
+        if self.bench is not None:
+            print(waiting_line(cfg, launcher.registry_address or ""))
+            self.bench.start()
+            print(f"broker: {launcher.broker_description}")
+        else:
+            launcher.start_broker()
+            print(f"broker: {launcher.broker_description}")
+            cloud = launcher.start_cloud()
+            edges = [launcher.start_edge(spec) for spec in cfg.edge_specs()]
+            launcher.wait_ready([cloud, *edges])
+        print(f"bench up in {time.monotonic() - self._t0:.1f} s: cloud, {cfg.edges.count} "
+              "edge(s), no agents")  # fmt: skip
+        nodes = self.bench.nodes if self.bench is not None else None
+        write_run_manifest(cfg, launcher, self.run_dir, catalog, nodes, policy="stream")
         stream_edges = [
-            StreamEdge(spec.id, launcher.nodes[spec.id].address, spec.position_m or (0.0, 0.0))
+            StreamEdge(spec.id, self._address(spec.id), spec.position_m or (0.0, 0.0))
             for spec in cfg.edge_specs()
         ]
         self.stream = EdgeStream(cfg, catalog, stream_edges)
+
+    def _address(self, node_id: str) -> str:
+        if self.bench is not None:
+            return self.bench.nodes.address(node_id)
+        return self.launcher.nodes[node_id].address
 
     def run(self, recorder: RunRecorder) -> None:
         assert self.stream is not None, "start() first"
@@ -224,7 +258,8 @@ class StreamRun:
     def _cache_counters(self) -> dict[str, dict[str, int]]:
         cache = {}
         for spec in self.cfg.edge_specs():
-            with EdgeClient(self.launcher.nodes[spec.id].address, spec.id) as client:
+            address = self._address(spec.id)
+            with EdgeClient(address, spec.id, coordinator_identity(self.cfg)) as client:
                 c = client.state().counters
             cache[spec.id] = {"hits": c.hits, "misses": c.misses, "evictions": c.evictions,
                               "bytes_fetched": c.bytes_fetched}  # fmt: skip
@@ -233,5 +268,8 @@ class StreamRun:
     def close(self, keep: bool) -> None:
         if self.stream is not None:
             self.stream.close()
-        if not keep:
+        if self.bench is not None:
+            self.bench.keep = keep
+            self.bench.close()
+        elif not keep:
             self.launcher.stop_all()

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 from testbed.config import EdgeSpec, TestbedConfig
 from testbed.policies import PolicyKind
+from testbed.security.credentials import plaintext_warning
 from testbed.zoo.catalog import Catalog, CatalogError, CatalogNotFound, ModelEntry
 
 MB = 1e6
@@ -41,6 +42,7 @@ def bench_warnings(cfg: TestbedConfig, catalog: Catalog | None) -> list[str]:
             found += _cache_warnings(cfg, catalog)
     if catalog is not None:
         found += _preload_warnings(cfg, catalog)
+    found += [w for w in [plaintext_warning(cfg)] if w]  # docs/security.md
     return found
 
 

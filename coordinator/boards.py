@@ -14,6 +14,7 @@ from testbed.messages import TaskRecord
 from testbed.observation import Decision
 from testbed.records import failed_record
 from testbed.rpc.v1 import agent_pb2, agent_pb2_grpc
+from testbed.security.credentials import PLAINTEXT, GrpcIdentity
 from testbed.tasks import Task, TaskGenerator
 from testbed.types import FailureReason
 
@@ -115,13 +116,16 @@ class BoardHandle:
     achannel: grpc.aio.Channel | None = None
     astub: agent_pb2_grpc.AgentServiceStub | None = None
     _aconnected_to: str = ""
+    identity: GrpcIdentity = PLAINTEXT  # the coordinator's: with TLS, reach only this board
 
     def connect(self) -> agent_pb2_grpc.AgentServiceStub:
         """The stub for the agent's current address (it changes when a board restarts)."""
         if self.stub is None or self._connected_to != self.address:
             if self.channel is not None:
                 self.channel.close()
-            self.channel = grpc.insecure_channel(self.address, options=GRPC_OPTIONS)
+            self.channel = self.identity.channel(
+                self.address, peer_id=self.agent_id, options=GRPC_OPTIONS
+            )
             self.stub = agent_pb2_grpc.AgentServiceStub(self.channel)
             self._connected_to = self.address
         return self.stub
@@ -135,7 +139,9 @@ class BoardHandle:
         if self.astub is None or self._aconnected_to != self.address:
             if self.achannel is not None:
                 await self.achannel.close()
-            self.achannel = grpc.aio.insecure_channel(self.address, options=GRPC_OPTIONS)
+            self.achannel = self.identity.aio_channel(
+                self.address, peer_id=self.agent_id, options=GRPC_OPTIONS
+            )
             self.astub = agent_pb2_grpc.AgentServiceStub(self.achannel)
             self._aconnected_to = self.address
         return self.astub

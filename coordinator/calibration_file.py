@@ -235,5 +235,6 @@ def config_digest(cfg: TestbedConfig) -> str:
     """sha256 of the config sections that define the bench (not run, twin, train)."""
     data = cfg.to_dict()
     data["zoo"].pop("dir", None)  # where the zoo lies does not change the bench
+    data["emulation"]["links"] = cfg.emulation.links_paced(cfg.inventory.remote)  # as paced
     doc = {"seed": data["seed"], **{k: data[k] for k in _BENCH_SECTIONS}}
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()

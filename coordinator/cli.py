@@ -49,6 +49,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "coordinator.commands.calibrate",
         "measure the live bench for the twin and report the twin's fidelity gap",
     ),
+    "lab": (
+        "coordinator.commands.lab",
+        "a bench of namespaced hosts on this machine, each with its own sshd",
+    ),
+    "certs": (
+        "coordinator.commands.certs",
+        "make and list the bench's TLS certificates (CA, one per node)",
+    ),
+    "deploy": (
+        "coordinator.commands.deploy",
+        "install and start the bench's daemons on the inventory's hosts over SSH",
+    ),
 }
 
 _EXAMPLES = """\

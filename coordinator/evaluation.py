@@ -45,7 +45,8 @@ class EvalResult:
 
 
 def with_seed(cfg: TestbedConfig, seed: int, **sets: Any) -> TestbedConfig:
-    data = apply_sets(cfg.to_dict(), [("seed", seed), *sets.items()])
+    # keep_secrets: a password from broker.url stays a Secret, not `<redacted>`
+    data = apply_sets(cfg.to_dict(keep_secrets=True), [("seed", seed), *sets.items()])
     return config_from_dict(data, f"{cfg.experiment} (seed {seed})")
 
 

@@ -27,10 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from coordinator.process_identity import ProcessIdentity
+from coordinator.remote_bench import embedded_broker_config
 from testbed.broker import BrokerPortInUse, BrokerStartError, EmbeddedBroker, port_in_use
+from testbed.broker_config import BrokerCertificateError, bench_broker_security
 from testbed.config import AgentSpec, EdgeSpec, NodeAddress, TestbedConfig
 from testbed.daemon import PARENT_ENV
 from testbed.exit_codes import ExitCode, TestbedExit
+from testbed.mqtt_auth import handed_password_args
 from testbed.types import NodeKind
 
 log = logging.getLogger(__name__)
@@ -38,7 +41,8 @@ log = logging.getLogger(__name__)
 _PASSED_ON = frozenset({
     ExitCode.CONFIG_INVALID, ExitCode.ZOO_MISSING, ExitCode.BROKER_UNAVAILABLE,
     ExitCode.PORT_IN_USE, ExitCode.MODEL_INVALID, ExitCode.DEPENDENCY_MISSING,
-    ExitCode.METER_UNAVAILABLE, ExitCode.OUTPUT_UNWRITABLE,
+    ExitCode.METER_UNAVAILABLE, ExitCode.OUTPUT_UNWRITABLE, ExitCode.BROKER_REFUSED,
+    ExitCode.CERTIFICATE_INVALID,
 })  # fmt: skip
 """A node's exit codes that say more than NODE_START_FAILED: `testbed up` ends with them."""
 
@@ -95,6 +99,7 @@ class Launcher:
         self.broker: EmbeddedBroker | None = None
         self.broker_url = cfg.broker.url or ""
         self.nodes: dict[str, NodeProcess] = {}
+        self._handed_password: list[str] | None = None
         self._env = {
             **os.environ,
             # each node exits with the coordinator (testbed.daemon.exit_with_parent)
@@ -118,6 +123,8 @@ class Launcher:
             ("edges", [*self.cfg.edge_specs()]),
             ("agents", [*self.cfg.agent_specs()]),
         ]
+        if self.cfg.inventory.remote:  # a bench of hosts: its nodes listen there, not here
+            groups = []
         for group, specs in groups:
             for i, spec in enumerate(specs):
                 if spec.port:
@@ -134,22 +141,29 @@ class Launcher:
 
     def start_broker(self) -> str:
         """Check the configured ports (nothing is started if one is taken), then start
-        the embedded broker unless `broker.url` names one; returns its URL."""
+        the embedded broker unless `broker.url` names one (on a bench of hosts: one this
+        machine does not serve yet, coordinator/remote_bench.py); returns its URL."""
         self.check_ports()
-        if self.cfg.broker.url:
+        embedded = embedded_broker_config(self.cfg)
+        if embedded is None:
             log.info("using external MQTT broker %s", self.cfg.broker.url)
-            return self.cfg.broker.url
+            return self.cfg.broker.url or ""
+        try:  # logins, ACL, TLS (broker.auth, broker.tls.enabled); None: anonymous
+            security = bench_broker_security(self.cfg, embedded.host)
+        except BrokerCertificateError as exc:
+            raise TestbedExit(ExitCode.CERTIFICATE_INVALID, f"embedded broker: {exc}") from None
         try:
             self.broker = EmbeddedBroker.start(
-                self.cfg.broker,
+                embedded,
                 self.run_dir / "broker",
                 die_with_parent=not self.keep,
+                security=security,
             )
         except BrokerPortInUse as exc:
             raise TestbedExit(ExitCode.PORT_IN_USE, f"embedded broker: {exc}") from None
         except BrokerStartError as exc:
             raise TestbedExit(ExitCode.BROKER_UNAVAILABLE, f"embedded broker: {exc}") from None
-        self.broker_url = self.broker.url
+        self.broker_url = self.cfg.broker.url or self.broker.url
         return self.broker_url
 
     @property
@@ -171,12 +185,21 @@ class Launcher:
             "--broker", self.broker_url,
             "--ready-file", str(ready),
             *(["--registry", self.registry_address] if self.registry_address else []),
+            *self._password_args(),
             *extra,
         ]  # fmt: skip
         node = NodeProcess(node_id, kind, argv, self.logs_dir / f"{node_id}.log", ready)
         self._start(node)
         self.nodes[node_id] = node
         return node
+
+    def _password_args(self) -> list[str]:
+        """The password the config holds in memory (from broker.url or broker.password)
+        reaches the nodes as a 0600 file they read by path, never on their command line
+        (the run's config.yaml has it `<redacted>`)."""
+        if self._handed_password is None:
+            self._handed_password = handed_password_args(self.cfg)
+        return self._handed_password
 
     def _start(self, node: NodeProcess) -> None:
         with open(node.log_path, "ab") as logf:

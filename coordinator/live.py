@@ -25,6 +25,7 @@ import grpc
 import numpy as np
 
 from coordinator.actors import check_fits
+from coordinator.bench_hosts import LogFetch, write_hosts_manifest
 from coordinator.boards import (
     AgentStep,
     BoardHandle,
@@ -34,8 +35,10 @@ from coordinator.boards import (
     SlotResult,
 )
 from coordinator.launcher import Launcher
+from coordinator.node_directory import NodeDirectory
 from coordinator.policy_choice import BoardPolicies, PolicySource
 from coordinator.registry import NodeRecord, NodeState, NodeTable, Registry
+from coordinator.remote_bench import advertised_registry, check_remote_config, registry_listen
 from testbed import costs, serde
 from testbed.config import TestbedConfig
 from testbed.daemon import GrpcServer
@@ -43,6 +46,7 @@ from testbed.exit_codes import ExitCode, TestbedExit
 from testbed.messages import TaskRecord
 from testbed.observation import Decision, ObservationSpec
 from testbed.rpc.v1 import agent_pb2, common_pb2
+from testbed.security.credentials import coordinator_identity
 from testbed.tasks import TaskGenerator
 from testbed.types import FailureReason, NodeKind, Outcome
 
@@ -67,15 +71,22 @@ class LiveBench:
             on_register=self._on_register,
         )
         self.registry = Registry(self.table)
-        self._registry_server = GrpcServer(
-            "127.0.0.1", 0,
-            [self.registry.add_to_server],
-            service_names=["testbed.v1.Registry"],
-        )  # fmt: skip
+        self.grpc_identity = coordinator_identity(self.cfg)  # mTLS when the bench's gRPC is
+        try:
+            self._registry_server = GrpcServer(
+                *registry_listen(self.cfg),
+                [self.registry.add_to_server],
+                service_names=["testbed.v1.Registry"], identity=self.grpc_identity,
+            )  # fmt: skip
+        except TestbedExit as exc:  # a fixed registry.listen port someone else holds
+            raise TestbedExit(exc.code, f"registry.listen: {exc.message}") from None
         self.launcher = Launcher(
             self.cfg, self.run_dir, self.config_path, zoo_dir=self.zoo_dir,
-            registry_address=self._registry_server.address, keep=self.keep,
+            registry_address=advertised_registry(self.cfg, self._registry_server.port),
+            keep=self.keep,
         )  # fmt: skip
+        self.nodes = NodeDirectory(self.cfg, self.registry, self.launcher)  # where is node X
+        self._logs: LogFetch | None = None  # a bench of hosts: its nodes' logs, fetched at close
         self.agents: dict[str, BoardHandle] = {}
         self.policy = PolicySource(self.cfg.run.policy)
         self._per_agent: dict[str, PolicySource] = {}  # overrides self.policy per agent
@@ -95,24 +106,31 @@ class LiveBench:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self, policy: BoardPolicies | None = None) -> None:
-        """Start broker, registry, cloud, edges and agents; configure the agents with
-        `policy` (one for all, or one per agent id)."""
+        """Start the registry and the broker, then the cloud, edges and agents (a bench
+        of hosts runs its own: wait until each has registered); configure the agents
+        with `policy` (one for all, or one per agent id)."""
         if policy is not None:
             self._set_policy(policy)
         elif self.policy.actor is not None:
             check_fits(self.policy.actor, self.obs_spec)
+        check_remote_config(self.cfg)
+        if self.nodes.remote:  # what the hosts' services log from now on is this run's
+            self._logs = LogFetch(self.cfg, self.run_dir / "logs")
+            self._logs.mark()
         self._registry_server.start()
         self.registry.start()
         self.launcher.start_broker()
-        cloud = self.launcher.start_cloud()
-        edges = [self.launcher.start_edge(s) for s in self.cfg.edge_specs()]
-        self.launcher.wait_ready([cloud, *edges])
-        agents = [self.launcher.start_agent(s) for s in self.cfg.agent_specs()]
-        self.launcher.wait_ready(agents)
-        for node in agents:
-            owed = OwedTasks(node.node_id, self.task_generator(node.node_id))
-            self.agents[node.node_id] = BoardHandle(node.node_id, node.address, owed)
-        self._wait_registered([cloud.node_id, *(e.node_id for e in edges), *self.agents])
+        if not self.nodes.remote:
+            cloud = self.launcher.start_cloud()
+            edges = [self.launcher.start_edge(s) for s in self.cfg.edge_specs()]
+            self.launcher.wait_ready([cloud, *edges])
+            self.launcher.wait_ready([self.launcher.start_agent(s) for s in self.cfg.agent_specs()])
+        self.nodes.wait_registered(self.cfg.node_ids(), self.cfg.run.start_timeout_s)
+        for spec in self.cfg.agent_specs():
+            owed = OwedTasks(spec.id, self.task_generator(spec.id))
+            self.agents[spec.id] = BoardHandle(
+                spec.id, self.nodes.address(spec.id), owed, identity=self.grpc_identity
+            )
         with self._lock:
             for handle in self.agents.values():
                 record = self.table.get(handle.agent_id)
@@ -122,20 +140,14 @@ class LiveBench:
         ):
             if error:
                 raise TestbedExit(ExitCode.NODE_START_FAILED, f"{handle.agent_id}: {error}")
+        if self.nodes.remote:
+            broker = self.launcher.broker_description
+            write_hosts_manifest(self.cfg, self.nodes, self.run_dir, broker)
 
     def task_generator(self, agent_id: str) -> TaskGenerator:
         """The generator board `agent_id` draws its tasks from (seed, agent, slot)."""
         tasks = self.cfg.tasks
         return TaskGenerator(agent_id, tasks.active_types, tasks.arrival_prob, self.cfg.seed)
-
-    def _wait_registered(self, node_ids: list[str]) -> None:
-        deadline = time.monotonic() + self.cfg.run.start_timeout_s
-        while time.monotonic() < deadline:
-            missing = [n for n in node_ids if self.table.get(n) is None]
-            if not missing:
-                return
-            time.sleep(0.05)
-        raise TestbedExit(ExitCode.NODE_START_FAILED, f"never registered: {', '.join(missing)}")
 
     def close(self) -> None:
         self._closing = True
@@ -151,6 +163,8 @@ class LiveBench:
             self._loop_thread.join(5)
         for handle in self.agents.values():
             handle.close()
+        if self._logs is not None:
+            self._logs.fetch()
         if not self.keep:
             self.launcher.stop_all()
         self.registry.stop()
@@ -172,7 +186,7 @@ class LiveBench:
             if handle is not None and handle.session and handle.session != record.session_id:
                 log.info("%s registered again: it will be configured again", record.node_id)
                 handle.needs_configure = True
-                handle.address = record.info.address or handle.address
+                handle.address = self.nodes.reachable(record) or handle.address
             if handle is not None:
                 handle.session = record.session_id
 
@@ -201,7 +215,7 @@ class LiveBench:
             edges=[
                 agent_pb2.EdgeEndpoint(
                     edge_id=s.id,
-                    address=self.launcher.nodes[s.id].address,
+                    address=self.nodes.address(s.id),
                     position=common_pb2.Position(x_m=s.position_m[0], y_m=s.position_m[1]),
                 )
                 for s in self.cfg.edge_specs()
@@ -454,11 +468,10 @@ class LiveBench:
 
         out = {}
         for spec in self.cfg.edge_specs():
-            node = self.launcher.nodes.get(spec.id)
-            if node is None or not node.alive():
+            if not self.nodes.alive(spec.id):
                 continue
             try:
-                with EdgeClient(node.address, spec.id) as client:
+                with EdgeClient(self.nodes.address(spec.id), spec.id, self.grpc_identity) as client:
                     c = client.state(timeout_s=2).counters
             except grpc.RpcError:
                 continue

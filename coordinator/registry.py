@@ -41,8 +41,9 @@ import grpc
 from testbed.config import RegistryConfig
 from testbed.config.limits import PERIOD_MAX_S, PERIOD_MIN_S
 from testbed.ids import node_id_problem
-from testbed.registration import NodeInfo, node_info_from_proto
+from testbed.registration import CLOCK_FACT, NodeInfo, node_info_from_proto
 from testbed.rpc.v1 import registry_pb2, registry_pb2_grpc
+from testbed.security.roles import peer_identity, peer_mismatch
 from testbed.types import NodeKind
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,10 @@ class Transition:
     new: NodeState
 
 
+class RegistrationDenied(Exception):
+    """A registration the peer's certificate does not allow (docs/security.md)."""
+
+
 StateCallback = Callable[[str, NodeState | None, NodeState], Any]
 RegisterCallback = Callable[[NodeRecord], Any]
 
@@ -138,6 +143,7 @@ class NodeTable:
         self._on_register = on_register
         self._new_session_id = new_session_id
         self._nodes: dict[str, NodeRecord] = {}
+        self._certificates: dict[str, str] = {}  # node id -> the one certificate it may use
         self._lock = threading.Lock()
         # Held while callbacks run, taken before the table lock is released: callbacks
         # see events in the order the table made them. Re-entrant so a callback may
@@ -176,14 +182,19 @@ class NodeTable:
     # ------------------------------------------------------------------ updates
 
     def register(
-        self, info: NodeInfo, heartbeat_interval_s: float | None = None, now: float | None = None
-    ) -> NodeRecord:
+        self, info: NodeInfo, heartbeat_interval_s: float | None = None, now: float | None = None,
+        *, certificate: str = "",
+    ) -> NodeRecord:  # fmt: skip
         """Add the node, or replace its earlier registration; always a new session.
 
         `heartbeat_interval_s` None, ≤ 0 or not finite: the configured default; else
         held to [PERIOD_MIN_S, PERIOD_MAX_S] (testbed/config/limits.py). Raises
         ValueError, naming what was wrong without echoing it, for a node id outside the
         pattern (testbed/ids.py) or an oversized or non-finite registration.
+
+        `certificate` (with mutual TLS: the SHA-256 of the peer's certificate): a node id
+        is registered from one certificate only, the first it registered with; another
+        is RegistrationDenied for as long as the table lives.
         """
         problem = registration_problem(info)
         if problem is not None:
@@ -195,6 +206,8 @@ class NodeTable:
         with self._mutate() as events:
             now = self._now(now)
             node_id = info.node_id
+            if certificate and self._certificates.setdefault(node_id, certificate) != certificate:
+                raise RegistrationDenied(f"{node_id} is registered from another certificate")
             old = self._nodes.pop(node_id, None)  # re-inserted below: order of registration
             record = NodeRecord(
                 info=info,
@@ -328,6 +341,8 @@ class Registry(registry_pb2_grpc.RegistryServicer):
         configured heartbeat interval, at most 0.25 s."""
         self.table = table
         self.sweep_interval_s = sweep_interval_s or min(0.25, table.cfg.heartbeat_interval_s / 4)
+        self.clock_offsets_s: dict[str, float] = {}
+        """Per node: its clock minus ours at its last registration (`CLOCK_FACT`), in s."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -359,22 +374,59 @@ class Registry(registry_pb2_grpc.RegistryServicer):
     def RegisterNode(
         self, request: registry_pb2.RegisterNodeRequest, context: grpc.ServicerContext
     ) -> registry_pb2.RegisterNodeReply:
+        peer = peer_identity(context)  # None without TLS
         try:
-            info = node_info_from_proto(request.node)
-            record = self.table.register(info, request.heartbeat_interval_s or None)
+            info, clock_offset_s = _clock_reading(node_info_from_proto(request.node))
+            impostor = peer_mismatch(peer, info.node_id, info.kind.value)
+            if impostor is not None:
+                raise RegistrationDenied(impostor)
+            record = self.table.register(
+                info, request.heartbeat_interval_s or None,
+                certificate=peer.certificate_sha256 if peer is not None else "",
+            )  # fmt: skip
         except ValueError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             raise  # not reached: abort raises
+        except RegistrationDenied as exc:
+            log.warning("registry: refused a registration as %s: %s", info.node_id, exc)
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+            raise
+        if clock_offset_s is not None:
+            self.clock_offsets_s[info.node_id] = clock_offset_s
         return registry_pb2.RegisterNodeReply(accepted=True, session_id=record.session_id)
 
     def Heartbeat(
         self, request: registry_pb2.HeartbeatRequest, context: grpc.ServicerContext
     ) -> registry_pb2.HeartbeatReply:
+        _check_peer(context, request.node_id)
         known = self.table.heartbeat(request.node_id, request.session_id, request.seq)
         return registry_pb2.HeartbeatReply(known=known)
 
     def Deregister(
         self, request: registry_pb2.DeregisterRequest, context: grpc.ServicerContext
     ) -> registry_pb2.DeregisterReply:
+        _check_peer(context, request.node_id)
         self.table.deregister(request.node_id, request.session_id)
         return registry_pb2.DeregisterReply()
+
+
+def _clock_reading(info: NodeInfo) -> tuple[NodeInfo, float | None]:
+    """The registration without its clock fact, and the node's clock offset in s (its
+    clock when it sent minus ours now: off by the one-way delay, well under a ms on a
+    LAN); None without a readable clock."""
+    facts = dict(info.facts)
+    sent = facts.pop(CLOCK_FACT, None)
+    try:
+        offset = float(sent) - time.time() if sent is not None else None
+    except ValueError:
+        offset = None
+    if offset is not None and not math.isfinite(offset):
+        offset = None
+    return dataclasses.replace(info, facts=facts), offset
+
+
+def _check_peer(context: grpc.ServicerContext, node_id: str) -> None:
+    """PERMISSION_DENIED for a heartbeat or deregistration of another node's id."""
+    problem = peer_mismatch(peer_identity(context), node_id, "")
+    if problem is not None:
+        context.abort(grpc.StatusCode.PERMISSION_DENIED, problem)

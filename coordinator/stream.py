@@ -20,6 +20,7 @@ from testbed.edge_client import EdgeClient
 from testbed.links import Pacer, distance_m, shannon_rate_mbps
 from testbed.messages import EdgeTaskRequest, ModelRef, TaskRecord
 from testbed.records import add_edge_share, failed_record, judge, new_record
+from testbed.security.credentials import coordinator_identity
 from testbed.tasks import Task, TaskGenerator, task_data
 from testbed.types import FailureReason
 from testbed.zoo.catalog import Catalog, UnknownModel
@@ -57,7 +58,8 @@ class EdgeStream:
             TaskGenerator(dev_id, types, cfg.tasks.arrival_prob, cfg.seed)
             for dev_id, _ in self.devices
         ]
-        self.clients = {e.edge_id: EdgeClient(e.address, e.edge_id) for e in self.edges}
+        identity = coordinator_identity(cfg)  # mTLS when the bench's gRPC is
+        self.clients = {e.edge_id: EdgeClient(e.address, e.edge_id, identity) for e in self.edges}
         self._pool = ThreadPoolExecutor(max(4, n), thread_name_prefix="stream")
         self._next_edge = 0
         self._in_flight: dict[str, Task] = {}
@@ -116,7 +118,7 @@ class EdgeStream:
         )
         nbytes = int(task.size_mbit * 1e6 / 8)
         rate = None
-        if self.cfg.emulation.links and pos is not None:
+        if self.cfg.emulation.links_paced(self.cfg.inventory.remote) and pos is not None:
             d = distance_m(pos, edge.position_m)
             rate = float(shannon_rate_mbps(self.cfg.agents.transmit_power_w, d, self.cfg.links))
         request = EdgeTaskRequest(

@@ -58,6 +58,7 @@ def _serve(daemon: NodeDaemon, stack: contextlib.ExitStack) -> None:
         spec.port if args.port is None else args.port,
         [lambda s: edge_pb2_grpc.add_EdgeServiceServicer_to_server(servicer, s)],
         service_names=["testbed.v1.EdgeService"],
+        identity=daemon.grpc_identity,
     )
     node.start(server.address)
     server.start()

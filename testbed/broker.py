@@ -1,8 +1,12 @@
 """The embedded MQTT broker: Mosquitto when installed, else amqtt from PyPI.
 
 `EmbeddedBroker.start(cfg, workdir)` runs the broker as its own process on loopback
-and waits until it accepts MQTT connections. `testbed-broker` runs the amqtt broker
-in the foreground (what the launcher starts when Mosquitto is absent).
+and waits until it accepts MQTT connections; given a `BrokerSecurity`
+(testbed/broker_config.py: `broker.auth`, `broker.tls.enabled`) it refuses anonymous
+clients, applies the per-role ACL and listens with TLS only. `testbed-broker` runs
+the amqtt broker in the foreground (what the launcher starts when Mosquitto is
+absent), or with `-c FILE` the configured broker with the config's security, as a
+service on a bench of hosts runs it.
 
 Bare paho clients move 1 MiB QoS 1 messages about 4-5 times faster through Mosquitto
 than through amqtt on this project's machine (docs/performance.md, benchmark 1
@@ -11,9 +15,10 @@ than through amqtt on this project's machine (docs/performance.md, benchmark 1
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import errno
-import getpass
+import json
 import logging
 import os
 import shutil
@@ -24,9 +29,11 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from testbed.broker_config import BrokerSecurity, amqtt_config, mosquitto_conf
 from testbed.config import BrokerConfig, BrokerKind
-from testbed.exit_codes import UsageArgumentParser
+from testbed.exit_codes import UsageArgumentParser, run_with_exit_codes
 
 log = logging.getLogger(__name__)
 
@@ -91,14 +98,17 @@ class EmbeddedBroker:
     log_path: Path
     version: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    security: BrokerSecurity | None = None
 
     @property
     def url(self) -> str:
-        return f"mqtt://{self.host}:{self.port}"
+        tls = self.security is not None and self.security.tls is not None
+        return f"{'mqtts' if tls else 'mqtt'}://{self.host}:{self.port}"
 
     @property
     def description(self) -> str:
-        return f"{self.kind.value}{' ' + self.version if self.version else ''} at {self.url}"
+        tags = f" ({self.security.tags})" if self.security is not None else ""
+        return f"{self.kind.value}{' ' + self.version if self.version else ''} at {self.url}{tags}"
 
     @classmethod
     def start(
@@ -109,8 +119,10 @@ class EmbeddedBroker:
         kind: BrokerKind | None = None,
         timeout_s: float = 20.0,
         die_with_parent: bool = False,
+        security: BrokerSecurity | None = None,
     ) -> EmbeddedBroker:
-        """Start the configured embedded broker in `workdir` (its config and log go there)."""
+        """Start the configured embedded broker in `workdir` (its config and log go
+        there; generated password hashes go to `security.secrets_dir`)."""
         kind = resolve_kind(kind or cfg.embedded)
         workdir.mkdir(parents=True, exist_ok=True)
         host = cfg.host
@@ -120,38 +132,10 @@ class EmbeddedBroker:
         port = cfg.port or free_port(host)
         log_path = workdir / f"broker-{kind.value}.log"
         logf = open(log_path, "ab")  # noqa: SIM115 - the child owns it
-        if kind is BrokerKind.MOSQUITTO:
-            binary = shutil.which("mosquitto")
-            if binary is None:
-                raise BrokerStartError("broker.embedded is mosquitto but no mosquitto on PATH")
-            conf = workdir / "mosquitto.conf"
-            conf.write_text(
-                "\n".join(
-                    [
-                        f"listener {port} {host}",
-                        "allow_anonymous true",
-                        # Stay the user we are: mosquitto started as root would switch to
-                        # its own user, which clears the parent-death signal.
-                        f"user {getpass.getuser()}",
-                        "persistence false",
-                        "max_inflight_messages 64",
-                        "max_queued_messages 10000",
-                        "log_dest stdout",
-                        "log_type error",
-                        "log_type warning",
-                        "log_type notice",
-                        "",
-                    ]
-                )
-            )
-            cmd = [binary, "-c", str(conf)]
-            setpriv = shutil.which("setpriv")
-            if die_with_parent and setpriv:  # util-linux: SIGKILL if the coordinator dies
-                cmd = [setpriv, "--pdeathsig", "KILL", *cmd]
-            version = _mosquitto_version(binary)
-        else:
-            cmd = [sys.executable, "-m", "testbed.broker", "--host", host, "--port", str(port)]
-            version = _amqtt_version()
+        cmd, version = broker_command(kind, host, port, workdir, security)
+        setpriv = shutil.which("setpriv")
+        if kind is BrokerKind.MOSQUITTO and die_with_parent and setpriv:
+            cmd = [setpriv, "--pdeathsig", "KILL", *cmd]  # util-linux: dies with the coordinator
         proc = subprocess.Popen(
             cmd,
             stdout=logf,
@@ -164,7 +148,7 @@ class EmbeddedBroker:
             },
         )
         logf.close()
-        broker = cls(kind, host, port, proc, log_path, version)
+        broker = cls(kind, host, port, proc, log_path, version, security=security)
         try:
             wait_for_port(host, port, timeout_s, proc)
         except BrokerStartError as exc:
@@ -191,6 +175,26 @@ class EmbeddedBroker:
         self.stop()
 
 
+def broker_command(
+    kind: BrokerKind, host: str, port: int, workdir: Path, security: BrokerSecurity | None
+) -> tuple[list[str], str]:
+    """The command line of a `kind` broker on host:port, its config written in
+    `workdir`, and the broker's version. The command line never holds a secret."""
+    if kind is BrokerKind.MOSQUITTO:
+        binary = shutil.which("mosquitto")
+        if binary is None:
+            raise BrokerStartError("broker.embedded is mosquitto but no mosquitto on PATH")
+        conf = workdir / "mosquitto.conf"
+        conf.write_text("\n".join([*mosquitto_conf(host, port, workdir, security), ""]))
+        return [binary, "-c", str(conf)], _mosquitto_version(binary)
+    if security is None:
+        cmd = [sys.executable, "-m", "testbed.broker", "--host", host, "--port", str(port)]
+        return cmd, _amqtt_version()
+    config = workdir / "amqtt.json"
+    config.write_text(json.dumps(amqtt_config(host, port, security), indent=1))
+    return [sys.executable, "-m", "testbed.broker", "--amqtt-config", str(config)], _amqtt_version()
+
+
 def _mosquitto_version(binary: str) -> str:
     try:
         out = subprocess.run([binary, "-h"], capture_output=True, text=True, timeout=5).stdout
@@ -212,14 +216,12 @@ def _amqtt_version() -> str:
 # ---------------------------------------------------------------------- amqtt runner
 
 
-def run_amqtt(host: str, port: int) -> None:
-    """Run an anonymous amqtt broker on host:port until SIGTERM/SIGINT."""
+def run_amqtt(host: str, port: int, config: dict[str, Any] | None = None) -> None:
+    """Run an amqtt broker until SIGTERM/SIGINT: anonymous on host:port, or as
+    `config` (testbed/broker_config.py: amqtt_config) says."""
     from amqtt.broker import Broker
 
-    config = {
-        "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}},
-        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
-    }
+    config = config or amqtt_config(host, port, None)
     logging.getLogger("transitions").setLevel(logging.WARNING)
     logging.getLogger("amqtt").setLevel(logging.WARNING)
 
@@ -236,22 +238,67 @@ def run_amqtt(host: str, port: int) -> None:
     asyncio.run(serve())
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = UsageArgumentParser(
-        prog="testbed-broker", description="Run the embedded amqtt MQTT broker."
+        prog="testbed-broker",
+        description="Run an MQTT broker in the foreground: anonymous amqtt on --host/--port, "
+        "or with -c the configured broker (broker.embedded) with its logins, ACL and TLS.",
+        epilog="examples:\n  testbed-broker --port 1883\n"
+        "  testbed-broker -c testbed.yaml --dir /var/lib/testbed/broker --host 0.0.0.0 "
+        "--port 8883",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=1883)
-    args = parser.parse_args(argv)
+    parser.add_argument("-c", "--config", default=None, help="the bench's testbed YAML")
+    parser.add_argument("--dir", default=".testbed/broker", help="where its config goes (-c)")
+    parser.add_argument("--host", default=None, help="bind address (default broker.host)")
+    parser.add_argument("--port", type=int, default=None, help="port (default broker.port)")
+    parser.add_argument("--amqtt-config", default=None, help=argparse.SUPPRESS)  # the launcher's
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     from testbed.daemon import exit_with_parent
 
     exit_with_parent()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s broker: %(message)s")
-    print(
-        f"amqtt {_amqtt_version()} listening on {args.host}:{args.port} (pid {os.getpid()})",
-        flush=True,
-    )
-    run_amqtt(args.host, args.port)
+    if args.amqtt_config:
+        config = json.loads(Path(args.amqtt_config).read_text())
+        bind = config["listeners"]["default"]["bind"]
+        print(f"amqtt {_amqtt_version()} listening on {bind} (pid {os.getpid()})", flush=True)
+        run_amqtt("", 0, config)
+        return 0
+    if args.config:
+        return run_with_exit_codes(lambda: _run_configured(args))
+    host, port = args.host or "127.0.0.1", 1883 if args.port is None else args.port
+    print(f"amqtt {_amqtt_version()} listening on {host}:{port} (pid {os.getpid()})", flush=True)
+    run_amqtt(host, port)
+    return 0
+
+
+def _run_configured(args: argparse.Namespace) -> int:
+    """The configured broker with the config's security, in the foreground: amqtt in
+    this process, Mosquitto in its place (exec)."""
+    from testbed.broker_config import BrokerCertificateError, bench_broker_security
+    from testbed.config import load_config
+    from testbed.exit_codes import ExitCode, TestbedExit
+
+    cfg = load_config(args.config)
+    host = args.host or cfg.broker.host
+    port = args.port if args.port is not None else (cfg.broker.port or 1883)
+    workdir = Path(args.dir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        security = bench_broker_security(cfg, host)
+    except BrokerCertificateError as exc:
+        raise TestbedExit(ExitCode.CERTIFICATE_INVALID, f"broker certificate: {exc}") from None
+    kind = resolve_kind(cfg.broker.embedded)
+    cmd, version = broker_command(kind, host, port, workdir, security)
+    tags = f" ({security.tags})" if security is not None else ""
+    print(f"{kind.value} {version} on {host}:{port}{tags} (pid {os.getpid()})", flush=True)
+    if kind is BrokerKind.MOSQUITTO:
+        os.execv(cmd[0], cmd)
+    run_amqtt(host, port, json.loads((workdir / "amqtt.json").read_text()) if security else None)
     return 0
 
 

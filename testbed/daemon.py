@@ -26,8 +26,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from testbed.config import EnergyConfig, TestbedConfig, load_config
 from testbed.energy import EnergyMeter, MeterUnavailable, open_meter
 from testbed.exit_codes import ExitCode, TestbedExit, UsageArgumentParser, run_with_exit_codes
-from testbed.mqtt import BrokerAddress, MqttClient, MqttUnavailable
+from testbed.host_facts import announced_host_facts
+from testbed.mqtt import BrokerAddress, MqttClient, MqttRefused, MqttUnavailable
+from testbed.mqtt_auth import node_broker_address
 from testbed.registration import NodeInfo, NodeRegistration, RegistrationRefused
+from testbed.security.credentials import PLAINTEXT, GrpcIdentity
 from testbed.telemetry import TelemetryPublisher
 from testbed.topics import Topics
 from testbed.types import NodeKind
@@ -75,7 +78,8 @@ def load_node_config(args: argparse.Namespace) -> TestbedConfig:
     return load_config(args.config, sets=args.set)
 
 
-def broker_address(args: argparse.Namespace, cfg: TestbedConfig) -> BrokerAddress:
+def broker_address(args: argparse.Namespace, cfg: TestbedConfig, node_id: str) -> BrokerAddress:
+    """The broker and how `node_id` logs in to it (testbed/mqtt_auth.py)."""
     url = args.broker or cfg.broker.url
     if not url:
         raise TestbedExit(
@@ -83,7 +87,7 @@ def broker_address(args: argparse.Namespace, cfg: TestbedConfig) -> BrokerAddres
             "no broker: pass --broker mqtt://HOST:PORT or set broker.url "
             "(the coordinator passes its embedded broker's address)",
         )
-    return BrokerAddress.from_url(url, cfg.broker)
+    return node_broker_address(url, cfg, node_id)
 
 
 class StopFlag:
@@ -103,7 +107,9 @@ class StopFlag:
 
 
 class GrpcServer:
-    """A gRPC server on host:port (0: free) that also serves grpc.health.v1."""
+    """A gRPC server on host:port (0: free) that also serves grpc.health.v1; with an
+    `identity`, mutual TLS and role checks when the bench's gRPC is TLS, and no
+    plaintext on a non-loopback address unless allowed (testbed/security/)."""
 
     def __init__(
         self,
@@ -113,17 +119,21 @@ class GrpcServer:
         *,
         max_workers: int = 32,
         service_names: Sequence[str] = (),
+        identity: GrpcIdentity | None = None,
     ) -> None:
+        if identity is not None:
+            identity.check_listen(host)
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
             options=GRPC_OPTIONS,
+            interceptors=identity.interceptors() if identity is not None else None,
         )
         for add in add_servicers:
             add(self.server)
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         try:
-            self.port = self.server.add_insecure_port(f"{host}:{port}")
+            self.port = (identity or PLAINTEXT).add_port(self.server, f"{host}:{port}")
         except RuntimeError:  # grpcio raises "Failed to bind" where it used to return 0
             self.port = 0
         if self.port == 0:
@@ -149,17 +159,29 @@ def register_node(
     args: argparse.Namespace,
     cfg: TestbedConfig,
     info: NodeInfo,
+    stop: threading.Event | None = None,
 ) -> NodeRegistration | None:
     """Register with the coordinator's registry (when `--registry` is given) and keep
     heartbeats going; the registration re-registers by itself if the coordinator
-    forgets the node or comes back after being down."""
+    forgets the node or comes back after being down.
+
+    A node of the embedded bench (no inventory, started by the launcher: PARENT_ENV set)
+    finds the registry up and gives up after `run.start_timeout_s`; any other (a service
+    deployed on a host of the inventory, which starts before the coordinator) waits
+    for the registry until it answers or `stop` is set (then None)."""
     if not args.registry:
         return None
-    registration = NodeRegistration(args.registry, info, cfg.registry.heartbeat_interval_s)
+    waits = cfg.inventory.remote or not os.environ.get(PARENT_ENV)
+    registration = NodeRegistration(
+        args.registry, info, cfg.registry.heartbeat_interval_s,
+        identity=GrpcIdentity.of(cfg, info.node_id),
+    )  # fmt: skip
     try:
-        registration.start(timeout_s=cfg.run.start_timeout_s)
+        registration.start(timeout_s=None if waits else cfg.run.start_timeout_s, cancel=stop)
     except (grpc.RpcError, RegistrationRefused) as exc:
         registration.close(deregister=False)
+        if stop is not None and stop.is_set():
+            return None  # stopped while waiting for the coordinator
         raise TestbedExit(
             ExitCode.NODE_START_FAILED, f"cannot register with {args.registry}: {exc}"
         ) from None
@@ -183,8 +205,9 @@ class NodeDaemon:
     def __init__(self, args: argparse.Namespace, cfg: TestbedConfig, node_id: str,
                  kind: NodeKind) -> None:  # fmt: skip
         self.args, self.cfg, self.node_id, self.kind = args, cfg, node_id, kind
+        self.grpc_identity = GrpcIdentity.of(cfg, node_id)  # its gRPC server's and clients'
         self.topics = Topics(cfg.broker.topic_prefix)
-        self.broker = broker_address(args, cfg)
+        self.broker = broker_address(args, cfg, node_id)
         self.stop = StopFlag()
         self.client = MqttClient(
             self.broker, f"{node_id}-{os.getpid()}", will=(self.topics.status(node_id), b"offline")
@@ -196,6 +219,8 @@ class NodeDaemon:
         """Connect to the broker; with `stack`, `shutdown` is pushed on it."""
         try:
             self.client.connect()
+        except MqttRefused as exc:
+            raise TestbedExit(ExitCode.BROKER_REFUSED, str(exc)) from None
         except MqttUnavailable as exc:
             raise TestbedExit(ExitCode.BROKER_UNAVAILABLE, str(exc)) from None
         if stack is not None:
@@ -214,7 +239,8 @@ class NodeDaemon:
             self.args,
             self.cfg,
             NodeInfo(self.node_id, self.kind, address, position_m,
-                     {k: str(v) for k, v in facts.items()}),
+                     {**announced_host_facts(), **{k: str(v) for k, v in facts.items()}}),
+            self.stop.event,
         )  # fmt: skip
         self._telemetry = TelemetryPublisher(
             self.client, self.topics.telemetry(self.node_id), self.node_id, self.kind.value,

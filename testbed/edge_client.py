@@ -25,6 +25,7 @@ from testbed.messages import (
     ModelRef,
 )
 from testbed.rpc.v1 import edge_pb2, edge_pb2_grpc
+from testbed.security.credentials import PLAINTEXT, GrpcIdentity
 from testbed.types import FailureReason, Outcome
 
 CHUNK_BYTES = 1024 * 1024  # gRPC messages stay well under the 4 MiB default limit
@@ -49,10 +50,12 @@ class ModelOp:
 
 
 class EdgeClient:
-    def __init__(self, address: str, edge_id: str = "") -> None:
+    def __init__(self, address: str, edge_id: str = "", identity: GrpcIdentity = PLAINTEXT) -> None:
+        """`identity`: the caller's gRPC credentials; with TLS the channel reaches only
+        the edge `edge_id` (testbed/security/credentials.py)."""
         self.address = address
         self.edge_id = edge_id
-        self._channel = grpc.insecure_channel(address, options=GRPC_OPTIONS)
+        self._channel = identity.channel(address, peer_id=edge_id or None, options=GRPC_OPTIONS)
         self._stub = edge_pb2_grpc.EdgeServiceStub(self._channel)
 
     def close(self) -> None:

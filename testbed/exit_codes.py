@@ -31,6 +31,11 @@ class ExitCode(enum.IntEnum):
     NOT_RUNNING = 11
     METER_UNAVAILABLE = 12
     OUTPUT_UNWRITABLE = 13
+    NOT_PERMITTED = 14
+    ALREADY_EXISTS = 15
+    CERTIFICATE_INVALID = 16
+    BROKER_REFUSED = 17
+    DEPLOY_FAILED = 18
     INTERRUPTED = 130
 
     @property
@@ -50,9 +55,14 @@ _HELP: dict[ExitCode, str] = {
     ExitCode.PORT_IN_USE: "A configured port is already taken.",
     ExitCode.MODEL_INVALID: "A model file is missing, corrupt or fails its checks.",
     ExitCode.DEPENDENCY_MISSING: "An optional dependency this command needs is not installed.",
-    ExitCode.NOT_RUNNING: "No bench is running (for `testbed status` / `testbed down`).",
+    ExitCode.NOT_RUNNING: "No bench (or lab) is running (for `status` / `down`).",
     ExitCode.METER_UNAVAILABLE: "The configured energy meter cannot read on this host.",
     ExitCode.OUTPUT_UNWRITABLE: "An output folder (run.out_dir) cannot be written: it is named.",
+    ExitCode.NOT_PERMITTED: "The command needs a privilege it does not have (`testbed lab`: root).",
+    ExitCode.ALREADY_EXISTS: "What the command would create exists already (`lab up`: --force).",
+    ExitCode.CERTIFICATE_INVALID: "A TLS certificate or key is missing, expired or not the CA's.",
+    ExitCode.BROKER_REFUSED: "The MQTT broker refused the login: check broker.password_file.",
+    ExitCode.DEPLOY_FAILED: "`testbed deploy` failed on a host: each failed host is named with why.",
     ExitCode.INTERRUPTED: "Stopped by Ctrl-C / SIGINT; everything was torn down.",
 }
 

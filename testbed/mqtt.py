@@ -7,23 +7,34 @@ queue). Publishing is thread-safe and never blocks, connected or not. QoS 1 is u
 for messages that must arrive; a retained value (`publish_retained`) is kept by the
 client and published again on every (re)connect instead (docs/telemetry.md, "After a
 reconnect").
+
+With credentials (testbed/mqtt_auth.py) the client logs in with its username and
+password; with `broker.protocol: 5` it speaks MQTT v5, so a publish or subscription
+the broker's ACL denies comes back with a reason code (`NotAuthorized`) that is
+logged and counted (`denied_publishes`); with 3.1.1 a broker drops it silently.
+A broker that refuses the login ends `connect` at once (`MqttRefused`), since trying
+again with the same password cannot help (docs/security.md).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
 import ssl
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import paho.mqtt.client as paho
 
 from testbed.config import BrokerConfig
+from testbed.schema import Secret
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +52,16 @@ growing memory without bound. Above what normal work holds: the cloud keeps at m
 window + 2 messages per transfer and 64 transfers (cloud_node/feed_server.py)."""
 
 
+MQTT_V5 = 5
+"""`broker.protocol` of MQTT v5 (4 is 3.1.1)."""
+
+
 class MqttUnavailable(Exception):
     """The broker could not be reached in time."""
+
+
+class MqttRefused(MqttUnavailable):
+    """The broker refused the login (wrong username or password, not authorised)."""
 
 
 @dataclass(frozen=True)
@@ -53,11 +72,12 @@ class BrokerAddress:
     port: int
     tls: bool = False
     username: str | None = None
-    password: str | None = None
+    password: Secret | None = None
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None
     keepalive_s: int = 30
+    protocol: int = 4
 
     @property
     def url(self) -> str:
@@ -72,12 +92,13 @@ class BrokerAddress:
             host=parsed.hostname or "127.0.0.1",
             port=parsed.port or (8883 if tls else 1883),
             tls=tls,
-            username=parsed.username or cfg.username,
-            password=parsed.password or cfg.password,
+            username=unquote(parsed.username) if parsed.username else cfg.username,
+            password=Secret(unquote(parsed.password)) if parsed.password else cfg.password,
             ca_file=cfg.tls.ca_file,
             cert_file=cfg.tls.cert_file,
             key_file=cfg.tls.key_file,
             keepalive_s=cfg.keepalive_s,
+            protocol=cfg.protocol,
         )
 
 
@@ -106,17 +127,26 @@ class MqttClient:
         self._down_since: float | None = None  # monotonic time the connection was lost
         self._failed_attempts = 0
         self._dropped = 0
-        client = paho.Client(
-            paho.CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            clean_session=True,
-            protocol=paho.MQTTv311,
-        )
+        self._refused: str | None = None  # why the broker refused the login, if it did
+        self._denied: Counter[str] = Counter()  # topic -> publishes the broker denied
+        self._sub_topics: dict[int, str] = {}  # subscribe mid -> topic, for a refusal
+        if address.protocol == MQTT_V5:
+            client = paho.Client(
+                paho.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5
+            )
+        else:
+            client = paho.Client(
+                paho.CallbackAPIVersion.VERSION2,
+                client_id=client_id,
+                clean_session=True,
+                protocol=paho.MQTTv311,
+            )
         client.max_inflight_messages_set(max_inflight)
         client.max_queued_messages_set(MAX_QUEUED_MESSAGES)
         client.reconnect_delay_set(min_delay=RECONNECT_MIN_DELAY_S, max_delay=RECONNECT_MAX_DELAY_S)
         if address.username:
-            client.username_pw_set(address.username, address.password)
+            password = address.password.reveal() if address.password else None
+            client.username_pw_set(address.username, password)
         if address.tls:
             client.tls_set(
                 ca_certs=address.ca_file,
@@ -130,6 +160,8 @@ class MqttClient:
         client.on_disconnect = self._on_disconnect
         client.on_connect_fail = self._on_connect_fail
         client.on_message = self._on_unrouted
+        client.on_publish = self._on_publish
+        client.on_subscribe = self._on_subscribe
         self._client = client
 
     # ------------------------------------------------------------------ lifecycle
@@ -138,9 +170,17 @@ class MqttClient:
         """Connect (retrying until `timeout_s`) and start the network thread."""
         deadline = time.monotonic() + timeout_s
         last: Exception | None = None
+        # MQTT v5 names the 3.1.1 clean session "clean start"; 3.1.1 takes only the default.
+        v5 = self.address.protocol == MQTT_V5
+        clean_start = True if v5 else paho.MQTT_CLEAN_START_FIRST_ONLY
         while True:
             try:
-                self._client.connect(self.address.host, self.address.port, self.address.keepalive_s)
+                self._client.connect(
+                    self.address.host,
+                    self.address.port,
+                    self.address.keepalive_s,
+                    clean_start=clean_start,
+                )
                 break
             except OSError as exc:  # refused, unreachable: the broker may still be starting
                 last = exc
@@ -150,10 +190,25 @@ class MqttClient:
                     ) from None
                 time.sleep(0.2)
         self._client.loop_start()
-        if not self._connected.wait(max(0.1, deadline - time.monotonic())):
-            self._client.loop_stop()
-            raise MqttUnavailable(f"MQTT broker at {self.address.url} did not accept: {last}")
+        while not self._connected.wait(0.05):
+            if self._refused is not None or time.monotonic() >= deadline:
+                self._closed = True
+                self._client.disconnect()
+                self._client.loop_stop()
+                if self._refused is not None:
+                    raise MqttRefused(
+                        f"MQTT broker at {self.address.url} refused {self._login()}: "
+                        f"{self._refused}"
+                    )
+                raise MqttUnavailable(f"MQTT broker at {self.address.url} did not accept: {last}")
         return self
+
+    def _login(self) -> str:
+        """Who this client logs in as, for a message (never the password)."""
+        if not self.address.username:
+            return "an anonymous client"
+        with_password = " with a password" if self.address.password else ""
+        return f"user {self.address.username!r}{with_password}"
 
     def close(self) -> None:
         self._closed = True
@@ -172,6 +227,13 @@ class MqttClient:
     def connected(self) -> bool:
         return self._connected.is_set()
 
+    @property
+    def denied_publishes(self) -> dict[str, int]:
+        """Publishes the broker denied so far, by topic (MQTT v5 only: 3.1.1 has no
+        reason codes, a broker drops a denied message silently)."""
+        with self._lock:
+            return dict(self._denied)
+
     # ------------------------------------------------------------------ pub/sub
 
     def subscribe(self, topic: str, handler: Handler, qos: int = 1) -> None:
@@ -180,7 +242,13 @@ class MqttClient:
             self._subs[topic] = (qos, handler)
         self._client.message_callback_add(topic, self._wrap(handler))
         if self.connected:
-            self._client.subscribe(topic, qos)
+            self._subscribe(topic, qos)
+
+    def _subscribe(self, topic: str, qos: int) -> None:
+        _rc, mid = self._client.subscribe(topic, qos)
+        if mid is not None:
+            with self._lock:
+                self._sub_topics[mid] = topic
 
     def unsubscribe(self, topic: str) -> None:
         with self._lock:
@@ -240,12 +308,18 @@ class MqttClient:
 
     def _on_connect(self, client: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if reason.is_failure:
-            log.warning("%s: broker refused the connection: %s", self.client_id, reason)
+            self._refused = str(reason)
+            self._failed_attempts += 1
+            if _is_power_of_two(self._failed_attempts):
+                log.warning("%s: broker refused %s: %s", self.client_id, self._login(), reason)
             return
+        self._refused = None
+        if self.address.tls:
+            _no_nagle(client)
         with self._lock:
             subs = list(self._subs.items())
         for topic, (qos, _handler) in subs:
-            client.subscribe(topic, qos)
+            self._subscribe(topic, qos)
         owned = self._republish_owned()
         if self._down_since is not None:
             log.info(
@@ -265,7 +339,7 @@ class MqttClient:
 
     def _on_disconnect(self, _c: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         self._connected.clear()
-        if self._closed:
+        if self._closed or self._refused is not None:  # a refusal was logged already
             return
         if self._down_since is None:
             self._down_since = time.monotonic()
@@ -287,8 +361,44 @@ class MqttClient:
                 self._failed_attempts, RECONNECT_MAX_DELAY_S,
             )  # fmt: skip
 
+    def _on_publish(self, client: paho.Client, _u: Any, mid: int, reason: Any, _p: Any) -> None:
+        """A PUBACK (QoS 1): with MQTT v5 its reason code says whether the broker took
+        the message; a denial is counted and logged on the 1st, 2nd, 4th, ... time."""
+        if not getattr(reason, "is_failure", False):
+            return
+        # paho calls this while it still holds the message (under its own lock).
+        message = getattr(client, "_out_messages", {}).get(mid)
+        topic = message.topic if message is not None else "?"
+        with self._lock:
+            self._denied[topic] += 1
+            denied = sum(self._denied.values())
+        if _is_power_of_two(denied):
+            log.warning(
+                "%s: the broker denied a publish on %s: %s (%d denied so far)",
+                self.client_id, topic, reason, denied,
+            )  # fmt: skip
+
+    def _on_subscribe(self, _c: paho.Client, _u: Any, mid: int, reasons: Any, _p: Any) -> None:
+        with self._lock:
+            topic = self._sub_topics.pop(mid, "?")
+        for reason in reasons:
+            if getattr(reason, "is_failure", False):
+                log.warning("%s: the broker refused the subscription to %s: %s",
+                            self.client_id, topic, reason)  # fmt: skip
+
     def _on_unrouted(self, _c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
         log.debug("%s: unhandled message on %s", self.client_id, msg.topic)
+
+
+def _no_nagle(client: paho.Client) -> None:
+    """TCP_NODELAY on a TLS connection: TLS writes 16 KiB records, each a segment smaller
+    than loopback's MSS that Nagle's algorithm holds until the previous one is
+    acknowledged (delayed by up to 40 ms): a model fetch took 40 ms longer with TLS
+    than without (benchmarks/mqtt_tls.py). paho has no option for it."""
+    sock = client.socket()
+    if isinstance(sock, socket.socket):  # an ssl.SSLSocket is one
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _is_power_of_two(n: int) -> bool:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,8 @@ import grpc
 from testbed.heartbeat import HeartbeatSender
 from testbed.retry import RetryPolicy, is_transient_grpc_error
 from testbed.rpc.v1 import common_pb2, registry_pb2, registry_pb2_grpc
+from testbed.security.credentials import PLAINTEXT, GrpcIdentity
+from testbed.security.roles import COORDINATOR_ID
 from testbed.types import NodeKind
 
 log = logging.getLogger(__name__)
@@ -36,6 +39,10 @@ log = logging.getLogger(__name__)
 # coordinator within a few heartbeats, so cap it near the heartbeat scale.
 _MIN_RECONNECT_MS = 100
 _MAX_RECONNECT_MS = 2000
+
+CLOCK_FACT = "clock_unix_s"
+"""The node's wall clock when it sent the registration (a fact added to every one):
+the registry's estimate of the node's clock offset (coordinator/registry.py)."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +108,7 @@ class NodeRegistration:
         max_failures: int = 3,
         retry: RetryPolicy | None = None,
         on_registered: Callable[[str], Any] | None = None,
+        identity: GrpcIdentity = PLAINTEXT,
     ) -> None:
         """
         Args:
@@ -113,6 +121,8 @@ class NodeRegistration:
             retry: backoff of (re-)registration; default 0.1 s doubling to 2 s.
             on_registered: called with the new session id after every successful
                 (re-)registration, e.g. to log it or to republish state.
+            identity: the node's gRPC credentials (testbed/security/credentials.py);
+                with TLS the channel reaches only the coordinator's certificate.
         """
         if interval_s <= 0:
             raise ValueError(f"interval_s must be > 0, got {interval_s}")
@@ -122,8 +132,9 @@ class NodeRegistration:
         self.rpc_timeout_s = rpc_timeout_s
         self.retry = retry or RetryPolicy(base_delay_s=0.1, max_delay_s=2.0)
         self._on_registered = on_registered
-        self._channel = grpc.insecure_channel(
+        self._channel = identity.channel(
             registry_address,
+            peer_id=COORDINATOR_ID,
             options=[
                 ("grpc.initial_reconnect_backoff_ms", _MIN_RECONNECT_MS),
                 ("grpc.min_reconnect_backoff_ms", _MIN_RECONNECT_MS),
@@ -149,9 +160,10 @@ class NodeRegistration:
         with self._lock:
             return self._session_id
 
-    def start(self, timeout_s: float | None = None) -> str:
+    def start(self, timeout_s: float | None = None, cancel: threading.Event | None = None) -> str:
         """Register (retrying transient errors for up to `timeout_s` s; None: until
-        `close()`), then start the heartbeats. Returns the session id.
+        `close()`, or until `cancel` is set when given, e.g. a daemon's stop flag), then
+        start the heartbeats. Returns the session id.
 
         Raises:
             grpc.RpcError: the registry could not be reached in time, or answered
@@ -169,7 +181,7 @@ class NodeRegistration:
             self._register_once,
             should_retry=is_transient_grpc_error,
             on_retry=self._log_retry,
-            cancel=self._closed,
+            cancel=cancel or self._closed,
         )
         self._heartbeat.start()
         return session
@@ -206,6 +218,7 @@ class NodeRegistration:
         request = registry_pb2.RegisterNodeRequest(
             node=node_info_to_proto(self.node_info), heartbeat_interval_s=self.interval_s
         )
+        request.node.facts[CLOCK_FACT] = f"{time.time():.6f}"
         reply = self._stub.RegisterNode(request, timeout=self.rpc_timeout_s)
         if not reply.accepted:
             raise RegistrationRefused(reply.detail or "refused by the registry")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
+import hmac
 import math
 import re
 import types
@@ -31,6 +32,46 @@ INT64_MIN, INT64_END = -(2**63), 2**63
 """Every integer lies in [INT64_MIN, INT64_END): what numpy, torch and protobuf take."""
 _MAX_DIGITS_SHOWN = 40
 PATH_MAX_BYTES, PATH_PART_MAX_BYTES = 4096, 255  # Linux PATH_MAX and NAME_MAX
+REDACTED = "<redacted>"
+"""What a `Secret` prints and dumps as."""
+
+
+class Secret:
+    """A value that is never written out (a password): it prints, formats and dumps as
+    `<redacted>`; `.reveal()` gives the value to the one call that needs it.
+
+    Not a `str` subclass on purpose: `json.dumps` writes the characters of any str
+    subclass as they are, whatever its `__str__`; an object that is not a string makes
+    an unredacted write fail instead of leaking. Loading the text `<redacted>` (a dumped
+    config read back) gives no secret at all: the value must come from elsewhere (a
+    password file)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = str(value)
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return REDACTED
+
+    __str__ = __repr__
+
+    def __format__(self, _spec: str) -> str:
+        return REDACTED
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash((Secret, self._value))
 
 
 def meta(
@@ -98,6 +139,8 @@ def _type_name(tp: Any) -> str:
         return f"a mapping of {_type_name(args[0])} to {_type_name(args[1])}"
     if dataclasses.is_dataclass(tp):
         return "a mapping"
+    if tp is Secret:
+        return "a string (a secret)"
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
         tp, getattr(tp, "__name__", str(tp))
     )
@@ -186,6 +229,8 @@ class _Loader:
             return None
         if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             return self.load(tp, value, path)
+        if tp is Secret:
+            return self.secret(value, path)
         if origin is list:
             if not isinstance(value, list):
                 self.error(path, f"expected {_type_name(tp)}, got {_describe(value)}")
@@ -240,6 +285,15 @@ class _Loader:
         elif tp is str:
             self.check_text(value, path, m)
         return value
+
+    def secret(self, value: Any, path: str) -> Secret | None:
+        """A `Secret` from its text; the dumped placeholder `<redacted>` is no value."""
+        if isinstance(value, Secret):
+            return value
+        if not isinstance(value, str):
+            self.error(path, f"expected {_type_name(Secret)}, got {type(value).__name__}")
+            return None
+        return None if value == REDACTED else Secret(value)
 
     def check_number(self, tp: Any, value: float, path: str, m: Mapping[str, Any]) -> None:
         limits = _limits(tp, m)
@@ -325,16 +379,24 @@ def load_dataclass(cls: type[T], data: Any, path: str = "") -> T:
     return obj
 
 
-def dump_dataclass(obj: Any) -> Any:
-    """The plain (YAML-ready) form of a dataclass tree: enums by value, tuples as lists."""
+def dump_dataclass(obj: Any, *, keep_secrets: bool = False) -> Any:
+    """The plain (YAML-ready) form of a dataclass tree: enums by value, tuples as lists,
+    every `Secret` as `<redacted>`. `keep_secrets`: the `Secret` objects themselves
+    stay (still redacted when printed), for a tree that is loaded again in memory, never
+    written."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: dump_dataclass(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {
+            f.name: dump_dataclass(getattr(obj, f.name), keep_secrets=keep_secrets)
+            for f in dataclasses.fields(obj)
+        }
+    if isinstance(obj, Secret):
+        return obj if keep_secrets else REDACTED
     if isinstance(obj, enum.Enum):
         return obj.value
     if isinstance(obj, list | tuple):
-        return [dump_dataclass(v) for v in obj]
+        return [dump_dataclass(v, keep_secrets=keep_secrets) for v in obj]
     if isinstance(obj, dict):
-        return {k: dump_dataclass(v) for k, v in obj.items()}
+        return {k: dump_dataclass(v, keep_secrets=keep_secrets) for k, v in obj.items()}
     return obj
 
 

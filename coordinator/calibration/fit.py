@@ -149,7 +149,7 @@ def _from_offload_run(
             out.seconds.add(r.model_id, r.t_edge_compute_ms / 1e3, per_unit)
             out.joules.add(r.model_id, _part_j(r, "edge_compute"), per_unit)
         rate = _rate(cfg, agents[r.agent_id].position_m, edges[r.edge_id].position_m)
-        paced_s = r.share * r.size_mbit / rate if cfg.emulation.links else 0.0
+        paced_s = r.share * r.size_mbit / rate if _paced(cfg) else 0.0
         out.upload_overhead_s.append(r.t_tx_ms / 1e3 - paced_s)
         if r.local_units == 0:
             edge_path = r.t_tx_ms + r.t_edge_queue_ms + r.t_switch_ms + r.t_edge_compute_ms
@@ -172,7 +172,7 @@ def _model_figures(
     """One model's measured figures: per unit from the runs, switch medians."""
     model_id = entry.id
     rate = edge0.cloud_link_mbps
-    paced = entry.size_bytes * 8 / 1e6 / rate if cfg.emulation.links else 0.0
+    paced = entry.size_bytes * 8 / 1e6 / rate if _paced(cfg) else 0.0
     return {
         "local_ghz_s_per_unit": local.ghz_s.per_unit(model_id),
         "local_j_per_unit": local.joules.per_unit(model_id),
@@ -301,6 +301,11 @@ def _idle(method: str, configured_w: float) -> float | None:
     return configured_w if method == EnergyMethod.ESTIMATED.value else None
 
 
+def _paced(cfg: TestbedConfig) -> bool:
+    """Whether the bench paced its transfers (emulation.links, docs/architecture.md)."""
+    return cfg.emulation.links_paced(cfg.inventory.remote)
+
+
 def _rate(cfg: TestbedConfig, agent_pos: Any, edge_pos: Any) -> float:
     """r_ij as the board computes it (agent_node/edges.py)."""
     d = distance_m(agent_pos, edge_pos)
@@ -355,7 +360,7 @@ def bench_facts(
         slots=slots,
         agents=cfg.agents.count,
         edges=cfg.edges.count,
-        emulation_links=cfg.emulation.links,
+        emulation_links=_paced(cfg),
         emulation_compute=cfg.emulation.compute,
         host_ghz=cfg.emulation.host_ghz,
         run_dir=run_dir,

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from coordinator.bench_hosts import hosts_manifest
 from coordinator.bench_run import record_slots
 from coordinator.bench_setup import zoo_dir_of
 from coordinator.boards import SlotResult
@@ -167,8 +168,9 @@ def measure_bench(
     preload_only = [m for e in cfg.edge_specs() for m in e.preload if m not in spec_models]
     models = list(dict.fromkeys([*spec_models, *preload_only]))
     live, runs, switches = _run_phases(bench, models, slots, repeats)
+    remote = {"nodes": bench.nodes.describe(), "hosts": hosts_manifest(cfg, bench.nodes)}
     write_manifest(bench.run_dir, cfg, {
-        "broker": bench.launcher.broker_description,
+        "broker": bench.launcher.broker_description, **(remote if bench.nodes.remote else {}),
         "zoo": {"scale": catalog.scale.value, "models": [e.key for e in catalog.entries]},
         "policy": "calibrate", "slots_per_run": slots, "switch_repeats": repeats,
     })  # fmt: skip

@@ -68,7 +68,7 @@ def refit_calibration(
         switches = read_switches(records / SWITCHES_CSV)
     else:  # a run from before switches were kept: its switch figures stay as they were
         edge = cfg.edge_specs()[0]
-        rate = edge.cloud_link_mbps if cfg.emulation.links else math.inf
+        rate = edge.cloud_link_mbps if cfg.emulation.links_paced(cfg.inventory.remote) else math.inf
         switches = [
             SwitchSample(
                 m.model_id, edge.id, m.fetch_overhead_s + m.size_bytes * 8 / 1e6 / rate,

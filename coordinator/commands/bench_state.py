@@ -23,6 +23,7 @@ from coordinator.run_folder import unwritable
 from testbed.config import load_config
 from testbed.edge_client import EdgeClient
 from testbed.exit_codes import ExitCode, TestbedExit
+from testbed.security.credentials import PLAINTEXT, GrpcIdentity, coordinator_identity
 
 BENCH_FILE = "bench.json"
 _STOP_ORDER = {"agent": 0, "edge": 1, "cloud": 2, "broker": 3}
@@ -87,9 +88,9 @@ def _own_process(node_id: str, node: dict[str, Any]) -> tuple[psutil.Process | N
     return None, ""
 
 
-def _health(address: str) -> str:
+def _health(address: str, identity: GrpcIdentity, node_id: str) -> str:
     try:
-        with grpc.insecure_channel(address) as channel:
+        with identity.channel(address, peer_id=node_id) as channel:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=2
             )
@@ -98,19 +99,22 @@ def _health(address: str) -> str:
         return f"unreachable ({exc.code().name})"
 
 
-def bench_status(path: Path, bench: dict[str, Any]) -> dict[str, Any]:
+def bench_status(
+    path: Path, bench: dict[str, Any], identity: GrpcIdentity = PLAINTEXT
+) -> dict[str, Any]:
     """What `testbed status --json` prints (docs/cli.md): every node's process and health,
     and the queue and cache of every serving edge."""
     nodes = {}
     for node_id, node in bench["nodes"].items():
         running = _own_process(node_id, node)[0] is not None
-        health = _health(node["address"]) if running and node.get("address") else None
+        address = node.get("address")
+        health = _health(address, identity, node_id) if running and address else None
         row: dict[str, Any] = {
             "kind": node["kind"], "pid": node.get("pid"), "address": node.get("address") or None,
             "process": "running" if running else "exited", "health": health,
         }  # fmt: skip
         if node["kind"] == "edge" and health == "serving":
-            with EdgeClient(node["address"], node_id) as client:
+            with EdgeClient(node["address"], node_id, identity) as client:
                 s = client.state()
             row["edge"] = {
                 "queue_length": s.queue_length,
@@ -124,7 +128,7 @@ def bench_status(path: Path, bench: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    status = bench_status(*_read(args))
+    status = bench_status(*_read(args), coordinator_identity(load_config(args.config)))
     if args.json:
         print_json(status)
         return 0

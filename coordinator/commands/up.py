@@ -32,7 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "testbed up --agents 0 --edges 2 --slots 10 --json > summary.json",
         details="Starts the broker, cloud, edges and agents, runs N slots, prints the results\n"
         "table, writes the run folder (runs/<experiment>__<policy>__<seed>__<utc>/) and\n"
-        "tears the bench down. --json: summary.json on stdout, the table on stderr.",
+        "tears the bench down. --json: summary.json on stdout, the table on stderr.\n"
+        "On a bench of hosts (inventory: in the config, docs/bench-of-hosts.md) it starts\n"
+        "no node: it waits for the nodes `testbed deploy` runs, and fetches their logs.",
     ))  # fmt: skip
     p.add_argument("-c", "--config", default=None, help="testbed YAML (default ./testbed.yaml)")
     p.add_argument("--policy", default=None, help="random|greedy|local|offload|PATH.onnx")

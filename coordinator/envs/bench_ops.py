@@ -31,7 +31,7 @@ def new_bench(cfg: TestbedConfig, label: str, run_dir: Path | None = None) -> Li
 
 def edge_client(bench: LiveBench, edge_id: str) -> EdgeClient:
     """A client of a running edge's operator service (evict, prefetch, state)."""
-    return EdgeClient(bench.launcher.nodes[edge_id].address, edge_id)
+    return EdgeClient(bench.nodes.address(edge_id), edge_id, bench.grpc_identity)
 
 
 def restore_caches(bench: LiveBench, timeout_s: float = 120.0) -> int:
@@ -41,8 +41,7 @@ def restore_caches(bench: LiveBench, timeout_s: float = 120.0) -> int:
     the preload fetched again. Returns how many edges were changed."""
     changed = 0
     for spec in bench.cfg.edge_specs():
-        node = bench.launcher.nodes.get(spec.id)
-        if node is None or not node.alive():
+        if not bench.nodes.alive(spec.id):
             continue
         want = list(dict.fromkeys(spec.preload))
         with edge_client(bench, spec.id) as client:

@@ -205,10 +205,9 @@ class LiveVecEnv:
         edges = cfg.edge_specs()
         free, cached, alive = [], [], []
         for e in edges:
-            node = bench.launcher.nodes.get(e.id)
             state = None
-            if node is not None and node.alive():
-                with EdgeClient(node.address, e.id) as client:
+            if bench.nodes.alive(e.id):
+                with EdgeClient(bench.nodes.address(e.id), e.id, bench.grpc_identity) as client:
                     try:
                         state = client.state(timeout_s=2)
                     except Exception:  # a dead edge: shown as not alive

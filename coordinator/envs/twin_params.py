@@ -218,10 +218,11 @@ def _geometry(cfg: TestbedConfig) -> _Geometry:
     # the rate every board computes (agent_node/edges.py): the group's transmit power
     rate = _f64(shannon_rate_mbps(cfg.agents.transmit_power_w, dist, cfg.links)).reshape(dist.shape)
     cloud_rate = _f64([e.cloud_link_mbps for e in edges])
+    paced = emu.links_paced(cfg.inventory.remote)
     return _Geometry(
         agent_position_m=agent_pos, edge_position_m=edge_pos, distance_m=dist, rate_mbps=rate,
-        pace_rate_mbps=rate if emu.links else np.full_like(rate, np.inf),
-        cloud_pace_mbps=cloud_rate if emu.links else np.full_like(cloud_rate, np.inf),
+        pace_rate_mbps=rate if paced else np.full_like(rate, np.inf),
+        cloud_pace_mbps=cloud_rate if paced else np.full_like(cloud_rate, np.inf),
     )  # fmt: skip
 
 

@@ -9,8 +9,9 @@ malformed item exits 3).
 The modules: `bench` (the bench's sections), `runs` (tasks, reward, runs, twin,
 training), `testbed_config` (`TestbedConfig`, the whole file), `overrides` (the one
 `--set` parser), `loading` (reading files), `errors` (`ConfigError`), `limits` (the
-ranges every number is held to), `inventory` (the machines of a bench). Import from
-this package; the modules import each other, never this package.
+ranges every number is held to), `addresses` (HOST:PORT values), `inventory` (the
+machines of a bench), `security` (gRPC transport security). Import from this
+package; the modules import each other, never this package.
 
 Every number is finite and has a lower and an upper bound, every node id follows
 testbed/ids.py's pattern: what loads, runs (tests/unit/test_config_fuzz.py fuzzes it).
@@ -31,6 +32,7 @@ from testbed.config.bench import (
     EdgeSpec,
     EmulationConfig,
     EnergyConfig,
+    LinkEmulation,
     LinksConfig,
     MeterKind,
     NodeAddress,
@@ -43,7 +45,9 @@ from testbed.config.bench import (
     TopologyConfig,
     ZooConfig,
     ZooScale,
+    split_url_credentials,
 )
+from testbed.config.deploy import DeployConfig
 from testbed.config.errors import ConfigError
 from testbed.config.inventory import (
     BoardClass,
@@ -71,6 +75,7 @@ from testbed.config.runs import (
     TrainConfig,
     TwinConfig,
 )
+from testbed.config.security import GrpcTls, SecurityConfig
 from testbed.config.testbed_config import TestbedConfig
 
 __all__ = [
@@ -84,14 +89,17 @@ __all__ = [
     "BrokerKind",
     "CloudConfig",
     "ConfigError",
+    "DeployConfig",
     "EdgeSettings",
     "EdgeSpec",
     "EdgesConfig",
     "EmulationConfig",
     "EnergyConfig",
+    "GrpcTls",
     "HostConfig",
     "InventoryConfig",
     "KeyPathError",
+    "LinkEmulation",
     "LinksConfig",
     "MeterKind",
     "NodeAddress",
@@ -101,6 +109,7 @@ __all__ = [
     "RewardConfig",
     "RunConfig",
     "RuntimeKind",
+    "SecurityConfig",
     "ServiceManager",
     "SetItem",
     "TaskTypeConfig",
@@ -122,4 +131,5 @@ __all__ = [
     "parse_value",
     "read_yaml",
     "set_path",
+    "split_url_credentials",
 ]

@@ -8,10 +8,12 @@ Units are in the key names: `_s`, `_ms`, `_mb` (10^6 bytes), `_mbit`, `_mbps`
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
+from testbed.config.addresses import host_port_problem
 from testbed.config.limits import (
     CLOCK_MAX_GHZ,
     COUNT_MAX,
@@ -28,7 +30,7 @@ from testbed.config.limits import (
     TIMEOUT_MIN_S,
 )
 from testbed.ids import NODE_ID_PATTERN
-from testbed.schema import meta
+from testbed.schema import Secret, meta
 
 
 class BrokerKind(enum.StrEnum):
@@ -50,6 +52,14 @@ class RuntimeKind(enum.StrEnum):
     TENSORRT = "tensorrt"
 
 
+class LinkEmulation(enum.StrEnum):
+    """Whether transfers are paced to the configured link rates."""
+
+    AUTO = "auto"  # on for the embedded bench, off on a bench of hosts (real networks)
+    ON = "on"
+    OFF = "off"
+
+
 class MeterKind(enum.StrEnum):
     AUTO = "auto"
     NVML = "nvml"
@@ -60,8 +70,13 @@ class MeterKind(enum.StrEnum):
 
 @dataclass(frozen=True)
 class TlsConfig:
+    enabled: bool = field(
+        default=False,
+        metadata=meta("Embedded broker: TLS only (mqtts://), certificate from the bench CA."),
+    )
     ca_file: str | None = field(
-        default=None, metadata=meta("CA certificate (PEM) to trust.", path=True)
+        default=None,
+        metadata=meta("CA certificate (PEM) to trust; null: the bench CA if any.", path=True),
     )
     cert_file: str | None = field(
         default=None, metadata=meta("Client certificate (PEM).", path=True)
@@ -88,18 +103,45 @@ class BrokerConfig:
     port: int = field(
         default=0, metadata=meta("Embedded broker port; 0: a free one.", ge=0, le=65535)
     )
-    username: str | None = field(default=None, metadata=meta("MQTT username."))
-    password: str | None = field(default=None, metadata=meta("MQTT password."))
+    auth: bool = field(
+        default=False,
+        metadata=meta("Usernames, passwords and the per-role ACL (docs/security.md)."),
+    )
+    username: str | None = field(
+        default=None, metadata=meta("MQTT username; null: the node id.", max_len=NAME_MAX_LEN)
+    )
+    password: Secret | None = field(
+        default=None, metadata=meta("MQTT password (a secret: written out as <redacted>).")
+    )
+    password_file: str | None = field(
+        default=None,
+        metadata=meta("File of the password; null: <certs_dir>/mqtt/<id>.password.", path=True),
+    )
+    protocol: int = field(
+        default=4, metadata=meta("MQTT protocol: 4 (3.1.1) or 5 (denials seen).", ge=4, le=5)
+    )
     tls: TlsConfig = field(default_factory=TlsConfig, metadata=meta("TLS files for mqtts://."))
     keepalive_s: int = field(default=30, metadata=meta("MQTT keepalive.", ge=5, le=3600))
     topic_prefix: str = field(
         default="testbed", metadata=meta("Root of every topic.", max_len=NAME_MAX_LEN)
     )
 
+    def __post_init__(self) -> None:
+        # Credentials written into the URL leave it at once: the URL is printed, logged,
+        # recorded and passed on command lines; the password becomes a `Secret`.
+        url, username, password = split_url_credentials(self.url)
+        if url != self.url:
+            object.__setattr__(self, "url", url)
+            object.__setattr__(self, "username", username or self.username)
+            object.__setattr__(self, "password", Secret(password) if password else self.password)
+
     def check(self) -> list[tuple[str, str]]:
         problems = []
         if self.url is not None:
-            parsed = urlparse(self.url)
+            try:
+                parsed = urlparse(self.url)
+            except ValueError:  # e.g. an unclosed [IPv6 bracket
+                parsed = urlparse("")
             if parsed.scheme not in ("mqtt", "mqtts") or not parsed.hostname:
                 want = "expected mqtt://HOST:PORT or mqtts://HOST:PORT"
                 problems.append(("url", f"{want}, got {self.url!r}"))
@@ -108,9 +150,29 @@ class BrokerConfig:
                     parsed.port  # noqa: B018 - raises on a bad port
                 except ValueError:
                     problems.append(("url", f"expected a port number in {self.url!r}"))
+            if self.tls.enabled and parsed.scheme != "mqtts":
+                why = "tls.enabled: the broker listens with TLS only"
+                problems.append(("url", f"{why}, expected mqtts://, got {self.url!r}"))
         if not self.topic_prefix or "#" in self.topic_prefix or "+" in self.topic_prefix:
             problems.append(("topic_prefix", "expected a non-empty topic without '#' or '+'"))
         return problems
+
+
+_URL_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*)@")
+"""`scheme://` and the user info before the last `@` of the authority (a password
+written with a bare `@` in it included)."""
+
+
+def split_url_credentials(url: Any) -> tuple[Any, str | None, str | None]:
+    """`url` without `user:password@`, and the user and password it held (decoded);
+    anything else comes back unchanged. Textual, so that even a URL that does not
+    parse loses its password before any message quotes it."""
+    match = _URL_USERINFO.match(url) if isinstance(url, str) else None
+    if match is None:
+        return url, None, None
+    username, _, password = match.group(2).partition(":")
+    clean = match.group(1) + url[match.end() :]
+    return clean, unquote(username) or None, unquote(password) or None
 
 
 @dataclass(frozen=True)
@@ -158,9 +220,9 @@ class LinksConfig:
 
 @dataclass(frozen=True)
 class EmulationConfig:
-    links: bool = field(
-        default=True,
-        metadata=meta("Pace transfers to the configured link rates (off for real radios)."),
+    links: LinkEmulation | bool = field(
+        default=LinkEmulation.AUTO,
+        metadata=meta("Pace transfers to the link rates: auto (on locally, off on hosts)."),
     )
     compute: bool = field(
         default=True,
@@ -170,6 +232,14 @@ class EmulationConfig:
         default=3.0,
         metadata=meta("The clock this host's real compute counts as.", gt=0, le=CLOCK_MAX_GHZ),
     )
+
+    def __post_init__(self) -> None:
+        if isinstance(self.links, bool):  # `links: true` (and YAML's on/off) as before
+            object.__setattr__(self, "links", LinkEmulation.ON if self.links else LinkEmulation.OFF)
+
+    def links_paced(self, remote: bool) -> bool:
+        """Whether transfers are paced; `remote`: a bench of hosts (`inventory.remote`)."""
+        return self.links is LinkEmulation.ON or (self.links is LinkEmulation.AUTO and not remote)
 
 
 @dataclass(frozen=True)
@@ -375,6 +445,15 @@ class CloudConfig:
 
 @dataclass(frozen=True)
 class RegistryConfig:
+    listen: str = field(
+        default="127.0.0.1:0",
+        metadata=meta("HOST:PORT the registry listens on (0: a free port).", max_len=HOST_MAX_LEN),
+    )
+    advertise: str = field(
+        default="",
+        metadata=meta("HOST:PORT the nodes reach the registry at; '': the listen address.",
+                      max_len=HOST_MAX_LEN),
+    )  # fmt: skip
     heartbeat_interval_s: float = field(
         default=1.0, metadata=meta("Heartbeat period.", ge=PERIOD_MIN_S, le=PERIOD_MAX_S)
     )
@@ -394,7 +473,10 @@ class RegistryConfig:
         if self.remove_after_s <= missing_s:
             want = "expected more than missing_after_beats × heartbeat_interval_s"
             return [("remove_after_s", f"{want} = {missing_s:g}, got {self.remove_after_s:g}")]
-        return []
+        problems = [("listen", p) for p in [host_port_problem(self.listen)] if p]
+        if self.advertise:
+            problems += [("advertise", p) for p in [host_port_problem(self.advertise, 1)] if p]
+        return problems
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,11 @@ from testbed.config.bench import (
     ZooConfig,
     ZooScale,
 )
+from testbed.config.deploy import DeployConfig
 from testbed.config.inventory import InventoryConfig
 from testbed.config.limits import NAME_MAX_LEN, SEED_END
 from testbed.config.runs import RewardConfig, RunConfig, TasksConfig, TrainConfig, TwinConfig
+from testbed.config.security import SecurityConfig
 from testbed.schema import SchemaError, dump_dataclass, load_dataclass, meta
 
 
@@ -61,6 +63,12 @@ class TestbedConfig:
     train: TrainConfig = field(default_factory=TrainConfig, metadata=meta("Training (MADDPG)."))
     inventory: InventoryConfig = field(
         default_factory=InventoryConfig, metadata=meta("Machines of the bench (docs/deploy.md).")
+    )
+    security: SecurityConfig = field(
+        default_factory=SecurityConfig, metadata=meta("gRPC transport security (docs/security.md).")
+    )
+    deploy: DeployConfig = field(
+        default_factory=DeployConfig, metadata=meta("`testbed deploy` (docs/deploy.md).")
     )
 
     def check(self) -> list[tuple[str, str]]:
@@ -131,8 +139,10 @@ class TestbedConfig:
             )
         return out
 
-    def to_dict(self) -> dict[str, Any]:
-        return dump_dataclass(self)
+    def to_dict(self, *, keep_secrets: bool = False) -> dict[str, Any]:
+        """The plain form, every secret `<redacted>`; `keep_secrets`: the `Secret`
+        objects stay, for a dict that is loaded again in memory, never written."""
+        return dump_dataclass(self, keep_secrets=keep_secrets)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
