@@ -65,13 +65,30 @@ def _measure(lab: object, folder: Path, hosts: int, artifacts: object) -> tuple[
     return first, again
 
 
+def _artifacts() -> object:
+    """The wheel and wheelhouse, or RuntimeError saying why this machine cannot run the
+    benchmark (the fixtures skip a test instead, which is not an Exception)."""
+    import pytest
+
+    from coordinator.lab import check_can_host_lab
+    from testbed.exit_codes import TestbedExit
+    from tests.deploy_fixtures import deploy_artifacts
+
+    try:
+        check_can_host_lab()
+        return deploy_artifacts()
+    except TestbedExit as exc:
+        raise RuntimeError(f"needs a lab on this machine: {exc.message}") from None
+    except pytest.skip.Exception as exc:
+        raise RuntimeError(str(exc)) from None
+
+
 def run(quick: bool = False) -> list[Result]:
     from coordinator.lab import teardown
-    from tests.deploy_fixtures import deploy_artifacts
     from tests.lab_fixtures import start_lab
 
     hosts, repeats = (2, 1) if quick else (4, 2)
-    artifacts = deploy_artifacts()
+    artifacts = _artifacts()
     one: list[tuple[float, float]] = []
     many: list[tuple[float, float]] = []
     with scratch("deploy-wall") as tmp:

@@ -41,7 +41,7 @@ from testbed.mqtt_auth import (
     mqtt_secrets_dir,
     node_password,
     node_username,
-    write_private_file,
+    write_secret_text,
 )
 from testbed.schema import Secret
 from testbed.topics import Topics
@@ -276,7 +276,7 @@ def mosquitto_conf(
         return [*lines, "allow_anonymous true"]
     passwd = security.secrets_dir / "broker-mosquitto.passwd"
     entries = (f"{user}:{mosquitto_hash(pw)}" for user, pw in security.passwords.items())
-    write_private_file(passwd, "\n".join(entries) + "\n")
+    write_secret_text(passwd, "\n".join(entries) + "\n")
     lines += ["allow_anonymous false", f"password_file {passwd.resolve()}"]
     if security.acl is not None:
         acl_file = workdir / "mosquitto.acl"
@@ -299,7 +299,7 @@ def amqtt_config(host: str, port: int, security: BrokerSecurity | None) -> dict[
     else:
         passwd = security.secrets_dir / "broker-amqtt.passwd"
         entries = (f"{user}:{argon2_hash(pw)}" for user, pw in security.passwords.items())
-        write_private_file(passwd, "\n".join(entries) + "\n")
+        write_secret_text(passwd, "\n".join(entries) + "\n")
         plugins["amqtt.plugins.authentication.FileAuthPlugin"] = {"password_file": str(passwd)}
     if security is not None and security.acl is not None:
         publish_acl = _amqtt_acl(security.acl, Access.WRITE)

@@ -62,7 +62,7 @@ _HELP: dict[ExitCode, str] = {
     ExitCode.ALREADY_EXISTS: "What the command would create exists already (`lab up`: --force).",
     ExitCode.CERTIFICATE_INVALID: "A TLS certificate or key is missing, expired or not the CA's.",
     ExitCode.BROKER_REFUSED: "The MQTT broker refused the login: check broker.password_file.",
-    ExitCode.DEPLOY_FAILED: "`testbed deploy` failed on a host: each failed host is named with why.",
+    ExitCode.DEPLOY_FAILED: "`testbed deploy` failed on a host; the output names each and why.",
     ExitCode.INTERRUPTED: "Stopped by Ctrl-C / SIGINT; everything was torn down.",
 }
 

@@ -31,7 +31,8 @@ PASSWORD_BYTES = 32
 """Random bytes of a generated password (43 URL-safe characters)."""
 PASSWORD_SUFFIX = ".password"
 COORDINATOR_ID = "coordinator"
-"""The coordinator's MQTT username (read-only access: a monitor, never a publisher)."""
+"""The coordinator's MQTT username, its node id everywhere (testbed/security/roles.py):
+read-only access, a monitor, never a publisher."""
 
 
 def mqtt_secrets_dir(cfg: TestbedConfig) -> Path:
@@ -114,7 +115,17 @@ def write_private_file(path: Path, text: str) -> None:
 
 
 def write_password_file(path: Path, password: Secret) -> None:
-    write_private_file(path, password.reveal() + "\n")
+    write_secret_text(path, password.reveal() + "\n")
+
+
+def write_secret_text(path: Path, text: str) -> None:
+    """`write_private_file`, or CONFIG_INVALID naming `security.certs_dir` (where every
+    secret file of the bench goes) when the folder cannot be written."""
+    try:
+        write_private_file(path, text)
+    except OSError as exc:
+        why = f"cannot write {path}: {exc.strerror or exc}"
+        raise ConfigError([("security.certs_dir", why)]) from None
 
 
 def new_password() -> Secret:

@@ -138,12 +138,18 @@ async def deploy_host(host: HostConfig, cfg: TestbedConfig, store: ArtifactStore
                 out.line(host.name, f"  ~ {change}")
             result.changes = len(todo)
             if not dry_run:
-                for op, _change in todo:
+                for op, change in todo:
+                    began = time.monotonic()
                     await op.apply(link)
+                    out.line(host.name, f"  done in {time.monotonic() - began:.2f} s: {change}",
+                             detail=True)  # fmt: skip
                 installed = any(op.key == "venv" for op, _change in todo)
                 providers = await read_providers(link, plan.layout, facts, refresh=installed)
                 out.line(host.name, f"onnxruntime providers: {providers}")
+                began = time.monotonic()
                 result.nodes = await _wait_healthy(plan, cfg, out)
+                out.line(host.name, f"health answered in {time.monotonic() - began:.2f} s",
+                         detail=True)  # fmt: skip
                 await _explain_unhealthy(link, plan, result)
             result.ok = all(a == "serving" for a in result.nodes.values())
     except HostFailure as exc:

@@ -148,3 +148,31 @@ def test_the_console_script_answers_status_as_json(
         assert proc.returncode == 11, proc.stderr  # NOT_RUNNING: nothing deployed
         hosts = json.loads(proc.stdout)["hosts"]
         assert all(h["reachable"] and h["installed"] is None for h in hosts.values()), hosts
+
+
+def test_a_host_whose_python_is_too_old_is_refused_with_what_to_do(
+    module_lab_hosts: LabFactory, tiny_zoo: Path, artifacts: DeployArtifacts,
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """A board's Python 3.8 (a stand-in interpreter that says so): refused at its facts,
+    naming deploy.python_dist; with an archive for another architecture, refused too."""
+    lab = module_lab_hosts(2)
+    old_python = tmp_path / "python3.8"
+    old_python.write_text("#!/bin/sh\necho 3.8.10\n")
+    old_python.chmod(0o755)
+    with LabBench(lab, tmp_path / "bench", tiny_zoo, PLACEMENT, artifacts) as bench:
+        data = bench.config_data()
+        data["inventory"]["hosts"][1]["python"] = str(old_python)
+        bench.write_config(data)
+        assert deploy(bench, "--dry-run") == 18
+        out, err = capsys.readouterr()
+        assert "[host-2] FAILED: " in err and "Python 3.8.10" in err, err
+        assert "deploy.python_dist" in err and "x86_64" in err, err
+        assert "[host-1] plan: " in out and "(dry run)" in out, out
+
+        archive = tmp_path / "cpython-3.11.9+20240814-aarch64-unknown-linux-gnu-install_only.tar.gz"
+        archive.write_bytes(b"an aarch64 interpreter")
+        data["deploy"]["python_dist"] = str(archive)
+        bench.write_config(data)
+        assert deploy(bench, "--dry-run", "--hosts", "host-2") == 18
+        assert "is not for x86_64" in capsys.readouterr().err

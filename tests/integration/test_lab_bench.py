@@ -1,7 +1,8 @@
 """A bench of hosts on a lab of namespaced hosts with real sshd (tests/lab_fixtures.py,
 docs/lab.md): the coordinator in the root namespace, the broker on the lab bridge's
-address, the cloud and the edges on one host, the agents on another, gRPC with mutual
-TLS (the addresses are not loopback), the nodes' logs fetched over SSH into the run
+address (Mosquitto with the generated logins, per-role ACL and TLS), the cloud and the
+edges on one host, the agents on another, gRPC with mutual TLS (the addresses are not
+loopback), the nodes' logs fetched over SSH into the run
 folder at the end (docs/bench-of-hosts.md).
 
 - `test_nodes_on_lab_hosts_...`: the daemons run inside the hosts' namespaces, started
@@ -30,7 +31,8 @@ from coordinator.live import LiveBench
 from coordinator.policy_choice import PolicySource
 from coordinator.run_folder import write_config
 from testbed.broker import EmbeddedBroker, free_port
-from testbed.config import BrokerConfig, TestbedConfig, load_config
+from testbed.broker_config import bench_broker_security
+from testbed.config import BrokerConfig, BrokerKind, TestbedConfig, load_config
 from testbed.types import Outcome
 from tests.lab_fixtures import LabFactory, LabHosts
 
@@ -56,14 +58,21 @@ class LabBench:
 def lab_bench(lab_hosts: LabFactory, tmp_path: Path, tiny_zoo: Path) -> Iterator[LabBench]:
     """Two lab hosts, the broker on the bridge (a broker service of the coordinator's
     machine), the bench's config with its inventory and every certificate issued."""
+    if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
+        pytest.skip("the lab bench runs Mosquitto with logins, ACL and TLS: not installed")
     lab = lab_hosts(2)
     bridge = lab.coordinator_address
+    port = free_port(bridge)
+    path, cfg = lab_config(tmp_path, lab, f"mqtts://{bridge}:{port}", tiny_zoo)
+    assert run_cli(["certs", "init", "-c", str(path)]) == 0
+    assert run_cli(["certs", "issue", "--all", "-c", str(path)]) == 0
+    security = bench_broker_security(cfg, bridge)  # logins, the per-role ACL, TLS
+    assert security is not None and security.tags == "auth, ACL, TLS"
     with EmbeddedBroker.start(
-        BrokerConfig(host=bridge, port=free_port(bridge)), tmp_path / "broker"
-    ) as broker:
-        path, cfg = lab_config(tmp_path, lab, broker.url, tiny_zoo)
-        assert run_cli(["certs", "init", "-c", str(path)]) == 0
-        assert run_cli(["certs", "issue", "--all", "-c", str(path)]) == 0
+        BrokerConfig(host=bridge, port=port), tmp_path / "broker",
+        kind=BrokerKind.MOSQUITTO, security=security,
+    ) as broker:  # fmt: skip
+        assert broker.url.startswith("mqtts://")
         yield LabBench(lab, path, cfg, broker)
 
 
@@ -81,6 +90,7 @@ def lab_config(
         registry={"listen": f"0.0.0.0:{port}", "advertise": f"{lab.coordinator_address}:{port}",
                   "heartbeat_interval_s": 0.3},
         security={"grpc_tls": "on", "certs_dir": str(tmp_path / "certs")},
+        broker={"url": broker_url, "auth": True, "tls": {"enabled": True}},
         deploy={"known_hosts": str(lab.known_hosts), "cache_dir": str(REPO / ".testbed/deploy")},
         edges={"count": 2, "cache_capacity_mb": 8.0, "energy": {"meter": "estimated"},
                "nodes": [{"preload": ["diffusion-s"]}, {"preload": ["cgan-s"]}]},

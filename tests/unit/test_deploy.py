@@ -289,6 +289,10 @@ def test_deploy_without_hosts_or_with_an_unknown_host_says_so(
                                                        if k != "inventory"}))  # fmt: skip
     assert main(["deploy", "--inventory", "inventory.yaml", "--hosts", "nope", "--stop"]) == 3
     assert "no host nope" in capsys.readouterr().err
+    assert main(["deploy", "--inventory", "inventory.yaml", "--json"]) == 3
+    assert "--json goes with --status" in capsys.readouterr().err
+    assert main(["deploy", "--inventory", "inventory.yaml", "--logs", "agent-9"]) == 3
+    assert "no host runs agent-9" in capsys.readouterr().err
 
 
 def test_an_unreachable_host_is_reported_with_its_reason(
