@@ -22,3 +22,13 @@ def help_texts(summary: str, *examples: str, details: str = "") -> dict[str, Any
         "epilog": epilog,
         "formatter_class": argparse.RawDescriptionHelpFormatter,
     }
+
+
+def add_inventory_flag(parser: argparse.ArgumentParser) -> None:
+    """`--inventory FILE`: a bench of hosts from an inventory file (docs/deploy.md)."""
+    parser.add_argument(
+        "--inventory",
+        metavar="FILE",
+        default=None,
+        help="the bench's hosts from this file, not the config's (`testbed lab up` writes one)",
+    )

@@ -12,7 +12,7 @@ from pathlib import Path
 from coordinator.calibration.measure import calibrate_bench, checked_catalog
 from coordinator.calibration.replay import replay_run
 from coordinator.calibration_file import CALIBRATION_NAME
-from coordinator.command_help import help_texts
+from coordinator.command_help import add_inventory_flag, help_texts
 from testbed.config import load_config
 from testbed.exit_codes import ExitCode, TestbedExit, sigterm_as_interrupt
 
@@ -48,6 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key")  # fmt: skip
+    add_inventory_flag(p)
     p.set_defaults(func=run_calibrate)
 
 
@@ -55,7 +56,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     if args.slots < 1 or args.repeats < 1:
         raise TestbedExit(ExitCode.USAGE, "--slots and --repeats must be ≥ 1")
     sets = list(args.set) + ([f"seed={args.seed}"] if args.seed is not None else [])
-    cfg = load_config(args.config, sets=sets)
+    cfg = load_config(args.config, sets=sets, inventory=args.inventory)
     catalog = checked_catalog(cfg)
     out = Path(args.out) if args.out else None
     report_md = Path(args.report) if args.report else None

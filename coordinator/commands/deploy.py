@@ -10,7 +10,7 @@ from typing import Any
 
 from coordinator.command_help import help_texts
 from coordinator.jsonout import add_json_flag, print_json
-from testbed.config import ConfigError, HostConfig, TestbedConfig, load_config, read_yaml
+from testbed.config import HostConfig, TestbedConfig, load_config
 from testbed.exit_codes import ExitCode, TestbedExit
 
 
@@ -61,16 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def load_bench(args: argparse.Namespace) -> TestbedConfig:
     """The config, its inventory replaced by `--inventory FILE`'s `hosts:` if given."""
-    sets: list[Any] = list(args.set)
-    if args.inventory:
-        inventory = read_yaml(args.inventory)
-        sets.append(("inventory", inventory))
-    try:
-        return load_config(args.config, sets=sets)
-    except ConfigError as exc:
-        if args.inventory and "inventory" in str(exc):
-            raise TestbedExit(ExitCode.CONFIG_INVALID, f"{args.inventory}: {exc}") from None
-        raise
+    return load_config(args.config, sets=args.set, inventory=args.inventory)
 
 
 def chosen_hosts(cfg: TestbedConfig, names: str | None) -> list[HostConfig]:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from coordinator.command_help import help_texts
+from coordinator.command_help import add_inventory_flag, help_texts
 from coordinator.evaluation import EvalResult, evaluate
 from coordinator.jsonout import add_json_flag, json_result
 from coordinator.policy_choice import PolicyChoice, parse_policy
@@ -48,6 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--slots", type=int, default=None, help="slots per evaluation (run.slots)")
     p.add_argument("-c", "--config", default=None, help="testbed YAML (default ./testbed.yaml)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    add_inventory_flag(p)
     add_json_flag(p)
     p.set_defaults(func=run_eval)
 
@@ -115,7 +116,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def evaluate_policies(args: argparse.Namespace) -> tuple[int, dict[str, Any] | None]:
     """The evaluation; (exit code, what eval.json holds)."""
-    cfg = load_config(args.config, sets=args.set)
+    cfg = load_config(args.config, sets=args.set, inventory=args.inventory)
     policies = [parse_policy(p.strip()) for p in args.policies.split(",") if p.strip()]
     seeds = parse_seeds(args.seeds)
     slots = args.slots or cfg.run.slots

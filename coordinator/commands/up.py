@@ -11,7 +11,7 @@ from typing import Any
 from coordinator.bench_run import BenchRun, LiveRun, StreamRun
 from coordinator.bench_sanity import bench_warnings
 from coordinator.bench_setup import check_models, load_catalog
-from coordinator.command_help import help_texts
+from coordinator.command_help import add_inventory_flag, help_texts
 from coordinator.commands.bench_state import write_bench_file
 from coordinator.jsonout import add_json_flag, json_result
 from coordinator.plots import plot_run
@@ -50,6 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="override any config key, e.g. --set edges.cache_capacity_mb=40",
     )
+    add_inventory_flag(p)
     add_json_flag(p)
     p.set_defaults(func=run_up)
 
@@ -66,7 +67,7 @@ def resolve_config(args: argparse.Namespace) -> TestbedConfig:
         value = getattr(args, flag)
         if value is not None:
             sets.append(f"{key}={value}")
-    return load_config(args.config, sets=sets)
+    return load_config(args.config, sets=sets, inventory=args.inventory)
 
 
 def run_up(args: argparse.Namespace) -> int:

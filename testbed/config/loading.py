@@ -61,13 +61,19 @@ def load_config(
     *,
     sets: Iterable[SetItem] = (),
     env: Mapping[str, str] | None = None,
+    inventory: str | os.PathLike[str] | None = None,
 ) -> TestbedConfig:
     """Load and validate a testbed file (default: ./testbed.yaml, else built-in defaults).
 
     Only the file given, or ./testbed.yaml if present, is read; an empty one is an
-    error. A malformed `--set` item exits 3 (`TestbedExit`), a bad key or value 2."""
+    error. A malformed `--set` item exits 3 (`TestbedExit`), a bad key or value 2.
+    `inventory`: an inventory file (`testbed lab up` writes one; its top level holds the
+    `inventory:` section's keys) replacing the file's inventory, before the `--set`s."""
     if path is None and Path(DEFAULT_CONFIG_NAME).exists():
         path = DEFAULT_CONFIG_NAME
     data = read_yaml(path) if path is not None else {}
+    if inventory is not None:
+        data["inventory"] = read_yaml(inventory)
     data = apply_overrides(data, env, sets)
-    return config_from_dict(data, str(path) if path else "<defaults>")
+    source = str(path) if path else "<defaults>"
+    return config_from_dict(data, f"{source} + {inventory}" if inventory else source)

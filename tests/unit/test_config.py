@@ -205,3 +205,16 @@ def test_default_file_lists_every_key_and_comments_each() -> None:
             ("- ", "name:", "model:", "size_mbit:", "density", "deadline", "weight:")
         )
         assert previous.startswith("#") or in_list_item, f"no comment above line {i + 1}: {line}"
+
+
+def test_an_inventory_file_replaces_the_inventory(tmp_path: Path) -> None:
+    inventory = tmp_path / "inventory.yaml"
+    nodes = ["cloud", "edge-0", "agent-0"]
+    inventory.write_text(yaml.safe_dump({"hosts": [{"name": "host-1", "nodes": nodes}]}))
+    bench = tmp_path / "t.yaml"
+    bench.write_text(yaml.safe_dump({"edges": {"count": 1}, "agents": {"count": 1}}))
+    cfg = load_config(bench, env={}, inventory=inventory)
+    assert cfg.inventory.remote and cfg.inventory.host_of("edge-0").name == "host-1"
+    inventory.write_text(yaml.safe_dump({"hosts": [{"name": "host-1", "nodes": ["cloud"]}]}))
+    with pytest.raises(ConfigError, match=r"inventory\.hosts: no host runs agent-0, edge-0"):
+        load_config(bench, env={}, inventory=inventory)
