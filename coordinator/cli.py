@@ -198,8 +198,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = log_level(verbosity(args))
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if verbosity(args):  # also when logging was set up before (a command run in-process)
-        logging.getLogger().setLevel(level)
+    # Also when logging was set up before (a command run in-process after another): each
+    # command's level is its own flags', never a previous command's `-q`.
+    logging.getLogger().setLevel(level)
     return run_with_exit_codes(lambda: args.func(args))
 
 
