@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import logging
 import platform
+from collections.abc import Sequence
 from pathlib import Path
 
 from agent_node.agent import Agent
@@ -17,7 +18,9 @@ from agent_node.servicer import AgentServicer
 from testbed.config import TestbedConfig
 from testbed.daemon import DaemonSpec, GrpcServer, NodeDaemon, daemon_main, open_node_meter
 from testbed.exit_codes import ExitCode, TestbedExit
+from testbed.messages import TaskRecord
 from testbed.rpc.v1 import agent_pb2_grpc
+from testbed.telemetry import TaskWindow
 from testbed.types import NodeKind
 from testbed.zoo.catalog import Catalog, CatalogError, CatalogNotFound
 
@@ -46,6 +49,8 @@ def _serve(daemon: NodeDaemon, stack: contextlib.ExitStack) -> None:
     except (CatalogNotFound, CatalogError) as exc:
         raise TestbedExit(ExitCode.ZOO_MISSING, str(exc)) from None
     agent = Agent(node_id, daemon.connect(stack), zoo_dir, meter, daemon.grpc_identity)
+    window = TaskWindow()  # completed tasks: rate and latency for telemetry
+    agent.on_records = lambda records: _tell(daemon, window, records)
     stack.callback(agent.close)
     servicer = AgentServicer(agent)
     server = GrpcServer(
@@ -66,10 +71,19 @@ def _serve(daemon: NodeDaemon, stack: contextlib.ExitStack) -> None:
         lambda: {
             "tasks_generated": agent.generated,
             "tasks_finished": agent.finished,
-            "energy_j": round(meter.energy_j(), 6),
-            "energy_method": meter.method.value,
+            "queue_length": agent.queue_length,
+            "tasks": window.figures(),
         },
+        meter,
     )
+
+
+def _tell(daemon: NodeDaemon, window: TaskWindow, records: Sequence[TaskRecord]) -> None:
+    """Finished tasks: their records and failures on MQTT, the completed in the window."""
+    for record in records:
+        if record.completed:
+            window.note(record.latency_ms)
+    daemon.events.task_records(records)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,6 +124,9 @@ class Agent:
         self._models: LocalModels | None = None
         self.generated = 0
         self.finished = 0
+        self.queue_length = 0
+        # told every slot's finished records, outside the lock (agent_node/__main__.py)
+        self.on_records: Callable[[Sequence[TaskRecord]], None] = lambda _records: None
         self._arrived_at: dict[str, float] = {}
         self._observed: dict[str, np.ndarray] = {}
 
@@ -237,8 +240,9 @@ class Agent:
             else:
                 result = self._slot(run, slot, noise_std, generate, observe_only, action)
             self.finished += len(result.records)
-            result.queue_length = len(run.queue)
+            result.queue_length = self.queue_length = len(run.queue)
         result.step_ms = (time.perf_counter() - t0) * 1e3
+        self.on_records(result.records)
         return result
 
     def _slot(

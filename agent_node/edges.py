@@ -114,7 +114,7 @@ class EdgeDirectory:
         self._synced = threading.Condition(self._lock)
         self._heard: set[str] = set()
         self._pending: dict[str, bytes] = {}  # newest unparsed state per edge
-        self._topics = Topics(cfg.broker.topic_prefix)
+        self._topics = Topics.of(cfg)
         self._mqtt = mqtt
         self.endpoints = endpoints
         self._index = {e.edge_id: i for i, e in enumerate(endpoints)}
@@ -125,11 +125,11 @@ class EdgeDirectory:
         self._garbage: set[str] = set()  # edges whose last state was ignored (logged once)
         self.clients = [EdgeClient(e.address, e.edge_id, grpc_identity) for e in endpoints]
         mqtt.subscribe(self._topics.all_edge_states, self._on_state)
-        mqtt.subscribe(f"{cfg.broker.topic_prefix}/node/+/status", self._on_status)
+        mqtt.subscribe(self._topics.status("+"), self._on_status)
 
     def close(self) -> None:
         self._mqtt.unsubscribe(self._topics.all_edge_states)
-        self._mqtt.unsubscribe(f"{self._topics.prefix}/node/+/status")
+        self._mqtt.unsubscribe(self._topics.status("+"))
         for client in self.clients:
             client.close()
 

@@ -68,7 +68,7 @@ def _measure_broker(kind: str, zoo: Path, quick: bool, notes: list[str]) -> list
         RawSubscriber(running.url) as raw,
     ):
         client.connect()
-        topics = Topics(launcher.cfg.broker.topic_prefix)
+        topics = Topics.of(launcher.cfg)
         feed = FeedClient(client, topics, launcher.cfg.edge_specs()[0].id)  # stands in for it
         notes.append(f"{kind}: {running.description}")
         dest_dir = tmp / "fetched"

@@ -97,7 +97,7 @@ def _bench(tmp: Path, zoo: Path, secured: bool) -> Iterator[_Bench]:
         address = node_broker_address(running.url, launcher.cfg, edge_id)
         client = stack.enter_context(MqttClient(address, f"bench-{name}-{os.getpid()}"))
         client.connect()
-        feed = FeedClient(client, Topics(launcher.cfg.broker.topic_prefix), edge_id)
+        feed = FeedClient(client, Topics.of(launcher.cfg), edge_id)
         stack.callback(feed.close)
         processes = {"broker": psutil.Process(running.process.pid),
                      "cloud": psutil.Process(launcher.nodes["cloud"].pid)}  # fmt: skip

@@ -16,6 +16,7 @@ from cloud_node.admission import FeedLimits
 from cloud_node.feed_server import FeedServer, ModelRepository
 from testbed.daemon import DaemonSpec, GrpcServer, NodeDaemon, daemon_main
 from testbed.exit_codes import ExitCode, TestbedExit
+from testbed.payloads import PayloadSchema, stamped_json
 from testbed.types import NodeKind
 from testbed.zoo.catalog import CatalogError, CatalogNotFound
 
@@ -37,7 +38,8 @@ def _serve(daemon: NodeDaemon, stack: contextlib.ExitStack) -> None:
     except (CatalogNotFound, CatalogError) as exc:
         raise TestbedExit(ExitCode.ZOO_MISSING, str(exc)) from None
     client = daemon.connect(stack)
-    client.publish_retained(daemon.topics.catalog, repo.catalog.to_json()).wait_for_publish(10)
+    catalog = stamped_json(PayloadSchema.CATALOG, repo.catalog.to_json())
+    client.publish_retained(daemon.topics.catalog, catalog).wait_for_publish(10)
     server = FeedServer(
         client,
         daemon.topics,

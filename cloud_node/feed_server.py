@@ -28,6 +28,7 @@ from cloud_node.admission import FeedLimits, Refusal, RequestGate
 from testbed import feed
 from testbed.links import Pacer
 from testbed.mqtt import MqttClient
+from testbed.payloads import PayloadSchema, stamped_json
 from testbed.schema import dump_dataclass
 from testbed.topics import Topics
 from testbed.types import FailureReason
@@ -138,7 +139,9 @@ class FeedServer:
         while not self._stopping.wait(CATALOG_POLL_S):
             current = self._repo.catalog  # re-read when the file changed
             if current is not published:
-                self._client.publish_retained(self._topics.catalog, current.to_json())
+                self._client.publish_retained(
+                    self._topics.catalog, stamped_json(PayloadSchema.CATALOG, current.to_json())
+                )
                 published = current
 
     # ------------------------------------------------------------------ admission

@@ -50,7 +50,8 @@ def _serve(daemon: NodeDaemon, stack: contextlib.ExitStack) -> None:
     stack.callback(meter.close)
     runtime = ModelRuntime(spec.runtime, spec.intra_op_threads)
     client = daemon.connect(stack)
-    node = EdgeNode(cfg, spec, client=client, runtime=runtime, meter=meter, cache_dir=cache_dir)
+    node = EdgeNode(cfg, spec, client=client, runtime=runtime, meter=meter, cache_dir=cache_dir,
+                    events=daemon.events)  # fmt: skip
     stack.callback(node.stop)
     servicer = EdgeServicer(node)
     server = GrpcServer(
@@ -71,7 +72,7 @@ def _serve(daemon: NodeDaemon, stack: contextlib.ExitStack) -> None:
     node.preload()  # before announcing: the bench starts with the models deployed
     facts = {"host": platform.node(), "runtime": runtime.provider,
              "energy_method": meter.method.value}  # fmt: skip
-    daemon.announce(server.address, spec.position_m, facts, node.telemetry)
+    daemon.announce(server.address, spec.position_m, facts, node.telemetry, meter)
 
 
 def main(argv: list[str] | None = None) -> int:

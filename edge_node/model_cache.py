@@ -153,8 +153,10 @@ class ModelCache:
         cloud_transmit_power_w: float,
         full_wait_s: float = 30.0,
         on_change: Callable[[], None] = lambda: None,
+        on_evict: Callable[[ModelEntry], None] = lambda _entry: None,
     ) -> None:
         self.capacity_bytes = capacity_bytes
+        self._on_evict = on_evict  # told each model evicted (an event, testbed/events.py)
         self.dir = cache_dir
         self._runtime = runtime
         self._resolve = resolve
@@ -335,13 +337,9 @@ class ModelCache:
             self._changed()
         log.info(
             "admitted %s (%.1f MB): fetch %.0f ms, verify %.0f ms, load %.0f ms, warm-up %.0f ms",
-            entry.key,
-            entry.size_mb,
-            lease.fetch_ms,
-            lease.verify_ms,
-            lease.load_ms,
+            entry.key, entry.size_mb, lease.fetch_ms, lease.verify_ms, lease.load_ms,
             lease.warmup_ms,
-        )
+        )  # fmt: skip
         return lease
 
     def _make_room(self, entry: ModelEntry, staging: Path) -> _Entry:
@@ -389,6 +387,7 @@ class ModelCache:
         e.path.unlink(missing_ok=True)
         self.counters.evictions += 1
         log.info("evicted %s (%.1f MB)", e.entry.key, e.entry.size_mb)
+        self._on_evict(e.entry)
 
     # ------------------------------------------------------------------ operator calls
 

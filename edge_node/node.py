@@ -12,11 +12,12 @@ from pathlib import Path
 from edge_node.catalog_view import CatalogView
 from edge_node.executor import FifoExecutor, Job
 from edge_node.model_cache import ModelCache
-from edge_node.model_feed import FeedClient
+from edge_node.model_feed import FeedClient, FetchResult
 from edge_node.validation import InvalidTaskRequest, TaskLimits, validate_task_header
 from testbed.config import EdgeSpec, TestbedConfig
 from testbed.emulation import stretch
 from testbed.energy import EnergyMeter
+from testbed.events import EventKind, EventPublisher
 from testbed.messages import (
     EdgeStateSnapshot,
     EdgeTaskRequest,
@@ -26,8 +27,10 @@ from testbed.messages import (
 )
 from testbed.mqtt import MqttClient
 from testbed.runtime import ModelRuntime
+from testbed.telemetry import TaskWindow
 from testbed.topics import Topics
 from testbed.types import EnergyPartName, FailureReason, Outcome, TestbedError
+from testbed.zoo.catalog import ModelEntry
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +52,14 @@ class EdgeNode:
         runtime: ModelRuntime,
         meter: EnergyMeter,
         cache_dir: Path,
+        events: EventPublisher | None = None,
     ) -> None:
+        """`events`: where model fetches and evictions are told as they happen."""
         self.cfg = cfg
         self.spec = spec
         self.address = ""
         self._client = client
-        self._topics = Topics(cfg.broker.topic_prefix)
+        self._topics = Topics.of(cfg)
         self._runtime = runtime
         self._meter = meter
         self._seq = 0
@@ -64,18 +69,21 @@ class EdgeNode:
         self.limits = TaskLimits.of(spec)
         self._active_tasks: set[str] = set()  # task ids accepted and not yet answered
         self._tasks_lock = threading.Lock()
-        feed = FeedClient(client, self._topics, spec.id)
+        self._events = events or EventPublisher(client, self._topics, spec.id)
+        self._window = TaskWindow()  # completed tasks: rate and latency for telemetry
+        self._feed = FeedClient(client, self._topics, spec.id)
         self.catalog = CatalogView(client, self._topics)
         self.cache = ModelCache(
             capacity_bytes=int(spec.cache_capacity_mb * 1e6),
             cache_dir=cache_dir,
             runtime=runtime,
             resolve=lambda ref: self.catalog.entry(ref, spec.fetch_timeout_s),
-            fetch=lambda entry, dest: feed.fetch(entry, dest, timeout_s=spec.fetch_timeout_s),
+            fetch=self._fetch,
             meter=meter,
             cloud_transmit_power_w=cfg.cloud.transmit_power_w,
             full_wait_s=cfg.run.task_timeout_s,
             on_change=self._dirty.set,
+            on_evict=self._evicted,
         )
         self.executor = FifoExecutor(
             spec.parallel_slots,
@@ -208,6 +216,8 @@ class EdgeNode:
         **extra,
     ) -> EdgeTaskResult:
         timing.total_ms = (time.perf_counter() - job.accepted_at) * 1e3
+        if outcome is Outcome.COMPLETED:
+            self._window.note(timing.total_ms)
         if outcome is Outcome.FAILED:
             log.info("task %s failed: %s %s", job.request.task_id, reason.value, detail)
         return EdgeTaskResult(
@@ -220,6 +230,33 @@ class EdgeNode:
             energy=tuple(energy),
             **extra,
         )
+
+    def _evicted(self, entry: ModelEntry) -> None:
+        self._events.emit(
+            EventKind.MODEL_EVICTED, model_id=entry.id, version=entry.version,
+            size_bytes=entry.size_bytes,
+        )  # fmt: skip
+
+    def _fetch(self, entry: ModelEntry, dest: Path) -> FetchResult:
+        """Fetch a model from the cloud, telling the events of it as they happen."""
+        model = {"model_id": entry.id, "version": entry.version, "size_bytes": entry.size_bytes}
+        self._events.emit(EventKind.MODEL_FETCH_STARTED, **model)
+        t0 = time.perf_counter()
+        try:
+            result = self._feed.fetch(entry, dest, timeout_s=self.spec.fetch_timeout_s)
+        except TestbedError as exc:
+            if exc.reason is FailureReason.CHECKSUM_MISMATCH:
+                self._events.emit(EventKind.CHECKSUM_FAILURE, **model, detail=exc.detail)
+            self._events.emit(
+                EventKind.MODEL_FETCH_FAILED, **model, reason=exc.reason.value,
+                detail=exc.detail, elapsed_ms=round((time.perf_counter() - t0) * 1e3, 3),
+            )  # fmt: skip
+            raise
+        self._events.emit(
+            EventKind.MODEL_FETCH_FINISHED, **model, bytes_received=result.bytes_received,
+            fetch_ms=round(result.fetch_s * 1e3, 3), verify_ms=round(result.verify_s * 1e3, 3),
+        )  # fmt: skip
+        return result
 
     # ------------------------------------------------------------------ operator calls
 
@@ -276,16 +313,23 @@ class EdgeNode:
                 log.exception("publishing state failed")
 
     def telemetry(self) -> dict:
+        """The edge's own part of its `telemetry/v1` record (testbed/telemetry.py)."""
         c = self.cache.counters_copy()
         return {
             "queue_length": self.executor.queue_length,
             "running": self.executor.running,
             "tasks_done": self.executor.completed,
             "tasks_cancelled": self.executor.cancelled,
-            "cache_used_mb": round(self.cache.used_bytes / 1e6, 3),
-            "cache_hits": c.hits,
-            "cache_misses": c.misses,
-            "cache_evictions": c.evictions,
-            "energy_j": round(self._meter.energy_j(), 6),
-            "energy_method": self._meter.method.value,
+            "tasks": self._window.figures(),
+            "cache": {
+                "model_ids": [c.model.model_id for c in self.cache.cached()],
+                "used_bytes": self.cache.used_bytes,
+                "total_bytes": self.cache.capacity_bytes,
+                "hits": c.hits,
+                "misses": c.misses,
+                "evictions": c.evictions,
+                "fetches": c.fetches,
+                "bytes_fetched": c.bytes_fetched,
+                "checksum_failures": c.checksum_failures,
+            },
         }

@@ -8,12 +8,13 @@ The ACL follows the topic tree (testbed/topics.py) and who owns what:
 - edge e publishes `{p}/edge/e/state` and fetch requests, reads the catalog and its
   own feed only;
 - agents publish nothing but their own node topics, read edge states and statuses;
-- every node publishes only under its own `{p}/node/<id>/` (status: its last will
-  too; telemetry);
-- the coordinator reads everything and publishes nothing (a monitor).
+- every node publishes only under its own `{p}/{b}/node/<id>/` (status: its last will
+  too; telemetry) and its own events `{p}/{b}/events/<id>`; an agent also its own task
+  records `{p}/{b}/tasks/<id>`;
+- the coordinator reads everything and publishes only its own events.
 
 With one shared account (`broker.username` set) there is nobody to tell apart: that
-user may read and write the whole tree.
+user may read and write the bench's whole tree `{p}/{b}/#`.
 
 Mosquitto takes all of it. amqtt (the fallback when Mosquitto is not installed) takes
 the passwords (argon2 hashes), the publish and subscribe ACL and TLS, but speaks only
@@ -75,6 +76,7 @@ def _own_node_topics(topics: Topics, node_id: str) -> list[AclRule]:
     return [
         AclRule(Access.WRITE, topics.status(node_id)),
         AclRule(Access.WRITE, topics.telemetry(node_id)),
+        AclRule(Access.WRITE, topics.events(node_id)),
     ]
 
 
@@ -102,19 +104,23 @@ def agent_rules(topics: Topics, agent_id: str) -> list[AclRule]:
         AclRule(Access.READ, topics.all_edge_states),
         AclRule(Access.READ, topics.status("+")),
         AclRule(Access.READ, topics.catalog),
+        AclRule(Access.WRITE, topics.tasks(agent_id)),
         *_own_node_topics(topics, agent_id),
     ]
 
 
 def bench_acl(cfg: TestbedConfig) -> Acl:
     """Every username of the bench and what it may do (see the module docstring)."""
-    topics = Topics(cfg.broker.topic_prefix)
+    topics = Topics.of(cfg)
     if cfg.broker.username:  # one shared account: nobody to tell apart
-        return {cfg.broker.username: [AclRule(Access.READWRITE, f"{topics.prefix}/#")]}
+        return {cfg.broker.username: [AclRule(Access.READWRITE, topics.everything)]}
     acl: Acl = {"cloud": cloud_rules(topics, "cloud")}
     acl.update({s.id: edge_rules(topics, s.id) for s in cfg.edge_specs()})
     acl.update({s.id: agent_rules(topics, s.id) for s in cfg.agent_specs()})
-    acl[COORDINATOR_ID] = [AclRule(Access.READ, f"{topics.prefix}/#")]
+    acl[COORDINATOR_ID] = [
+        AclRule(Access.READ, topics.everything),
+        AclRule(Access.WRITE, topics.events(COORDINATOR_ID)),
+    ]
     return acl
 
 

@@ -25,6 +25,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from testbed.config import EnergyConfig, TestbedConfig, load_config
 from testbed.energy import EnergyMeter, MeterUnavailable, open_meter
+from testbed.events import EventKind, EventPublisher
 from testbed.exit_codes import ExitCode, TestbedExit, UsageArgumentParser, run_with_exit_codes
 from testbed.host_facts import announced_host_facts
 from testbed.mqtt import BrokerAddress, MqttClient, MqttRefused, MqttUnavailable
@@ -206,12 +207,13 @@ class NodeDaemon:
                  kind: NodeKind) -> None:  # fmt: skip
         self.args, self.cfg, self.node_id, self.kind = args, cfg, node_id, kind
         self.grpc_identity = GrpcIdentity.of(cfg, node_id)  # its gRPC server's and clients'
-        self.topics = Topics(cfg.broker.topic_prefix)
+        self.topics = Topics.of(cfg)
         self.broker = broker_address(args, cfg, node_id)
         self.stop = StopFlag()
         self.client = MqttClient(
             self.broker, f"{node_id}-{os.getpid()}", will=(self.topics.status(node_id), b"offline")
         )
+        self.events = EventPublisher(self.client, self.topics, node_id)
         self._registration: NodeRegistration | None = None
         self._telemetry: TelemetryPublisher | None = None
 
@@ -233,8 +235,12 @@ class NodeDaemon:
         position_m: tuple[float, float] | None,
         facts: dict[str, Any],
         telemetry: Callable[[], dict[str, Any]],
+        meter: EnergyMeter | None = None,
     ) -> None:
+        """`telemetry`: the node's own figures; `meter`: its energy meter, whose energy
+        and power every record carries (testbed/telemetry.py)."""
         self.client.publish_retained(self.topics.status(self.node_id), b"online")
+        self.events.emit(EventKind.NODE_UP, address=address)
         self._registration = register_node(
             self.args,
             self.cfg,
@@ -244,7 +250,7 @@ class NodeDaemon:
         )  # fmt: skip
         self._telemetry = TelemetryPublisher(
             self.client, self.topics.telemetry(self.node_id), self.node_id, self.kind.value,
-            self.cfg.telemetry.interval_s, telemetry,
+            self.cfg.telemetry.interval_s, telemetry, meter,
         ).start()  # fmt: skip
         write_ready_file(
             self.args.ready_file,
@@ -259,6 +265,7 @@ class NodeDaemon:
             self._telemetry.stop()
         if self._registration is not None:
             self._registration.close()
+        self.events.emit(EventKind.NODE_DOWN)
         status = self.client.publish_retained(self.topics.status(self.node_id), b"offline")
         # Without a connection (paho raises when it is lost meanwhile) the broker has
         # sent the `offline` last will, or, restarted, holds no status at all.

@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from testbed.messages import ModelRef
+from testbed.payloads import SCHEMA_KEY, PayloadSchema
 from testbed.types import FailureReason
 from testbed.zoo.catalog import model_name_problem
 
@@ -93,6 +94,7 @@ class FetchRequest:
     def encode(self) -> bytes:
         return json.dumps(
             {
+                SCHEMA_KEY: PayloadSchema.FETCH_REQUEST.value,
                 "request_id": self.request_id,
                 "edge_id": self.edge_id,
                 "model_id": self.model.model_id,

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from testbed.payloads import PayloadSchema, stamped, unstamped
 from testbed.types import EnergyPart, FailureReason, Outcome
 
 
@@ -122,11 +123,12 @@ class EdgeStateSnapshot:
         return any(c.model.model_id == model_id for c in self.cached)
 
     def to_json(self) -> str:
-        return json.dumps(_plain(self), separators=(",", ":"))
+        """The `edge-state/v1` payload (docs/schemas/edge-state.v1.json)."""
+        return json.dumps(stamped(PayloadSchema.EDGE_STATE, _plain(self)), separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str | bytes) -> EdgeStateSnapshot:
-        raw: dict[str, Any] = json.loads(text)
+        raw: dict[str, Any] = unstamped(json.loads(text))
         raw["cached"] = tuple(
             CachedModelInfo(**{**c, "model": ModelRef(**c["model"])}) for c in raw["cached"]
         )

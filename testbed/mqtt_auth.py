@@ -32,7 +32,7 @@ PASSWORD_BYTES = 32
 PASSWORD_SUFFIX = ".password"
 COORDINATOR_ID = "coordinator"
 """The coordinator's MQTT username, its node id everywhere (testbed/security/roles.py):
-read-only access, a monitor, never a publisher."""
+reads everything, publishes only its own events (a monitor)."""
 
 
 def mqtt_secrets_dir(cfg: TestbedConfig) -> Path:

@@ -484,3 +484,10 @@ class TelemetryConfig:
     interval_s: float = field(
         default=1.0, metadata=meta("Telemetry publishing period.", ge=PERIOD_MIN_S, le=PERIOD_MAX_S)
     )
+    bench_id: str = field(
+        default="default",
+        metadata=meta(
+            "This bench's name in the topic tree: {broker.topic_prefix}/{bench_id}/...",
+            pattern=NODE_ID_PATTERN,
+        ),
+    )

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from testbed.config import ZooScale
+from testbed.payloads import unstamped
 from testbed.schema import SchemaError, dump_dataclass, load_dataclass, meta
 
 CATALOG_NAME = "catalog.json"
@@ -267,6 +268,8 @@ class Catalog:
             data = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise CatalogError(f"catalog is not valid JSON: {exc}") from None
+        if isinstance(data, dict):  # as published on MQTT (catalog/v1, testbed/payloads.py)
+            data = unstamped(data)
         version = data.get("format_version") if isinstance(data, dict) else None
         if isinstance(version, int | float) and version > FORMAT_VERSION:
             raise CatalogError(

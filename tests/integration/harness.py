@@ -51,12 +51,12 @@ def write_config(path: Path, broker_url: str | None, zoo_dir: Path, **sections: 
 class StateWatcher:
     """Every edge state published on MQTT, in arrival order."""
 
-    def __init__(self, broker_url: str, prefix: str = "testbed") -> None:
+    def __init__(self, broker_url: str, prefix: str = "testbed", bench_id: str = "default") -> None:
         self.states: list[EdgeStateSnapshot] = []
         self._lock = threading.Lock()
         self._client = MqttClient(BrokerAddress.from_url(broker_url), f"watcher-{time.time_ns()}")
         self._client.connect()
-        self._client.subscribe(Topics(prefix).all_edge_states, self._on_state)
+        self._client.subscribe(Topics(prefix, bench_id).all_edge_states, self._on_state)
 
     def _on_state(self, _topic: str, payload: bytes) -> None:
         with self._lock:

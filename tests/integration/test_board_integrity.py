@@ -129,7 +129,7 @@ def test_an_actor_that_breaks_mid_task_is_refused_at_load(tmp_path: Path, tiny_z
 def test_garbage_retained_edge_states_never_crash_the_board(tmp_path: Path, tiny_zoo: Path) -> None:
     with make_bench(tmp_path, tiny_zoo, agents=ONE_BOARD) as bench:
         bench.start(PolicySource("local"))  # the edges never publish again: ours stays
-        topics = Topics(bench.cfg.broker.topic_prefix)
+        topics = Topics.of(bench.cfg)
         with rogue_client(bench) as rogue:
             rogue.publish(topics.edge_state("edge-0"), b"[1, 2, 3]", retain=True)
             rogue.publish(
@@ -176,7 +176,7 @@ def test_the_registry_view_decides_which_edges_are_alive(tmp_path: Path, tiny_zo
             edge_of_next_task.observation = list(report.observation)  # type: ignore[attr-defined]
             return record.edge_id
 
-        topics = Topics(bench.cfg.broker.topic_prefix)
+        topics = Topics.of(bench.cfg)
         with rogue_client(bench) as rogue:
             for edge_id in edges:  # a forged last will for every edge
                 rogue.publish(topics.status(edge_id), b"offline", retain=True).wait_for_publish()

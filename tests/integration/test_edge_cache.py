@@ -216,4 +216,4 @@ def test_operator_prefetch_evict_and_telemetry(broker_url: str, tiny_zoo: Path, 
         assert not again.ok and again.reason is FailureReason.MODEL_MISSING
         assert got.wait(5), "no telemetry from the edge"
     listener.close()
-    assert records[0]["node_id"] == "edge-0" and records[0]["energy_method"] == "estimated"
+    assert records[0]["node_id"] == "edge-0" and records[0]["energy"]["method"] == "estimated"

@@ -103,7 +103,7 @@ def test_an_edge_whose_last_will_fired_says_online_again(
     broker: RestartableBroker, tiny_zoo: Path, tmp_path: Path
 ) -> None:
     with EdgeBench(tmp_path, broker.url, tiny_zoo, broker={"keepalive_s": KEEPALIVE_S}) as bench:
-        topics = Topics(bench.cfg.broker.topic_prefix)
+        topics = Topics.of(bench.cfg)
         status = topics.status("edge-0")
         with RetainedWatcher(broker.url, topics) as board:
             bench.start(cloud=False)
@@ -144,7 +144,7 @@ def test_a_restarted_broker_gets_every_retained_topic_back(
 ) -> None:
     with live_bench(tmp_path, tiny_zoo, broker.url) as bench:
         bench.start(PolicySource("greedy"))
-        topics = Topics(bench.cfg.broker.topic_prefix)
+        topics = Topics.of(bench.cfg)
         nodes = sorted(bench.launcher.nodes)
         edges = [s.id for s in bench.cfg.edge_specs()]
 

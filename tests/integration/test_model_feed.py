@@ -139,7 +139,7 @@ def test_a_cloud_that_starts_late_is_asked_again(
     asked = threading.Event()
     watcher = MqttClient(BrokerAddress.from_url(broker_url), "request-watcher").connect()
     with watcher, EdgeBench(tmp_path, broker_url, tiny_zoo) as bench:
-        topics = Topics(bench.cfg.broker.topic_prefix)
+        topics = Topics.of(bench.cfg)
         # the catalog a cloud that ran before left retained: the edge knows the model
         catalog = (tiny_zoo / "catalog.json").read_bytes()
         watcher.publish(topics.catalog, catalog, retain=True).wait_for_publish(10)
@@ -163,7 +163,7 @@ def test_an_edge_without_a_catalog_waits_for_the_clouds(
     model = next(iter(catalog_sizes(tiny_zoo)))
     clearer = MqttClient(BrokerAddress.from_url(broker_url), "catalog-clearer").connect()
     with clearer, EdgeBench(tmp_path, broker_url, tiny_zoo) as bench:
-        topics = Topics(bench.cfg.broker.topic_prefix)
+        topics = Topics.of(bench.cfg)
         clearer.publish(topics.catalog, b"", retain=True).wait_for_publish(10)  # none retained
         bench.start(cloud=False)
         results: list = []

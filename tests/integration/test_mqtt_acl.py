@@ -109,11 +109,11 @@ def test_an_agent_cannot_publish_a_model_feed_an_edge_state_or_the_catalog(
     tmp_path: Path,
 ) -> None:
     with secured_broker(tmp_path, "mosquitto", protocol=5) as (cfg, broker):
-        t = Topics(cfg.broker.topic_prefix)
+        t = Topics.of(cfg)
         inbox = Inbox()
         cloud, edge = connect(cfg, broker, "cloud"), connect(cfg, broker, "edge-0")
         monitor = connect(cfg, broker, COORDINATOR_ID)  # may read the whole tree
-        monitor.subscribe(f"{t.prefix}/#", inbox)
+        monitor.subscribe(t.everything, inbox)
         edge.subscribe(t.feed("edge-0"), inbox)  # the one reader of that feed
         _subscribed(inbox, cloud, t.feed("edge-0"), copies=2)
         agent = connect(cfg, broker, "agent-0")
@@ -172,7 +172,7 @@ from testbed.mqtt import MqttClient
 from testbed.mqtt_auth import node_broker_address
 from testbed.topics import Topics
 cfg = load_config(sys.argv[1], env={})
-status = Topics(cfg.broker.topic_prefix).status("edge-1")
+status = Topics.of(cfg).status("edge-1")
 client = MqttClient(node_broker_address(sys.argv[2], cfg, "edge-1"), "edge-1-will",
                     will=(status, b"offline"))
 client.connect(10)
@@ -185,7 +185,7 @@ time.sleep(120)
 @needs_mosquitto
 def test_retained_state_and_last_wills_still_work_under_the_acl(tmp_path: Path) -> None:
     with secured_broker(tmp_path, "mosquitto") as (cfg, broker):
-        t = Topics(cfg.broker.topic_prefix)
+        t = Topics.of(cfg)
         edge = connect(cfg, broker, "edge-0")
         edge.publish_retained(t.edge_state("edge-0"), b"state-1").wait_for_publish(5)
         config_file = tmp_path / "node.yaml"
@@ -217,10 +217,10 @@ def test_retained_state_and_last_wills_still_work_under_the_acl(tmp_path: Path) 
 def test_amqtt_applies_the_publish_acl_and_refuses_a_foreign_last_will(tmp_path: Path) -> None:
     """amqtt speaks 3.1.1 only: a denied publish is dropped without a reason code."""
     with secured_broker(tmp_path, "amqtt") as (cfg, broker):
-        t = Topics(cfg.broker.topic_prefix)
+        t = Topics.of(cfg)
         inbox = Inbox()
         cloud, monitor = connect(cfg, broker, "cloud"), connect(cfg, broker, COORDINATOR_ID)
-        monitor.subscribe(f"{t.prefix}/#", inbox)
+        monitor.subscribe(t.everything, inbox)
         _subscribed(inbox, cloud, t.catalog, copies=1)
         agent = connect(cfg, broker, "agent-0")
         for topic in (t.catalog, t.feed("edge-0"), t.edge_state("edge-0"), t.status("cloud")):

@@ -34,10 +34,11 @@ class Broker:
 
     def state(self, edge_id: str, payload: bytes | dict) -> None:
         data = json.dumps(payload).encode() if isinstance(payload, dict) else payload
-        self.handlers["testbed/edge/+/state"](f"testbed/edge/{edge_id}/state", data)
+        self.handlers["testbed/default/edge/+/state"](f"testbed/default/edge/{edge_id}/state", data)
 
     def status(self, edge_id: str, payload: bytes) -> None:
-        self.handlers["testbed/node/+/status"](f"testbed/node/{edge_id}/status", payload)
+        topic = f"testbed/default/node/{edge_id}/status"
+        self.handlers["testbed/default/node/+/status"](topic, payload)
 
 
 def good_state(edge_id: str, queue: int = 2, cached: tuple[str, ...] = ("cgan-s",)) -> dict:

@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -194,7 +195,9 @@ def test_the_acl_gives_each_role_its_own_topics(tmp_path: Path) -> None:
              t.edge_state("edge-0"): {"edge-0"}, t.edge_state("edge-1"): {"edge-1"},
              t.fetch_requests: {"edge-0", "edge-1"}}  # fmt: skip
     for node in ("cloud", "edge-0", "edge-1", "agent-0", "agent-1"):
-        owned |= {t.status(node): {node}, t.telemetry(node): {node}}
+        owned |= {t.status(node): {node}, t.telemetry(node): {node}, t.events(node): {node}}
+    owned |= {t.tasks("agent-0"): {"agent-0"}, t.tasks("agent-1"): {"agent-1"}}
+    owned |= {t.events(COORDINATOR_ID): {COORDINATOR_ID}}
     for topic, owners in owned.items():
         writers = {u for u in acl if _may(acl, u, w, topic)}
         assert writers == owners, topic
@@ -206,13 +209,21 @@ def test_the_acl_gives_each_role_its_own_topics(tmp_path: Path) -> None:
             _may(acl, agent, w, x)
             for x in (t.catalog, t.feed("edge-0"), t.edge_state("edge-0"), t.fetch_requests)
         )
-    assert _may(acl, COORDINATOR_ID, r, "testbed/#")
+    assert _may(acl, COORDINATOR_ID, r, "testbed/default/#")
     assert not _may(acl, COORDINATOR_ID, w, t.catalog)
+
+
+def test_the_acl_follows_the_bench_id(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path, auth=True)
+    acl = bench_acl(replace(cfg, telemetry=replace(cfg.telemetry, bench_id="lab-2")))
+    assert _may(acl, "cloud", Access.WRITE, "testbed/lab-2/cloud/catalog")
+    assert not _may(acl, "cloud", Access.WRITE, "testbed/default/cloud/catalog")
+    assert _may(acl, COORDINATOR_ID, Access.READ, "testbed/lab-2/#")
 
 
 def test_one_shared_account_may_use_the_whole_tree(tmp_path: Path) -> None:
     acl = bench_acl(_cfg(tmp_path, auth=True, username="bench", topic_prefix="lab"))
-    assert list(acl) == ["bench"] and _may(acl, "bench", Access.WRITE, "lab/cloud/catalog")
+    assert list(acl) == ["bench"] and _may(acl, "bench", Access.WRITE, "lab/default/cloud/catalog")
 
 
 # ---------------------------------------------------------------------- broker files
