@@ -25,7 +25,8 @@ def _state() -> EdgeStateSnapshot:
 def test_state_json_is_what_asdict_gives_and_round_trips() -> None:
     state = _state()
     text = state.to_json()
-    assert text == json.dumps(dataclasses.asdict(state), separators=(",", ":"))
+    plain = {"schema": "edge-state/v1", **dataclasses.asdict(state)}  # versioned payload
+    assert text == json.dumps(plain, separators=(",", ":"))
     assert EdgeStateSnapshot.from_json(text) == state
     empty = dataclasses.replace(state, cached=())
     assert EdgeStateSnapshot.from_json(empty.to_json()) == empty
