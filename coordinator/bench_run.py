@@ -18,6 +18,7 @@ from coordinator.bench_hosts import hosts_manifest
 from coordinator.boards import SlotResult
 from coordinator.launcher import Launcher
 from coordinator.live import LiveBench
+from coordinator.monitor.recorder import TelemetryRecorder, start_recording
 from coordinator.node_directory import NodeDirectory
 from coordinator.policy_choice import BoardPolicies
 from coordinator.progress import ProgressBar
@@ -91,12 +92,14 @@ class LiveRun:
         self.launcher = self.bench.launcher
         self._overhead_ms: list[float] = []
         self._t0 = time.monotonic()
+        self.telemetry: TelemetryRecorder | None = None  # telemetry.jsonl (coordinator/monitor/)
 
     def start(self, catalog: Catalog) -> None:
         self._t0 = time.monotonic()
         if self.cfg.inventory.remote:
             print(waiting_line(self.cfg, self.launcher.registry_address or ""))
         self.bench.start(self.policy)
+        self.telemetry = start_recording(self.launcher.broker_url, self.cfg, self.run_dir)
         print(f"broker: {self.launcher.broker_description}")
         print(
             f"bench up in {time.monotonic() - self._t0:.1f} s: cloud, {self.cfg.edges.count} "
@@ -147,6 +150,9 @@ class LiveRun:
         return out
 
     def close(self, keep: bool) -> None:
+        if self.telemetry is not None:
+            self.telemetry.stop()
+            self.telemetry = None
         self.bench.keep = keep
         self.bench.close()
 
@@ -199,6 +205,7 @@ class StreamRun:
             self.launcher = Launcher(cfg, run_dir, config_path, zoo_dir=zoo_dir, keep=keep)
         self.stream: EdgeStream | None = None
         self._t0 = time.monotonic()
+        self.telemetry: TelemetryRecorder | None = None  # telemetry.jsonl (coordinator/monitor/)
 
     def start(self, catalog: Catalog) -> None:
         cfg, launcher = self.cfg, self.launcher
@@ -213,6 +220,7 @@ class StreamRun:
             cloud = launcher.start_cloud()
             edges = [launcher.start_edge(spec) for spec in cfg.edge_specs()]
             launcher.wait_ready([cloud, *edges])
+        self.telemetry = start_recording(launcher.broker_url, cfg, self.run_dir)
         print(f"bench up in {time.monotonic() - self._t0:.1f} s: cloud, {cfg.edges.count} "
               "edge(s), no agents")  # fmt: skip
         nodes = self.bench.nodes if self.bench is not None else None
@@ -266,6 +274,9 @@ class StreamRun:
         return cache
 
     def close(self, keep: bool) -> None:
+        if self.telemetry is not None:
+            self.telemetry.stop()
+            self.telemetry = None
         if self.stream is not None:
             self.stream.close()
         if self.bench is not None:

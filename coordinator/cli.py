@@ -61,6 +61,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "coordinator.commands.deploy",
         "install and start the bench's daemons on the inventory's hosts over SSH",
     ),
+    "monitor": (
+        "coordinator.commands.monitor",
+        "watch a bench live (dashboard or JSON snapshot) or replay a run's telemetry",
+    ),
+    "exporter": ("coordinator.commands.exporter", "serve the bench's metrics to Prometheus"),
 }
 
 _EXAMPLES = """\

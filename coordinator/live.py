@@ -25,6 +25,7 @@ import grpc
 import numpy as np
 
 from coordinator.actors import check_fits
+from coordinator.bench_events import CoordinatorEvents
 from coordinator.bench_hosts import LogFetch, write_hosts_manifest
 from coordinator.boards import (
     AgentStep,
@@ -87,6 +88,7 @@ class LiveBench:
         )  # fmt: skip
         self.nodes = NodeDirectory(self.cfg, self.registry, self.launcher)  # where is node X
         self._logs: LogFetch | None = None  # a bench of hosts: its nodes' logs, fetched at close
+        self.bench_events = CoordinatorEvents.silent()  # on the broker once it runs
         self.agents: dict[str, BoardHandle] = {}
         self.policy = PolicySource(self.cfg.run.policy)
         self._per_agent: dict[str, PolicySource] = {}  # overrides self.policy per agent
@@ -120,6 +122,7 @@ class LiveBench:
         self._registry_server.start()
         self.registry.start()
         self.launcher.start_broker()
+        self.bench_events = CoordinatorEvents.connect(self.cfg, self.launcher.broker_url)
         if not self.nodes.remote:
             cloud = self.launcher.start_cloud()
             edges = [self.launcher.start_edge(s) for s in self.cfg.edge_specs()]
@@ -169,6 +172,7 @@ class LiveBench:
             self.launcher.stop_all()
         self.registry.stop()
         self._registry_server.stop(0.5)
+        self.bench_events.close()
 
     def __enter__(self) -> LiveBench:
         return self
@@ -240,6 +244,7 @@ class LiveBench:
             if handle.needs_policy:
                 stub.LoadPolicy(policy, timeout=timeout)
                 handle.needs_policy = False
+                self.bench_events.policy_loaded(source.name, [handle.agent_id])
         except grpc.RpcError as exc:
             return f"{exc.code().name}: {exc.details()}"
         return ""
@@ -434,6 +439,8 @@ class LiveBench:
         self._rewarded(records)
         wall_ms = (time.perf_counter() - t0) * 1e3
         max_step = max((s.step_ms for s in steps.values()), default=0.0)
+        if not any(p.request is not None and p.request.observe_only for p in pending):
+            self.bench_events.slot_finished(slot, records, wall_ms)  # observing ends no slot
         return SlotResult(slot, records, steps, wall_ms, max_step)
 
     def reward(self, record: TaskRecord) -> float:

@@ -113,7 +113,10 @@ def test_every_message_of_a_live_run_matches_its_schema(tmp_path: Path, tiny_zoo
     assert {k.value for k in PayloadSchema} <= set(kinds), kinds
     events = {b["kind"] for b in _json_of(seen, PayloadSchema.EVENT)}
     wanted = {EventKind.NODE_DOWN, EventKind.MODEL_FETCH_STARTED, EventKind.MODEL_FETCH_FINISHED}
-    assert wanted <= events, events
+    assert wanted | {EventKind.SLOT_FINISHED} <= events, events  # the coordinator's own too
+    slots = [b for b in _json_of(seen, PayloadSchema.EVENT) if b["kind"] == "slot_finished"]
+    assert [b["fields"]["slot"] for b in slots] == [0, 1, 2, 3]
+    assert all(b["node_id"] == "coordinator" for b in slots)
     telemetry = _json_of(seen, PayloadSchema.TELEMETRY)
     edges = [t for t in telemetry if t["kind"] == "edge"]
     assert edges and all("cache" in t and "energy" in t for t in edges)

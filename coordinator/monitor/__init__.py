@@ -1,0 +1,1 @@
+"""`testbed monitor`: a view of a bench from its MQTT messages (docs/telemetry.md)."""
