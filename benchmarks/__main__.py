@@ -33,6 +33,8 @@ BENCHMARKS: dict[str, str] = {
     "maddpg_updates": "MADDPG updates, 10 agents, batch 1024: GFLOP/s vs fp32 matmul rate",
     "train_wall": "wall time to train MATO to a converged reward, paper set-up, twin",
     "grpc_tls": "gRPC unary p50 and 1 MiB streaming, mutual TLS vs plaintext",
+    "telemetry_cost": "task latency p50, telemetry at 10 Hz from every node vs as good as off",
+    "monitor_load": "500 telemetry streams at 1 Hz: exporter/monitor CPU per message, delay",
     "deploy_wall": "testbed deploy to 4 lab hosts vs 1 (parallel), a second deploy vs the first",
 }
 

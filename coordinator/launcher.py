@@ -287,7 +287,12 @@ class Launcher:
                 "log": str(self.broker.log_path),
                 **_identity(self.broker.process.pid),
             }
-        return {"run_dir": str(self.run_dir), "broker": self.broker_description, "nodes": nodes}
+        return {
+            "run_dir": str(self.run_dir),
+            "broker": self.broker_description,
+            "broker_url": self.broker_url,  # without credentials (moved out at load)
+            "nodes": nodes,
+        }
 
     # ------------------------------------------------------------------ teardown
 

@@ -10,6 +10,7 @@ every message goes through one BenchView (coordinator/monitor/model.py), so
 from __future__ import annotations
 
 import argparse
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from coordinator.command_help import help_texts
+from coordinator.commands.bench_state import bench_file
 from coordinator.jsonout import add_json_flag, print_json
 from coordinator.monitor.model import BenchView
 from coordinator.monitor.recorder import RECORDING_NAME, read_recording
@@ -119,13 +121,32 @@ def replay(path: Path, feed: Feed, speed: float, stop: threading.Event | None = 
 
 
 def _address(cfg: TestbedConfig, broker: str | None) -> BrokerAddress:
-    url = broker or cfg.broker.url
+    url = broker or cfg.broker.url or kept_bench_broker_url(cfg)
     if not url:
         raise TestbedExit(
             ExitCode.BROKER_UNAVAILABLE,
-            "no broker: pass --broker mqtt://HOST:PORT or set broker.url",
+            "no broker: pass --broker mqtt://HOST:PORT, set broker.url, "
+            "or start a bench with `testbed up --keep`",
         )
     return node_broker_address(url, cfg, COORDINATOR_ID)
+
+
+def kept_bench_broker_url(cfg: TestbedConfig) -> str | None:
+    """The broker of the bench `testbed up --keep` left (its `bench.json`,
+    coordinator/commands/bench_state.py), whose embedded broker took a port of its own
+    that no config names; None when no bench is kept."""
+    path = bench_file(cfg.run.out_dir)
+    try:
+        kept = json.loads(path.read_text())
+        url, description = kept.get("broker_url"), kept.get("broker", "")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if isinstance(url, str) and url:
+        return url
+    # a bench.json written before `broker_url` was: "embedded mosquitto 2.0 at
+    # mqtt://127.0.0.1:PORT (tags)" or "external URL"
+    urls = [word for word in str(description).split() if "://" in word]
+    return urls[0] if urls else None
 
 
 def _connect(address: BrokerAddress, topics: Topics, feed: Feed) -> MqttClient:
