@@ -8,23 +8,20 @@ import json
 import shlex
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from coordinator.experiment_spec import ExperimentSpec
 from coordinator.recorder import RunStatus
 from coordinator.run_folder import git_commit
 from testbed.exit_codes import ExitCode, TestbedExit
 from testbed.schema import dump_dataclass
 
-if TYPE_CHECKING:
-    from coordinator.experiments import Plan
-
 
 class Results:
     """`results.json`: the format `testbed report` reads, written after every cell."""
 
-    def __init__(self, path: Path, plan: Plan) -> None:
+    def __init__(self, path: Path, spec: ExperimentSpec) -> None:
         self.path = path
-        spec = plan.spec
         self.doc: dict[str, Any] = {
             "experiment": spec.name, "description": spec.description.strip(),
             "spec": dump_dataclass(spec),

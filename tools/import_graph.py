@@ -3,7 +3,8 @@
     python tools/import_graph.py        # prints every cycle; exit 1 if there is one
 
 Every `import` counts, also one inside a function (a lazy import still ties the two
-modules together), except those under `if TYPE_CHECKING:`. Two levels are checked:
+modules together) or under `if TYPE_CHECKING:` (a loop of types is still a loop).
+Two levels are checked:
 modules, and groups — a subpackage's modules form one group (`coordinator.envs`), a
 top-level module of a package is a group of its own (`coordinator.live`). An import
 of a package's own ancestor (`coordinator.envs.x` → `coordinator`) is not an edge:
@@ -34,18 +35,9 @@ def modules(root: Path) -> dict[str, Path]:
     return out
 
 
-def _type_checking_nodes(tree: ast.AST) -> set[int]:
-    skip: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            skip.update(id(n) for n in ast.walk(node))
-    return skip
-
-
 def _imported(name: str, path: Path, known: dict[str, Path]) -> set[str]:
     """The project modules that module `name` imports."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    skip = _type_checking_nodes(tree)
     found: set[str] = set()
 
     def add(target: str) -> None:
@@ -55,8 +47,6 @@ def _imported(name: str, path: Path, known: dict[str, Path]) -> set[str]:
             found.add(target)
 
     for node in ast.walk(tree):
-        if id(node) in skip:
-            continue
         if isinstance(node, ast.Import):
             for alias in node.names:
                 add(alias.name)
