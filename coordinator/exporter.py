@@ -22,12 +22,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from testbed.config import TestbedConfig
 from testbed.mqtt import MqttClient
+from testbed.mqtt_auth import COORDINATOR_ID, node_broker_address
 from testbed.payloads import SCHEMA_KEY, PayloadSchema
 from testbed.topics import Topics
 from testbed.types import Outcome
@@ -227,3 +228,35 @@ class BenchMetrics(Collector):
 
     def describe(self) -> Iterator[Metric]:
         return iter(())  # the families exist only once nodes report: none to describe
+
+
+class MetricsServer:
+    """The exporter running: `BenchMetrics` subscribed to the bench's broker as the
+    coordinator, served on http://HOST:PORT/metrics (port 0: a free one). Raises
+    `MqttUnavailable` if the broker cannot be reached, `OSError` if the port is taken."""
+
+    def __init__(
+        self, cfg: TestbedConfig, broker_url: str, topics: Topics, host: str, port: int
+    ) -> None:
+        self.metrics = BenchMetrics(topics, roles_of(cfg))
+        address = node_broker_address(broker_url, cfg, COORDINATOR_ID)
+        self.client = MqttClient(address, f"{COORDINATOR_ID}-exporter")
+        self.metrics.subscribe(self.client)
+        self.client.connect()
+        try:
+            self.server, _thread = start_http_server(port, host, registry=self.metrics.registry)
+        except OSError:
+            self.client.close()
+            raise
+        self.url = f"http://{host}:{self.server.server_port}/metrics"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.client.close()
+
+    def __enter__(self) -> MetricsServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

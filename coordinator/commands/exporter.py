@@ -9,14 +9,11 @@ import signal
 import threading
 from types import FrameType
 
-from prometheus_client import start_http_server
-
 from coordinator.command_help import help_texts
-from coordinator.exporter import BenchMetrics, roles_of
+from coordinator.exporter import MetricsServer
 from testbed.config import load_config
 from testbed.exit_codes import ExitCode, TestbedExit
-from testbed.mqtt import MqttClient, MqttUnavailable
-from testbed.mqtt_auth import COORDINATOR_ID, node_broker_address
+from testbed.mqtt import MqttUnavailable
 from testbed.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -59,19 +56,13 @@ def run_exporter(args: argparse.Namespace) -> int:
     if not url:
         raise TestbedExit(ExitCode.USAGE, "no broker: give --broker URL or set broker.url")
     topics = Topics(cfg.broker.topic_prefix, args.bench or cfg.telemetry.bench_id)
-    metrics = BenchMetrics(topics, roles_of(cfg))
-    client = MqttClient(node_broker_address(url, cfg, COORDINATOR_ID), f"{COORDINATOR_ID}-exporter")
-    metrics.subscribe(client)
     try:
-        client.connect()
+        running = MetricsServer(cfg, url, topics, host, port)
     except MqttUnavailable as exc:
         raise TestbedExit(ExitCode.BROKER_UNAVAILABLE, str(exc)) from None
-    try:
-        server, _thread = start_http_server(port, host, registry=metrics.registry)
     except OSError as exc:
-        client.close()
         raise TestbedExit(ExitCode.PORT_IN_USE, f"--listen {host}:{port}: {exc}") from None
-    print(f"serving {topics.root} on http://{host}:{server.server_port}/metrics", flush=True)
+    print(f"serving {topics.root} on {running.url}", flush=True)
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
@@ -84,7 +75,5 @@ def run_exporter(args: argparse.Namespace) -> int:
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
-        server.shutdown()
-        server.server_close()
-        client.close()
+        running.close()
     return 0

@@ -15,12 +15,9 @@ from typing import Any
 
 import pytest
 import yaml
-from prometheus_client import start_http_server
 
-from coordinator.exporter import BenchMetrics, roles_of
+from coordinator.exporter import MetricsServer
 from coordinator.policy_choice import PolicySource
-from testbed.mqtt import MqttClient
-from testbed.mqtt_auth import COORDINATOR_ID, node_broker_address
 from testbed.topics import Topics
 
 from ..waiting import wait_until
@@ -78,46 +75,34 @@ def _start_prometheus(tmp_path: Path, exporter_port: int) -> tuple[subprocess.Po
 
 def test_prometheus_scrapes_the_exporter_of_a_live_bench(tmp_path: Path, tiny_zoo: Path) -> None:
     bench = make_bench(tmp_path, tiny_zoo, telemetry={"interval_s": 0.2, "bench_id": "lab-1"})
-    metrics = BenchMetrics(Topics.of(bench.cfg), roles_of(bench.cfg))
-    client: MqttClient | None = None
-    server = None
     prometheus: subprocess.Popen | None = None
     try:
         bench.start(PolicySource("offload"))
-        address = node_broker_address(bench.launcher.broker_url, bench.cfg, COORDINATOR_ID)
-        client = MqttClient(address, "prometheus-scrape-test")
-        metrics.subscribe(client)
-        client.connect()
-        server, _thread = start_http_server(0, "127.0.0.1", registry=metrics.registry)
-        exporter_url = f"http://127.0.0.1:{server.server_port}/metrics"
-        for slot in range(3):
-            bench.step(slot)
-        edges = {s.id for s in bench.cfg.edge_specs()}
-        wanted = [f'testbed_cache_used_bytes{{node="{e}",role="edge"}}' for e in edges]
-        assert wait_until(lambda: all(w in _get(exporter_url) for w in wanted)), _get(exporter_url)
+        topics = Topics.of(bench.cfg)
+        with MetricsServer(bench.cfg, bench.launcher.broker_url, topics, "127.0.0.1", 0) as ex:
+            for slot in range(3):
+                bench.step(slot)
+            edges = {s.id for s in bench.cfg.edge_specs()}
+            wanted = [f'testbed_cache_used_bytes{{node="{e}",role="edge"}}' for e in edges]
+            assert wait_until(lambda: all(w in _get(ex.url) for w in wanted)), _get(ex.url)
 
-        text = _get(exporter_url)
-        lint = subprocess.run(["promtool", "check", "metrics"], input=text,
-                              capture_output=True, text=True, timeout=60)  # fmt: skip
-        assert lint.returncode == 0, lint.stdout + lint.stderr
+            text = _get(ex.url)
+            lint = subprocess.run(["promtool", "check", "metrics"], input=text,
+                                  capture_output=True, text=True, timeout=60)  # fmt: skip
+            assert lint.returncode == 0, lint.stdout + lint.stderr
 
-        prometheus, base_url = _start_prometheus(tmp_path, server.server_port)
+            prometheus, base_url = _start_prometheus(tmp_path, ex.server.server_port)
 
-        def edges_answered() -> set[str]:
-            result = _query(base_url, "testbed_cache_used_bytes")
-            return {r["metric"].get("node", "") for r in result}
+            def edges_answered() -> set[str]:
+                result = _query(base_url, "testbed_cache_used_bytes")
+                return {r["metric"].get("node", "") for r in result}
 
-        assert wait_until(lambda: edges_answered() >= edges, PROMETHEUS_WAIT_S), (
-            edges_answered(),
-            (tmp_path / "prometheus.log").read_text()[-3000:],
-        )
+            assert wait_until(lambda: edges_answered() >= edges, PROMETHEUS_WAIT_S), (
+                edges_answered(),
+                (tmp_path / "prometheus.log").read_text()[-3000:],
+            )
     finally:
         if prometheus is not None:
             prometheus.kill()
             prometheus.wait(30)
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if client is not None:
-            client.close()
         bench.close()

@@ -9,7 +9,6 @@ import json
 import shutil
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as paho
@@ -19,7 +18,12 @@ from coordinator.policy_choice import PolicySource
 from testbed.topics import Topics
 from tests.waiting import wait_until
 
-from .test_liveness import RECONNECT_WAIT_S, RestartableBroker, live_bench
+from .test_liveness import (  # noqa: F401 (broker: a fixture, used by name)
+    RECONNECT_WAIT_S,
+    RestartableBroker,
+    broker,
+    live_bench,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -64,17 +68,10 @@ class TelemetryListener:
         self._client.disconnect()
 
 
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[RestartableBroker]:
-    running = RestartableBroker(tmp_path / "broker")
-    try:
-        yield running
-    finally:
-        running.close()
-
-
 def test_telemetry_comes_back_after_a_broker_restart(
-    broker: RestartableBroker, tiny_zoo: Path, tmp_path: Path
+    broker: RestartableBroker,  # noqa: F811 (the fixture imported from test_liveness)
+    tiny_zoo: Path,
+    tmp_path: Path,
 ) -> None:
     with live_bench(tmp_path, tiny_zoo, broker.url) as bench:
         bench.start(PolicySource("greedy"))
