@@ -28,7 +28,7 @@ from prometheus_client.registry import Collector
 
 from testbed.config import TestbedConfig
 from testbed.mqtt import MqttClient
-from testbed.mqtt_auth import COORDINATOR_ID, node_broker_address
+from testbed.mqtt_auth import MONITOR_ID, node_broker_address
 from testbed.payloads import SCHEMA_KEY, PayloadSchema
 from testbed.topics import Topics
 from testbed.types import Outcome
@@ -231,16 +231,17 @@ class BenchMetrics(Collector):
 
 
 class MetricsServer:
-    """The exporter running: `BenchMetrics` subscribed to the bench's broker as the
-    coordinator, served on http://HOST:PORT/metrics (port 0: a free one). Raises
+    """The exporter running: `BenchMetrics` subscribed to the bench's broker with the
+    read-only `monitor` login (testbed/mqtt_auth.py), served on
+    http://HOST:PORT/metrics (port 0: a free one). Raises
     `MqttUnavailable` if the broker cannot be reached, `OSError` if the port is taken."""
 
     def __init__(
         self, cfg: TestbedConfig, broker_url: str, topics: Topics, host: str, port: int
     ) -> None:
         self.metrics = BenchMetrics(topics, roles_of(cfg))
-        address = node_broker_address(broker_url, cfg, COORDINATOR_ID)
-        self.client = MqttClient(address, f"{COORDINATOR_ID}-exporter")
+        address = node_broker_address(broker_url, cfg, MONITOR_ID)
+        self.client = MqttClient(address, f"{MONITOR_ID}-exporter")
         self.metrics.subscribe(self.client)
         self.client.connect()
         try:

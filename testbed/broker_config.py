@@ -11,7 +11,8 @@ The ACL follows the topic tree (testbed/topics.py) and who owns what:
 - every node publishes only under its own `{p}/{b}/node/<id>/` (status: its last will
   too; telemetry) and its own events `{p}/{b}/events/<id>`; an agent also its own task
   records `{p}/{b}/tasks/<id>`;
-- the coordinator reads everything and publishes only its own events.
+- the coordinator reads everything and publishes only its own events;
+- `monitor` (`testbed monitor`, `testbed exporter`) reads everything, publishes nothing.
 
 With one shared account (`broker.username` set) there is nobody to tell apart: that
 user may read and write the bench's whole tree `{p}/{b}/#`.
@@ -38,6 +39,7 @@ from urllib.parse import urlparse
 from testbed.config import TestbedConfig
 from testbed.mqtt_auth import (
     COORDINATOR_ID,
+    MONITOR_ID,
     ensure_password_files,
     mqtt_secrets_dir,
     node_password,
@@ -121,19 +123,20 @@ def bench_acl(cfg: TestbedConfig) -> Acl:
         AclRule(Access.READ, topics.everything),
         AclRule(Access.WRITE, topics.events(COORDINATOR_ID)),
     ]
+    acl[MONITOR_ID] = [AclRule(Access.READ, topics.everything)]
     return acl
 
 
 def bench_usernames(cfg: TestbedConfig) -> list[str]:
     """Every username a node of the bench (or the coordinator) logs in with."""
-    ids = [*cfg.node_ids(), COORDINATOR_ID]
+    ids = [*cfg.node_ids(), COORDINATOR_ID, MONITOR_ID]
     return list(dict.fromkeys(u for u in (node_username(cfg, n) for n in ids) if u))
 
 
 def bench_passwords(cfg: TestbedConfig) -> dict[str, Secret]:
     """Username -> the password that node will send: the conventional password files
     (made where missing), or the one password the config gives every node."""
-    ids = [*cfg.node_ids(), COORDINATOR_ID]
+    ids = [*cfg.node_ids(), COORDINATOR_ID, MONITOR_ID]
     if not cfg.broker.password and not cfg.broker.password_file:
         return ensure_password_files(cfg, bench_usernames(cfg))
     out: dict[str, Secret] = {}

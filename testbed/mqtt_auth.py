@@ -32,7 +32,13 @@ PASSWORD_BYTES = 32
 PASSWORD_SUFFIX = ".password"
 COORDINATOR_ID = "coordinator"
 """The coordinator's MQTT username, its node id everywhere (testbed/security/roles.py):
-reads everything, publishes only its own events (a monitor)."""
+reads everything, publishes only its own events.
+
+"""
+MONITOR_ID = "monitor"
+"""The username of `testbed monitor` and `testbed exporter`: reads the bench's whole
+tree and may publish nothing, so the login a lab hands to whoever watches a bench
+cannot speak for the coordinator or any node."""
 
 
 def mqtt_secrets_dir(cfg: TestbedConfig) -> Path:

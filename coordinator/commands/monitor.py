@@ -1,6 +1,7 @@
 """`testbed monitor`: watch a bench live, take a one-shot JSON snapshot, or replay a run.
 
-Live, it subscribes to `{p}/{b}/#` (testbed/topics.py) as the coordinator; a replay
+Live, it subscribes to `{p}/{b}/#` (testbed/topics.py) with the read-only `monitor`
+login (testbed/mqtt_auth.py: a bench with logins gives it a password file); a replay
 reads the run folder's `telemetry.jsonl` (coordinator/monitor/recorder.py). Either way
 every message goes through one BenchView (coordinator/monitor/model.py), so
 `--replay RUN --once --json` prints the snapshot the live run ended with. Without
@@ -25,7 +26,7 @@ from coordinator.monitor.recorder import RECORDING_NAME, read_recording
 from testbed.config import TestbedConfig, load_config
 from testbed.exit_codes import ExitCode, TestbedExit
 from testbed.mqtt import BrokerAddress, MqttClient, MqttUnavailable
-from testbed.mqtt_auth import COORDINATOR_ID, node_broker_address
+from testbed.mqtt_auth import MONITOR_ID, node_broker_address
 from testbed.topics import Topics
 
 Feed = Callable[[str, bytes | str, float], None]
@@ -128,7 +129,7 @@ def _address(cfg: TestbedConfig, broker: str | None) -> BrokerAddress:
             "no broker: pass --broker mqtt://HOST:PORT, set broker.url, "
             "or start a bench with `testbed up --keep`",
         )
-    return node_broker_address(url, cfg, COORDINATOR_ID)
+    return node_broker_address(url, cfg, MONITOR_ID)
 
 
 def kept_bench_broker_url(cfg: TestbedConfig) -> str | None:
@@ -151,7 +152,7 @@ def kept_bench_broker_url(cfg: TestbedConfig) -> str | None:
 
 def _connect(address: BrokerAddress, topics: Topics, feed: Feed) -> MqttClient:
     try:
-        client = MqttClient(address, f"{COORDINATOR_ID}-monitor-{time.time_ns() % 10**9}")
+        client = MqttClient(address, f"{MONITOR_ID}-{time.time_ns() % 10**9}")
         client.connect(timeout_s=5.0)
     except MqttUnavailable as exc:
         raise TestbedExit(ExitCode.BROKER_UNAVAILABLE, str(exc)) from None

@@ -10,6 +10,9 @@ folder at the end (docs/bench-of-hosts.md).
   where a deployed service logs (`<prefix>/logs/<node>.log`);
 - `test_a_bench_deployed_...`: `testbed deploy` installs and starts them as services.
 
+While the first bench still runs, `testbed monitor --once --json` and `testbed exporter`
+watch it as a lab would: over TLS with the read-only `monitor` login.
+
 Both skip with the reason where this machine cannot host a lab (not root, no network
 namespaces, no sshd).
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,15 +31,18 @@ from typing import Any
 import pytest
 
 from coordinator.cli import main as run_cli
+from coordinator.exporter import MetricsServer
 from coordinator.live import LiveBench
 from coordinator.policy_choice import PolicySource
 from coordinator.run_folder import write_config
 from testbed.broker import EmbeddedBroker, free_port
 from testbed.broker_config import bench_broker_security
 from testbed.config import BrokerConfig, BrokerKind, TestbedConfig, load_config
+from testbed.topics import Topics
 from testbed.types import Outcome
 from tests.lab_fixtures import LabFactory, LabHosts
 
+from ..waiting import wait_until
 from .harness import write_config as write_test_config
 from .remote_nodes import DeployedNodes
 
@@ -134,7 +141,7 @@ def drive(bench: LabBench, tmp_path: Path, zoo: Path) -> Path:
 
 
 def test_nodes_on_lab_hosts_driven_from_the_root_namespace(
-    lab_bench: LabBench, tmp_path: Path, tiny_zoo: Path
+    lab_bench: LabBench, tmp_path: Path, tiny_zoo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     lab, cfg = lab_bench.lab, lab_bench.cfg
     namespace = {n: lab.namespace(h) for h, nodes in ROLES.items() for n in nodes}
@@ -148,8 +155,36 @@ def test_nodes_on_lab_hosts_driven_from_the_root_namespace(
     try:
         nodes.start_bench(cfg.node_ids())
         drive(lab_bench, tmp_path, tiny_zoo)
+        watch(lab_bench, capsys)
     finally:
         nodes.stop()
+
+
+def watch(bench: LabBench, capsys: pytest.CaptureFixture[str]) -> None:
+    """The running bench as a lab watches it: `testbed monitor --once --json` and the
+    Prometheus exporter, each over the broker's TLS with the read-only `monitor` login
+    (testbed/mqtt_auth.py), see every node and what each edge caches."""
+    capsys.readouterr()
+    assert run_cli(["monitor", "-c", str(bench.config_path), "--once", "--json"]) == 0
+    snapshot = json.loads(capsys.readouterr().out)
+    roles = {n: v["role"] for n, v in snapshot["nodes"].items()}
+    assert {n: roles.get(n) for n in bench.cfg.node_ids()} == {
+        "cloud": "cloud", "edge-0": "edge", "edge-1": "edge",
+        "agent-0": "agent", "agent-1": "agent",
+    }, snapshot  # fmt: skip
+    assert "diffusion-s" in snapshot["edges"]["edge-0"]["cached_models"], snapshot
+    assert "cgan-s" in snapshot["edges"]["edge-1"]["cached_models"], snapshot
+    topics = Topics.of(bench.cfg)
+    with MetricsServer(bench.cfg, bench.broker.url, topics, "127.0.0.1", 0) as exporter:
+        wanted = [
+            f'testbed_cache_used_bytes{{node="{e}",role="edge"}}' for e in ("edge-0", "edge-1")
+        ]
+
+        def scraped() -> str:
+            with urllib.request.urlopen(exporter.url, timeout=5) as reply:
+                return str(reply.read().decode())
+
+        assert wait_until(lambda: all(w in scraped() for w in wanted)), scraped()
 
 
 def test_a_bench_deployed_by_testbed_deploy(

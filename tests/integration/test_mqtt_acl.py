@@ -25,7 +25,7 @@ from testbed.broker import EmbeddedBroker
 from testbed.broker_config import BrokerSecurity, bench_broker_security
 from testbed.config import BrokerKind, TestbedConfig, config_from_dict
 from testbed.mqtt import MqttClient, MqttRefused, MqttUnavailable
-from testbed.mqtt_auth import COORDINATOR_ID, node_broker_address
+from testbed.mqtt_auth import COORDINATOR_ID, MONITOR_ID, node_broker_address
 from testbed.schema import Secret
 from testbed.security.certs import create_ca
 from testbed.topics import Topics
@@ -122,7 +122,10 @@ def test_an_agent_cannot_publish_a_model_feed_an_edge_state_or_the_catalog(
             t.status("edge-0"), t.telemetry("cloud"),
         ]  # fmt: skip
         forged_by_edge = [t.edge_state("edge-1"), t.catalog, t.feed("edge-1"), t.status("cloud")]
-        for client, topics in ((agent, forged_by_agent), (edge, forged_by_edge)):
+        watcher = connect(cfg, broker, MONITOR_ID)  # `testbed monitor`'s login: reads only
+        forged_by_watcher = [t.events(COORDINATOR_ID), t.status("edge-0"), t.feed("edge-0")]
+        forging = ((agent, forged_by_agent), (edge, forged_by_edge), (watcher, forged_by_watcher))
+        for client, topics in forging:
             for topic in topics:
                 client.publish(topic, FORGED, qos=1).wait_for_publish(5)
         # What the owners publish still arrives, after everything forged was answered.
@@ -134,8 +137,9 @@ def test_an_agent_cannot_publish_a_model_feed_an_edge_state_or_the_catalog(
         # MQTT v5: each denial came back to its publisher as NotAuthorized, counted.
         assert agent.denied_publishes == dict.fromkeys(forged_by_agent, 1)
         assert edge.denied_publishes == dict.fromkeys(forged_by_edge, 1)
+        assert watcher.denied_publishes == dict.fromkeys(forged_by_watcher, 1)
         assert cloud.denied_publishes == {} and monitor.denied_publishes == {}
-        for client in (agent, edge, cloud, monitor):
+        for client in (agent, edge, cloud, monitor, watcher):
             client.close()
 
 

@@ -29,6 +29,7 @@ from testbed.broker_config import (
 from testbed.config import ConfigError, TestbedConfig, config_from_dict
 from testbed.mqtt_auth import (
     COORDINATOR_ID,
+    MONITOR_ID,
     handed_password_args,
     node_broker_address,
     password_path,
@@ -113,7 +114,9 @@ def test_with_seed_keeps_the_password(tmp_path: Path) -> None:
 def test_password_files_are_made_private_and_read_back(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path, auth=True)
     passwords = bench_passwords(cfg)
-    assert set(passwords) == {"cloud", "edge-0", "edge-1", "agent-0", "agent-1", COORDINATOR_ID}
+    assert set(passwords) == {
+        "cloud", "edge-0", "edge-1", "agent-0", "agent-1", COORDINATOR_ID, MONITOR_ID
+    }  # fmt: skip
     folder = password_path(cfg, "cloud").parent
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     for user, password in passwords.items():
@@ -211,6 +214,9 @@ def test_the_acl_gives_each_role_its_own_topics(tmp_path: Path) -> None:
         )
     assert _may(acl, COORDINATOR_ID, r, "testbed/default/#")
     assert not _may(acl, COORDINATOR_ID, w, t.catalog)
+    # the watchers' login reads the whole tree and writes nothing at all
+    assert _may(acl, MONITOR_ID, r, "testbed/default/#")
+    assert all(rule.access is Access.READ for rule in acl[MONITOR_ID])
 
 
 def test_the_acl_follows_the_bench_id(tmp_path: Path) -> None:
