@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import threading
+import tomllib
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
@@ -121,3 +123,39 @@ def test_every_message_of_a_live_run_matches_its_schema(tmp_path: Path, tiny_zoo
     edges = [t for t in telemetry if t["kind"] == "edge"]
     assert edges and all("cache" in t and "energy" in t for t in edges)
     assert any(t["tasks"]["count"] > 0 for t in telemetry if t["kind"] == "agent")
+    telemetry_topics = [t for t, _ in seen if t.endswith("/telemetry")]
+    check_telegraf_example(telemetry_topics, telemetry)
+
+
+def check_telegraf_example(topics: list[str], telemetry: list[dict]) -> None:
+    """docs/telemetry.md's Telegraf consumer reads these messages: its topic pattern
+    matches every telemetry topic with one tag per named segment, and every JSON path it
+    reads (json_v2 paths are GJSON: dotted keys) is in every telemetry message, since
+    Telegraf rejects a message that lacks a non-optional path."""
+    doc = (SCHEMAS.parent / "telemetry.md").read_text()
+    toml_text = doc.split("```toml\n", 1)[1].split("```", 1)[0]
+    consumer = tomllib.loads(toml_text)["inputs"]["mqtt_consumer"][0]
+    parsing = consumer["topic_parsing"][0]
+    pattern, tags = parsing["topic"].split("/"), parsing["tags"].split("/")
+    assert len(pattern) == len(tags)
+    for topic in topics:
+        parts = topic.split("/")
+        assert len(parts) == len(pattern), topic
+        assert all(p in ("+", part) for p, part in zip(pattern, parts, strict=True)), topic
+    parser = consumer["json_v2"][0]
+    required, optional = [parser["timestamp_path"]], []
+    for entry in parser["tag"] + parser["field"]:
+        (required if not entry.get("optional") else optional).append(entry["path"])
+    for path in required:  # in every message
+        assert all(_has(body, path) for body in telemetry), path
+    for path in optional:  # in some: a typo would be in none
+        assert any(_has(body, path) for body in telemetry), path
+
+
+def _has(body: dict, path: str) -> bool:
+    value: Any = body
+    for key in path.split("."):
+        if not isinstance(value, dict) or key not in value:
+            return False
+        value = value[key]
+    return True
