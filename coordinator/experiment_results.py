@@ -1,6 +1,7 @@
-"""`results.json` of an experiment: its spec, the exact command and commit, and every
+"""`results.json` of an experiment: its spec, the exact command and commit, every
 finished cell, written after each one (a stopped experiment keeps what it finished and
-continues from there when run again)."""
+continues from there when run again), and each training's evaluation curve, so the
+report's training figure can be drawn again from results.json alone."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 from coordinator.experiment_spec import ExperimentSpec
 from coordinator.recorder import RunStatus
+from coordinator.report_tables import read_eval_curve
 from coordinator.run_folder import git_commit
 from testbed.exit_codes import ExitCode, TestbedExit
 from testbed.schema import dump_dataclass
@@ -28,7 +30,7 @@ class Results:
             "sweep": {"key": spec.sweep.key, "label": spec.sweep.label or spec.sweep.key,
                       "values": list(spec.sweep.values)},
             "commit": git_commit(), "command": shlex.join(["testbed", *sys.argv[1:]]),
-            "status": RunStatus.RUNNING.value, "cells": [], "trainings": {},
+            "status": RunStatus.RUNNING.value, "cells": [], "trainings": {}, "curves": {},
         }  # fmt: skip
         if path.exists():
             old = json.loads(path.read_text())
@@ -37,6 +39,7 @@ class Results:
                                   f"({old.get('experiment')}): choose another --out")  # fmt: skip
             self.doc["cells"], self.doc["trainings"] = old["cells"], old.get("trainings", {})
             self.doc["calibrations"] = old.get("calibrations", {})
+            self.doc["curves"] = old.get("curves", {})
 
     def has(self, algorithm: str, value: Any, seed: int) -> bool:
         return any(
@@ -56,7 +59,13 @@ class Results:
         return self.doc["trainings"].get(f"{algorithm}/{value}/{seed}")
 
     def add_training(self, algorithm: str, value: Any, seed: int, run_dir: Path) -> None:
-        self.doc["trainings"][f"{algorithm}/{value}/{seed}"] = str(run_dir)
+        """A finished training: its run folder, and its evaluation curve (step, reward per
+        task) from the folder's metrics.csv where that is readable here."""
+        key = f"{algorithm}/{value}/{seed}"
+        self.doc["trainings"][key] = str(run_dir)
+        curve = read_eval_curve(run_dir)
+        if curve is not None:
+            self.doc["curves"][key] = {"step": curve[0], "eval_reward": curve[1]}
         self.save()
 
     def add(self, cell: dict[str, Any]) -> None:

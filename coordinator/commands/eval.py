@@ -5,15 +5,14 @@
 
 In `live` the actors run on the boards; in `twin` the same ONNX files run here. Writes
 `runs/<experiment>__eval__<seeds>__<utc>/` with `eval.json` (one entry per policy and
-seed) and `eval.md` (means ± std over seeds), and prints the table.
+seed) and `eval.md` (means over seeds [95 % Student-t intervals], coordinator/stats.py), and
+prints the table.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import signal
-import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +26,7 @@ from coordinator.progress import ProgressBar
 from coordinator.recorder import RunStatus
 from coordinator.records import write_json
 from coordinator.run_folder import new_run_dir, write_config, write_manifest
+from coordinator.stats import format_interval, t_interval
 from testbed.config import TestbedConfig, load_config
 from testbed.exit_codes import ExitCode, TestbedExit, sigterm_as_interrupt
 
@@ -63,13 +63,6 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def mean_std(values: list[float]) -> tuple[float, float]:
-    values = [v for v in values if not math.isnan(v)]
-    if not values:
-        return math.nan, math.nan
-    return statistics.fmean(values), statistics.pstdev(values) if len(values) > 1 else 0.0
-
-
 def table(results: list[EvalResult]) -> str:
     labels = list(dict.fromkeys(r.policy for r in results))
     lines = [
@@ -83,8 +76,8 @@ def table(results: list[EvalResult]) -> str:
         for key, scale, digits in (("completion_rate", 100, 1), ("latency_ms", 1, 1),
                                    ("latency_p95_ms", 1, 1), ("energy_j", 1, 3),
                                    ("reward", 1, 3)):  # fmt: skip
-            m, s = mean_std([getattr(r, key) * scale for r in rows])
-            cells.append(f"{m:.{digits}f} ± {s:.{digits}f}" + (" %" if scale == 100 else ""))
+            cell = format_interval(t_interval([getattr(r, key) * scale for r in rows]), digits)
+            cells.append(cell + (" %" if scale == 100 else ""))
         lines.append(
             f"| {label} | {rows[0].backend} | {len(rows)} | {sum(r.tasks for r in rows)} | "
             + " | ".join(cells)
@@ -154,7 +147,8 @@ def evaluate_policies(args: argparse.Namespace) -> tuple[int, dict[str, Any] | N
     backend = "the live bench (measured)" if args.backend == "live" else "the twin"
     (run_dir / "eval.md").write_text(
         f"# Evaluation on {backend}\n\n{len(seeds)} seed(s) {seeds}, {slots} slots each, "
-        f"the same tasks for every policy of a seed. Mean ± std over seeds.\n\n{text}\n"
+        "the same tasks for every policy of a seed. Mean over seeds [95 % confidence "
+        f"interval, Student-t with the sample std]; one seed: no interval.\n\n{text}\n"
     )
     print(text)
     print(f"\nwrote {run_dir}/ (eval.json, eval.md)")
