@@ -36,6 +36,7 @@ BENCHMARKS: dict[str, str] = {
     "telemetry_cost": "task latency p50, telemetry at 10 Hz from every node vs as good as off",
     "monitor_load": "500 telemetry streams at 1 Hz: exporter/monitor CPU per message, delay",
     "deploy_wall": "testbed deploy to 4 lab hosts vs 1 (parallel), a second deploy vs the first",
+    "ray_sweep": "experiment cells on Ray vs sequential: overhead per cell, speed-up",
 }
 
 

@@ -8,229 +8,27 @@ same seed's task sequence (common random numbers) — on the live bench where th
 can hold it, else in the twin, and each cell says which. `results.json` grows cell by
 cell, so an interrupted experiment continues where it stopped when run again with the
 same `--out`; at the end `report.md` and the figures are written (coordinator/report.py).
+The cells run one after the other (coordinator/executors.py), or as Ray tasks with
+`--executor ray` (coordinator/ray_executor.py); both write the same files.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
-import dataclasses
 import signal
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from coordinator.command_help import help_texts
+from coordinator.executors import Executor
+from coordinator.experiment_plan import Plan, make_plan
 from coordinator.experiment_results import Results
-from coordinator.experiment_spec import EvalBackend, ExperimentSpec, load_spec
+from coordinator.experiment_spec import EvalBackend, load_spec
 from coordinator.jsonout import add_json_flag, print_json
-from coordinator.policy_choice import ORACLE, PolicyChoice, parse_policy
 from coordinator.recorder import RunStatus
-from coordinator.run_folder import slug
-from testbed.config import (
-    ConfigError,
-    SetItem,
-    TestbedConfig,
-    apply_sets,
-    config_from_dict,
-    parse_set,
-    read_yaml,
-)
 from testbed.exit_codes import ExitCode, TestbedExit, sigterm_as_interrupt
-
-# ---------------------------------------------------------------------------- cells
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What a run of a spec does, after the command line's narrowing."""
-
-    spec: ExperimentSpec
-    base: dict[str, Any]  # the bench's YAML with the spec's `set` applied (unvalidated)
-    values: list[Any]
-    seeds: list[int]
-    algorithms: list[str]
-    steps: int | None
-    slots: int
-
-    def cell_config(
-        self, value: Any, seed: int, out_dir: Path, calibration: str | None = None
-    ) -> TestbedConfig:
-        sets: list[SetItem] = list(self.spec.set.items())
-        if calibration:
-            sets.append(("twin.calibration", calibration))
-        sets += [(f"train.{k}", v) for k, v in self.spec.train.items()]
-        if self.steps is not None:
-            sets.append(("train.steps", self.steps))
-        sets += [
-            (self.spec.sweep.key, value),
-            ("seed", seed),
-            ("experiment", f"{self.spec.name}_{slug(str(value))}"),
-            ("run.out_dir", str(out_dir / "runs")),
-        ]
-        try:
-            data = apply_sets(copy.deepcopy(self.base), sets)
-            return config_from_dict(data, self.spec.config)
-        except ConfigError as exc:
-            source = f"{self.spec.config} + the experiment's overrides ({self.spec.sweep.key}"
-            raise ConfigError(exc.problems, f"{source}={value})") from None
-
-    def backend(self, cfg: TestbedConfig) -> tuple[str, str]:
-        """(live|twin, why) for a cell."""
-        ev = self.spec.evaluate
-        if ev.backend != EvalBackend.AUTO:
-            return ev.backend.value, "set in the spec"
-        if cfg.agents.count > ev.max_live_agents:
-            return "twin", f"{cfg.agents.count} devices > evaluate.max_live_agents"
-        return "live", f"{cfg.agents.count} devices ≤ evaluate.max_live_agents"
-
-    def oracle(self, cfg: TestbedConfig) -> bool:
-        """Whether the cells of this bench size get the oracle and optimality gaps."""
-        return cfg.agents.count <= self.spec.evaluate.oracle_max_agents
-
-    def algorithms_for(self, cfg: TestbedConfig) -> list[str]:
-        """The spec's algorithms, and the oracle where this cell's bench is small enough."""
-        return self.algorithms + ([ORACLE] if self.oracle(cfg) else [])
-
-
-def make_plan(
-    spec: ExperimentSpec, spec_path: Path, *, seeds: list[int] | None = None,
-    values: list[Any] | None = None, algorithms: list[str] | None = None,
-    steps: int | None = None, slots: int | None = None, backend: str | None = None,
-    sets: list[str] | None = None, calibrate_slots: int | None = None,
-) -> Plan:  # fmt: skip
-    extra = dict(parse_set(item) for item in sets or [])  # malformed: exit 3
-    if extra:
-        spec = dataclasses.replace(spec, set={**spec.set, **extra})
-    if calibrate_slots is not None:
-        if calibrate_slots < 0:
-            raise TestbedExit(ExitCode.USAGE, "--calibrate-slots: expected N ≥ 0")
-        spec = dataclasses.replace(spec, calibrate_slots=calibrate_slots)
-    if backend is not None:
-        spec = dataclasses.replace(
-            spec, evaluate=dataclasses.replace(spec.evaluate, backend=EvalBackend(backend))
-        )
-    config_path = Path(spec.config)
-    if not config_path.is_absolute() and not config_path.exists():
-        beside = spec_path.parent / config_path
-        config_path = beside if beside.exists() else config_path
-    base = read_yaml(config_path)
-    for name, wanted, given in (("--values", spec.sweep.values, values),
-                                ("--algorithms", spec.algorithms, algorithms)):  # fmt: skip
-        unknown = [v for v in given or [] if str(v) not in {str(w) for w in wanted}]
-        if unknown:
-            raise TestbedExit(ExitCode.USAGE, f"{name}: {unknown} not in the spec "
-                              f"({', '.join(map(str, wanted))})")  # fmt: skip
-    chosen_values = [v for v in spec.sweep.values if values is None or str(v) in map(str, values)]
-    plan = Plan(
-        dataclasses.replace(spec, config=str(config_path)), base, chosen_values,
-        seeds if seeds is not None else list(spec.seeds),
-        [a for a in spec.algorithms if algorithms is None or a in algorithms],
-        steps, slots or spec.evaluate.slots,
-    )  # fmt: skip
-    for value in plan.values:  # every cell's config is valid before anything runs
-        plan.cell_config(value, plan.seeds[0], Path("."))
-    return plan
-
-
-# ---------------------------------------------------------------------------- results
-
-
-def run_plan(plan: Plan, out_dir: Path) -> Results:
-    """Train and evaluate every missing cell of `plan` into `out_dir`."""
-    from coordinator.algorithms import ALGORITHMS
-    from coordinator.evaluation import evaluate
-    from coordinator.progress import ProgressBar
-    from coordinator.training import train_run
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    results = Results(out_dir / "results.json", plan.spec)
-    trained = [a for a in plan.algorithms if ALGORITHMS[a].trained]
-    first = {v: plan.cell_config(v, plan.seeds[0], out_dir) for v in plan.values}
-    todo = [(v, s, a) for v in plan.values for s in plan.seeds
-            for a in plan.algorithms_for(first[v]) if not results.has(a, v, s)]  # fmt: skip
-    n_train = sum(1 for v, s, a in todo if a in trained and not results.training(a, v, s))
-    print(f"experiment {plan.spec.name}: {plan.spec.sweep.key} over {plan.values}, seeds "
-          f"{plan.seeds}, {', '.join(plan.algorithms)}; {len(todo)} cells to run "
-          f"({n_train} trainings), {plan.slots} slots per evaluation")  # fmt: skip
-    if not todo:
-        return results
-    bar = ProgressBar(len(todo) + n_train, f"experiment {plan.spec.name}")
-    for value in plan.values:
-        calibration = None
-        if plan.spec.calibrate_slots and any(c[0] == value for c in todo):
-            calibration = results.calibration(value) or str(
-                _calibrate(plan, value, out_dir, results)
-            )
-        for seed in plan.seeds:
-            cfg = plan.cell_config(value, seed, out_dir, calibration)
-            backend, why = plan.backend(cfg)
-            with_oracle = plan.oracle(cfg)
-            for algo in plan.algorithms_for(cfg):
-                if results.has(algo, value, seed):
-                    continue
-                run_dir: Path | None = None
-                if algo in trained:
-                    done = results.training(algo, value, seed)
-                    if done and (Path(done) / "actors").is_dir():
-                        run_dir = Path(done)
-                    else:
-                        t0 = time.monotonic()
-                        label = f"train {algo} {plan.spec.sweep.key}={value} seed {seed}"
-                        run_dir, _ = train_run(cfg, algo, "twin", label=label)
-                        results.add_training(algo, value, seed, run_dir)
-                        bar.update(1, f"trained {algo} ({time.monotonic() - t0:.0f} s)")
-                    policy = parse_policy(f"{algo}={run_dir}")
-                else:
-                    policy = PolicyChoice(algo, heuristic=algo)
-                where, reason = (("twin", "the oracle searches the twin's state") if algo == ORACLE
-                                 else (backend, why))  # fmt: skip
-                res = evaluate(cfg, policy, seed, plan.slots, where, out_dir / "evals")
-                twin_reward = res.reward
-                if with_oracle and where != "twin":  # the gap is measured within the twin
-                    twin_reward = evaluate(cfg, policy, seed, plan.slots, "twin", out_dir).reward
-                results.add({
-                    "algorithm": algo, "value": value, "seed": seed, "backend": where,
-                    "backend_reason": reason, "slots": plan.slots,
-                    "twin_reward": twin_reward if with_oracle else None,
-                    "metrics": {
-                        "latency_ms": res.latency_ms, "latency_p95_ms": res.latency_p95_ms,
-                        "energy_j": res.energy_j, "completion_rate": res.completion_rate,
-                        "reward": res.reward, "tasks": res.tasks,
-                        "energy_methods": res.energy_methods, "failures": res.failures,
-                    },
-                    "train_run": str(run_dir) if run_dir else None,
-                    "eval_run": res.run_dir or None,
-                })  # fmt: skip
-                done = f"{100 * res.completion_rate:.0f}% done, {res.latency_ms:.0f} ms"
-                bar.update(1, f"{algo} {value}/{seed} ({where}): {done}")
-    return results
-
-
-def _calibrate(plan: Plan, value: Any, out_dir: Path, results: Results) -> Path:
-    """`testbed calibrate` on the bench of `value` (first seed, the bench written to
-    bench.yaml beside it); the calibration file."""
-    from coordinator.calibration.measure import calibrate_bench, checked_catalog
-
-    folder = out_dir / "calibration" / slug(str(value))
-    folder.mkdir(parents=True, exist_ok=True)
-    cfg = plan.cell_config(value, plan.seeds[0], out_dir)
-    (folder / "bench.yaml").write_text(cfg.to_yaml())
-    out = folder / "calibration.json"
-    print(f"calibrating the twin on the bench of {plan.spec.sweep.key}={value} "
-          f"({plan.spec.calibrate_slots} slots per run)")  # fmt: skip
-    try:
-        calibrate_bench(cfg, checked_catalog(cfg), slots=plan.spec.calibrate_slots, out=out)
-    except TestbedExit as exc:
-        what = f"{plan.spec.sweep.key}={value}"
-        raise TestbedExit(
-            ExitCode.FAILURE, f"calibration of {what} failed (exit {int(exc.code)}): {exc.message}"
-        ) from None
-    results.add_calibration(value, out)
-    return out
-
 
 # ---------------------------------------------------------------------------- command
 
@@ -267,6 +65,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a config override for every cell, after the spec's `set`")  # fmt: skip
+    r.add_argument("--executor", default=Executor.SEQUENTIAL.value,
+                   choices=[e.value for e in Executor],
+                   help="sequential (default: one cell after the other) or ray (cells as "
+                        "Ray tasks; pip install 'aigc-testbed[cluster]')")  # fmt: skip
+    r.add_argument("--address", default=None, metavar="ADDR",
+                   help="with --executor ray: an existing Ray cluster (`ray start --head` "
+                        "prints it; default: a local one sized to this machine)")  # fmt: skip
     r.set_defaults(func=run_experiment)
     c = ps.add_parser("check", **help_texts(
         "validate a spec and print its cells",
@@ -332,17 +137,33 @@ def check_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_cells(plan: Plan, out_dir: Path, executor: Executor, address: str | None) -> Results:
+    """Every missing cell of `plan` into `out_dir`/results.json, by `executor`. Ray is
+    imported only here, only when asked for: the default path never loads it."""
+    if executor == Executor.RAY:
+        from coordinator.ray_executor import run_on_ray
+
+        return run_on_ray(plan, out_dir, address)
+    from coordinator.executors import run_sequential
+
+    return run_sequential(plan, out_dir)
+
+
 def run_experiment(args: argparse.Namespace) -> int:
     from coordinator.report import write_report
     from coordinator.training import Interrupted
 
+    executor = Executor(getattr(args, "executor", Executor.SEQUENTIAL))
+    address = getattr(args, "address", None)
+    if address and executor != Executor.RAY:
+        raise TestbedExit(ExitCode.USAGE, "--address: only with --executor ray")
     plan = _plan(args)
     out_dir = Path(args.out or Path("runs") / "experiments" / plan.spec.name)
     print(f"experiment folder: {out_dir}")
     t0 = time.monotonic()
     signal.signal(signal.SIGTERM, sigterm_as_interrupt)  # `kill` stops it as Ctrl-C does
     try:
-        results = run_plan(plan, out_dir)
+        results = run_cells(plan, out_dir, executor, address)
     except (KeyboardInterrupt, Interrupted):
         Results(out_dir / "results.json", plan.spec).mark(RunStatus.INTERRUPTED)
         print(f"\ninterrupted; the finished cells are in {out_dir}/results.json: run the same "

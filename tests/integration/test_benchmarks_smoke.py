@@ -21,6 +21,8 @@ pytestmark = pytest.mark.slow
 
 
 NEED_A_LAB = ("deploy_wall",)
+ON_RAY = ("ray_sweep",)
+"""Starts a Ray cluster (several seconds): a run of its own, under its own timeout."""
 
 
 def _run_quick(names: list[str], tiny_zoo: Path, out_json: Path) -> subprocess.CompletedProcess:
@@ -48,9 +50,13 @@ def test_lab_benchmarks_print_ours_reference_and_ratio(tiny_zoo: Path, tmp_path:
     _run_quick(list(NEED_A_LAB), tiny_zoo, tmp_path / "bench.json")
 
 
+def test_the_ray_benchmark_prints_ours_reference_and_ratio(tiny_zoo: Path, tmp_path: Path):
+    _run_quick(list(ON_RAY), tiny_zoo, tmp_path / "bench.json")
+
+
 def test_quick_benchmarks_print_ours_reference_and_ratio(tiny_zoo: Path, tmp_path: Path):
     out_json = tmp_path / "bench.json"
-    names = [n for n in BENCHMARKS if n not in NEED_A_LAB]
+    names = [n for n in BENCHMARKS if n not in NEED_A_LAB + ON_RAY]
     proc = _run_quick(names, tiny_zoo, out_json)
     table = proc.stdout.split("\nbenchmark ", 1)
     assert len(table) == 2, "no final table"

@@ -1,0 +1,135 @@
+"""The Ray executor without Ray (coordinator/ray_executor.py): what each step asks the
+cluster for — a live cell its bench (capacity 1) and the bench machine's CPUs, a
+training its threads and a GPU share where there are GPUs — a cluster without the
+bench refused before anything is sent, and `--executor ray` without the extra naming
+it (tests/integration/test_ray_executor.py runs it on a real Ray)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from coordinator.cli import main
+from coordinator.experiment_plan import Plan, make_plan
+from coordinator.experiment_results import Results
+from coordinator.experiment_spec import load_spec
+from coordinator.ray_executor import (
+    LOCAL_BENCH_RESOURCE,
+    RaySweep,
+    _connect,
+    bench_resource,
+    import_ray,
+    training_gpus,
+)
+from testbed.config import config_from_dict
+from testbed.exit_codes import ExitCode, TestbedExit
+
+
+class FakeRay:
+    """What RaySweep and _connect call on `ray`, recording every task sent."""
+
+    def __init__(self, cluster: dict[str, float], node_cpus: float = 8.0) -> None:
+        self.cluster = cluster
+        self.node = {"Alive": True, "Resources": {**cluster, "CPU": node_cpus}}
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+        self._options: dict[str, Any] = {}
+
+    def is_initialized(self) -> bool:
+        return True
+
+    def cluster_resources(self) -> dict[str, float]:
+        return self.cluster
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return [self.node]
+
+    def put(self, value: Any) -> Any:
+        return value
+
+    def remote(self, _fn: Any) -> FakeRay:
+        return self
+
+    def options(self, **options: Any) -> FakeRay:
+        self._options = options
+        return self
+
+    def remote_call(self, _folder: str, step: Any, _plan: Any, cell: Any, *_args: Any) -> Any:
+        self.sent.append((f"{step.__name__} {cell}", self._options))
+        return object()
+
+
+def _plan(tmp_path: Path, devices: list[int]) -> Plan:
+    (tmp_path / "bench.yaml").write_text(yaml.safe_dump({"agents": {"count": 3}}))
+    doc = {"name": "probe", "config": "bench.yaml", "algorithms": ["mato", "greedy"],
+           "sweep": {"key": "agents.count", "values": devices}, "seeds": [0],
+           "evaluate": {"max_live_agents": 2, "oracle_max_agents": 0}}  # fmt: skip
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(doc))
+    return make_plan(load_spec(tmp_path / "spec.yaml"), tmp_path / "spec.yaml")
+
+
+def _sent(ray: FakeRay, plan: Plan, tmp_path: Path) -> dict[str, dict[str, Any]]:
+    sweep = RaySweep(ray, plan, tmp_path, Results(tmp_path / "results.json", plan.spec))
+    sweep.step.remote = ray.remote_call  # type: ignore[attr-defined]
+    from coordinator.executors import pending_cells
+
+    sweep.submit(pending_cells(plan, sweep.results, tmp_path))
+    return dict(ray.sent)
+
+
+def test_live_cells_hold_the_bench_and_its_machine_trainings_their_threads(
+    tmp_path: Path,
+) -> None:
+    plan = _plan(tmp_path, [2, 3])  # 2 devices: live; 3: the twin (max_live_agents 2)
+    sent = _sent(FakeRay({"CPU": 8.0, LOCAL_BENCH_RESOURCE: 1.0}), plan, tmp_path)
+    live = {"num_cpus": 8.0, "resources": {LOCAL_BENCH_RESOURCE: 1}}
+    assert sent["evaluate_cell greedy 2/0"] == live and sent["evaluate_cell mato 2/0"] == live
+    assert sent["evaluate_cell greedy 3/0"] == {"num_cpus": 1}
+    assert sent["train_cell mato 3/0"] == {"num_cpus": 2.0, "num_gpus": 0.0}  # train.threads
+    assert len(sent) == 6
+
+
+def test_trainings_share_the_gpus_without_limiting_the_packing() -> None:
+    assert training_gpus({"CPU": 16.0}, 2.0) == 0.0
+    assert training_gpus({"CPU": 16.0, "GPU": 1.0}, 2.0) == pytest.approx(0.125)
+    assert training_gpus({"CPU": 2.0, "GPU": 4.0}, 2.0) == 1.0
+    assert training_gpus({"CPU": 100000.0, "GPU": 1.0}, 1.0) == pytest.approx(1e-4)
+
+
+def test_a_bench_of_hosts_is_one_resource_whoever_drives_it() -> None:
+    def bench(*addresses: str) -> str:
+        nodes = [["agent-0", "edge-0", "cloud"]] + [[]] * (len(addresses) - 1)
+        hosts = [{"name": f"h{i}", "address": a, "nodes": n}
+                 for i, (a, n) in enumerate(zip(addresses, nodes, strict=True))]  # fmt: skip
+        bench = {"agents": {"count": 1}, "edges": {"count": 1}, "inventory": {"hosts": hosts}}
+        return bench_resource(config_from_dict(bench))
+
+    assert bench_resource(config_from_dict({})) == LOCAL_BENCH_RESOURCE
+    assert bench("10.0.0.1", "10.0.0.2") == bench("10.0.0.2", "10.0.0.1")
+    assert bench("10.0.0.1") != bench("10.0.0.2") != LOCAL_BENCH_RESOURCE
+
+
+def test_a_cluster_without_the_bench_is_refused_before_anything_runs() -> None:
+    with pytest.raises(TestbedExit) as caught:
+        _connect(FakeRay({"CPU": 4.0}), "10.0.0.9:6379", {LOCAL_BENCH_RESOURCE})
+    assert caught.value.code == ExitCode.USAGE
+    assert f"""ray start --resources='{{"{LOCAL_BENCH_RESOURCE}": 1}}'""" in caught.value.message
+    assert _connect(FakeRay({"CPU": 4.0}), None, set()) is False  # the caller's Ray: kept
+
+
+def test_ray_without_the_extra_exits_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as when not installed
+    with pytest.raises(TestbedExit) as caught:
+        import_ray()
+    assert caught.value.code == ExitCode.DEPENDENCY_MISSING
+    _plan(tmp_path, [3])
+    spec, out = str(tmp_path / "spec.yaml"), str(tmp_path / "out")
+    code = main(["experiment", "run", spec, "--out", out, "--executor", "ray"])
+    assert code == ExitCode.DEPENDENCY_MISSING
+    assert "pip install 'aigc-testbed[cluster]'" in capsys.readouterr().err
+    assert main(["experiment", "run", spec, "--address", "x:1"]) == ExitCode.USAGE
