@@ -119,10 +119,10 @@ def _finish(
     """Export and check the actors, plot, and evaluate the baselines (twin)."""
     from coordinator.algorithms import ALGORITHMS
     from coordinator.algorithms.export import export_actors
-    from coordinator.algorithms.maddpg import deployable_actors
     from coordinator.algorithms.rollout import evaluate
 
-    errors = export_actors(deployable_actors(agent), env.agent_ids, env.spec, run_dir / "actors")
+    actors = ALGORITHMS[algo].deployable_actors(agent)
+    errors = export_actors(actors, env.agent_ids, env.spec, run_dir / "actors")
     writer.plot(f"{cfg.experiment}: {ALGORITHMS[algo].title} ({backend})")
     summary: dict[str, Any] = {
         "algo": algo, "title": ALGORITHMS[algo].title, "backend": backend,

@@ -4,6 +4,7 @@ tests can run every one of them the same way.
     mato     MADDPG-MATO: centralised critics, model-aware           (maddpg.py)
     nomodel  MADDPG-NoModel: centralised critics, no model features  (maddpg.py)
     saddpg   SADDPG: independent DDPG per agent, model-aware          (maddpg.py)
+    mappo    MAPPO: shared stochastic actor, centralised value (PPO)  (mappo.py; not in the paper)
     random   Random target and ratio, d = 1 (not trained)
     greedy   Nearest edge holding the model, else local (not trained)
     local    Everything on the device (not trained; not in the paper, a floor to beat)
@@ -13,6 +14,7 @@ torch is imported only when a trained algorithm runs.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +23,13 @@ from testbed.config import TestbedConfig
 if TYPE_CHECKING:
     from coordinator.algorithms.rollout import EpisodeStats, Hooks, Policy
     from coordinator.envs.vector import VecEnv
+
+
+class Learner(enum.StrEnum):
+    """The module that trains an algorithm."""
+
+    MADDPG = "maddpg"
+    MAPPO = "mappo"
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,8 @@ class Algorithm:
     """Sees model features (c_jk, cached models) and may ask for a download."""
     centralised_critic: bool = False
     flags: dict[str, bool] = field(default_factory=dict)
+    learner: Learner = Learner.MADDPG
+    """Which module trains it (trained algorithms only)."""
 
     def train(
         self, cfg: TestbedConfig, env: VecEnv, *, eval_env: VecEnv | None = None,
@@ -42,10 +53,26 @@ class Algorithm:
         evaluation on `eval_env`)."""
         if not self.trained:
             raise ValueError(f"{self.name} is not trained")
+        if self.learner is Learner.MAPPO:
+            from coordinator.algorithms import mappo
+
+            ppo_args = mappo.MappoArgs.from_config(cfg, **self.flags)
+            return mappo.train(ppo_args, env, eval_env=eval_env, hooks=hooks, resume=resume)
         from coordinator.algorithms import maddpg
 
         args = maddpg.MaddpgArgs.from_config(cfg, **self.flags)
         return maddpg.train(args, env, eval_env=eval_env, hooks=hooks, resume=resume)
+
+    def deployable_actors(self, agent: Any) -> list[Any]:
+        """Every agent's actor of the trained `agent` (what `train` returned) as the
+        module export.py writes to ONNX."""
+        if self.learner is Learner.MAPPO:
+            from coordinator.algorithms import mappo
+
+            return mappo.deployable_actors(agent)
+        from coordinator.algorithms import maddpg
+
+        return maddpg.deployable_actors(agent)
 
     def heuristic(self, env: VecEnv, seed: int = 0) -> Policy:
         """The untrained policy as a `VecEnv` policy on the twin `env`."""
@@ -68,6 +95,7 @@ ALGORITHMS: dict[str, Algorithm] = {
         _maddpg("mato", "MADDPG-MATO", centralised=True, aware=True),
         _maddpg("nomodel", "MADDPG-NoModel", centralised=True, aware=False),
         _maddpg("saddpg", "SADDPG", centralised=False, aware=True),
+        Algorithm("mappo", "MAPPO", True, True, True, learner=Learner.MAPPO),
         Algorithm("random", "Random", False, False),
         Algorithm("greedy", "Greedy", False, True),
         Algorithm("local", "Local-only", False, False),
@@ -84,4 +112,4 @@ def get(name: str) -> Algorithm:
         raise KeyError(f"unknown algorithm {name!r}; choose from {', '.join(ALGORITHMS)}") from None
 
 
-__all__ = ["ALGORITHMS", "TRAINED", "Algorithm", "get"]
+__all__ = ["ALGORITHMS", "TRAINED", "Algorithm", "Learner", "get"]

@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         details="Writes runs/<experiment>__<algo>__<seed>__<utc>/: metrics, reward curve,\n"
         "checkpoints and the ONNX actors, each checked against torch (docs/algorithms.md).",
     ))  # fmt: skip
-    p.add_argument("--algo", default=None, help="mato | nomodel | saddpg")
+    p.add_argument("--algo", default=None, help="mato | nomodel | saddpg | mappo")
     p.add_argument("--backend", default=None, help="twin (default) | live")
     p.add_argument("--steps", type=int, default=None, help="environment steps (train.steps)")
     p.add_argument("--seed", type=int, default=None, help="master seed")
