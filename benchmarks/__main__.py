@@ -37,6 +37,7 @@ BENCHMARKS: dict[str, str] = {
     "monitor_load": "500 telemetry streams at 1 Hz: exporter/monitor CPU per message, delay",
     "deploy_wall": "testbed deploy to 4 lab hosts vs 1 (parallel), a second deploy vs the first",
     "ray_sweep": "experiment cells on Ray vs sequential: overhead per cell, speed-up",
+    "slot_optimum": "the exact per-slot optimum at 10 devices (s/slot) vs exhaustive at 4",
 }
 
 

@@ -37,7 +37,7 @@ class EvaluateSpec:
         default=20, metadata=meta("auto picks live only up to this many devices.", ge=1)
     )
     oracle_max_agents: int = field(
-        default=4,
+        default=10,
         metadata=meta(
             "Up to this many devices, the per-slot oracle (twin) is evaluated too and every "
             "policy's optimality gap reported (0: never).",

@@ -6,7 +6,7 @@ the same forms:
 | form | meaning |
 |---|---|
 | `random`, `greedy`, `local`, `offload` | a heuristic, run on the boards |
-| `oracle` | the per-slot optimum by exhaustive search, in the twin only |
+| `oracle` | the per-slot optimum (docs/optimum.md), in the twin only |
 | `PATH.onnx` | one exported actor for every agent |
 | `FOLDER` | per-agent actors `FOLDER/<agent-id>.onnx`, or a training run's `FOLDER/actors/` |
 | `LABEL=ANY_OF_THE_ABOVE` | the same, shown as `LABEL` in tables and figures |
@@ -25,7 +25,7 @@ from testbed.exit_codes import ExitCode, TestbedExit
 from testbed.policies import HEURISTICS, PolicyKind
 
 ORACLE = "oracle"
-"""The per-slot optimum by exhaustive search (coordinator/envs/oracle.py): twin only."""
+"""The per-slot optimum (coordinator/envs/oracle.py, docs/optimum.md): twin only."""
 
 
 @dataclass(frozen=True)

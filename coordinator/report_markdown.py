@@ -137,9 +137,11 @@ def _gap_table(results: dict[str, Any], values: Sequence[Any]) -> list[str]:
     lines = [
         "## Optimality gap against the per-slot oracle (twin)",
         "",
-        "The oracle (coordinator/envs/oracle.py) searches every joint decision of a "
-        "slot's agents over a grid (local, or ratio 0.25/0.5/0.75/1 to each edge, d ∈ "
-        "{0, 1}) in the twin and takes the best total reward (18). Gap = (R_oracle − "
+        "The oracle (coordinator/envs/oracle.py, docs/optimum.md) finds the best joint "
+        "decision of a slot's agents over a grid (local, or ratio 0.25/0.5/0.75/1 to "
+        "each edge, d ∈ {0, 1}) in the twin, the best total reward (18): exactly, by a "
+        "dynamic programme per edge (exhaustive search where edges have several "
+        "servers). Gap = (R_oracle − "
         "R_policy) / |R_oracle| in % of the mean reward per task, same seeds and tasks, "
         "in the twin, mean over seeds [95 % interval]. The oracle is myopic and its "
         "ratios discrete, so a negative gap is possible.",

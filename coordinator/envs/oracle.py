@@ -1,4 +1,5 @@
-"""The per-slot oracle: the best joint decision of a slot, by exhaustive search in the twin.
+"""The per-slot oracle: the best joint decision of a slot in the twin, by exhaustive
+search on small benches and by an exact programme beyond them.
 
 For small instances (a few agents) every agent's decision is drawn from a grid — run
 locally, or offload a share in `ratios` to edge j with d ∈ {0, 1} (d only where the
@@ -12,16 +13,24 @@ continuous ratio or foresight can come out slightly ahead; the report shows the 
 
 Agents without a task have one option; the joint space is the product of the others'
 options and must stay ≤ `max_joint` (default 500,000).
+
+Beyond that — the paper's 10 devices and more — the same optimum over the same grid
+comes from coordinator/envs/slot_optimum.py: per-edge dynamic programmes over the FIFO,
+joined over the split of the agents among the edges, exact for one-server edges
+(`parallel_slots: 1`, the default; docs/optimum.md). `OracleMethod.AUTO` (the default)
+uses it wherever it applies and the exhaustive search elsewhere.
 """
 
 from __future__ import annotations
 
+import enum
 import itertools
 from typing import Any
 
 import numpy as np
 
 from coordinator.envs.heuristics import encode_actions
+from coordinator.envs.slot_optimum import SlotOptimum, SlotSolution
 from coordinator.envs.twin import TaskSource, TwinEnv
 
 Array = np.ndarray[Any, Any]
@@ -34,16 +43,32 @@ class OracleTooLarge(ValueError):
     """The joint decision space of a slot exceeds the solver's limit."""
 
 
+class OracleMethod(enum.StrEnum):
+    AUTO = "auto"
+    """The dynamic programme where the edges have one server each, else exhaustive."""
+    EXHAUSTIVE = "exhaustive"
+    """Every joint decision served at once (≤ `max_joint`)."""
+    PROGRAMME = "programme"
+    """coordinator/envs/slot_optimum.py (one-server edges; any number of agents)."""
+
+
 class SlotOracle:
     """`act(env)` for a `TwinEnv` of one environment: the action vectors (1, N, M + 3)
     of the slot's best joint decision (float64, decoded exactly)."""
 
-    def __init__(self, ratios: tuple[float, ...] = DEFAULT_RATIOS, max_joint: int = MAX_JOINT):
+    def __init__(
+        self, ratios: tuple[float, ...] = DEFAULT_RATIOS, max_joint: int = MAX_JOINT,
+        method: OracleMethod | str = OracleMethod.AUTO,
+    ):  # fmt: skip
         if not ratios or any(not 0.0 < r <= 1.0 for r in ratios):
             raise ValueError(f"ratios must lie in (0, 1], got {ratios}")
         self.ratios = tuple(float(r) for r in ratios)
         self.max_joint = max_joint
+        self.method = OracleMethod(method)
         self._probe: TwinEnv | None = None  # K copies of the slot, reused while K holds
+        self._programme = SlotOptimum(self.ratios)
+        self.last_solution: SlotSolution | None = None
+        """The programme's last solution (its bound and time), when it solved the slot."""
 
     def options(self, env: TwinEnv) -> list[tuple[int, float, bool]]:
         """One agent's decisions (target or -1, ratio, download)."""
@@ -66,6 +91,11 @@ class SlotOracle:
         """(target, ratio, download) of shape (N,) and the slot's best total reward."""
         if env.num_envs != 1:
             raise ValueError("the oracle solves one environment at a time")
+        one_server = env.params.num_edges == 0 or int(env.params.edge_servers.max()) == 1
+        auto = self.method is OracleMethod.AUTO
+        if self.method is OracleMethod.PROGRAMME or (auto and one_server):
+            s = self.last_solution = self._programme.solve(env)
+            return s.target, s.ratio, s.download, s.reward
         n = env.num_agents
         has = env.has_task[0]
         opts = self.options(env)
