@@ -28,6 +28,7 @@ from testbed.config.bench import (
     ZooConfig,
     ZooScale,
 )
+from testbed.config.coedge import CoedgeConfig
 from testbed.config.deploy import DeployConfig
 from testbed.config.inventory import InventoryConfig
 from testbed.config.limits import NAME_MAX_LEN, SEED_END
@@ -69,6 +70,9 @@ class TestbedConfig:
     )
     deploy: DeployConfig = field(
         default_factory=DeployConfig, metadata=meta("`testbed deploy` (docs/deploy.md).")
+    )
+    coedge: CoedgeConfig = field(
+        default_factory=CoedgeConfig, metadata=meta("Multi-server scheduling (docs/coedge.md).")
     )
 
     def check(self) -> list[tuple[str, str]]:
