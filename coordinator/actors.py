@@ -31,32 +31,55 @@ class ActorFile:
     path: str = ""
 
 
-def build_actor(spec: ObservationSpec, hidden: tuple[int, ...] = (256, 256), seed: int = 0) -> Any:
-    """A fresh actor network (torch.nn.Module) for `spec`: MLP + the action heads."""
+def build_actor(
+    spec: ObservationSpec, hidden: tuple[int, ...] = (256, 256), seed: int = 0,
+    *, id_features: int = 0,
+) -> Any:  # fmt: skip
+    """A fresh actor network (torch.nn.Module) for `spec`: MLP + the action heads.
+
+    `id_features` > 0: an actor shared by that many agents (`train.share_parameters`),
+    whose body also reads an agent-id one-hot; the module's buffer `agent_id` holds the
+    one-hot it appends to an observation, so the exported file still takes the
+    observation alone (`logits_full` takes observation and one-hot, for training)."""
     import torch
     from torch import nn
 
     class Actor(nn.Module):
+        agent_id: torch.Tensor  # a buffer, with id_features only
+
         def __init__(self) -> None:
             super().__init__()
             layers: list[nn.Module] = []
-            width = spec.obs_dim
+            width = spec.obs_dim + id_features
             for h in hidden:
                 layers += [nn.Linear(width, h), nn.ReLU()]
                 width = h
             self.body = nn.Sequential(*layers)
             self.head = nn.Linear(width, spec.action_dim)
             self.num_edges = spec.num_edges
+            self.id_features = id_features
+            if id_features:
+                self.register_buffer("agent_id", torch.zeros(id_features))
+
+        def logits_full(self, x: torch.Tensor) -> torch.Tensor:
+            """Raw head output for x = observation (+ agent-id one-hot when shared)."""
+            return self.head(self.body(x))  # type: ignore[no-any-return]
 
         def logits(self, obs: torch.Tensor) -> torch.Tensor:
             """Raw head output: target logits, ratio logit, download logit."""
-            return self.head(self.body(obs))
+            if self.id_features:
+                ident = self.agent_id.expand(*obs.shape[:-1], self.id_features)
+                obs = torch.cat([obs, ident], -1)
+            return self.logits_full(obs)
+
+        def activate(self, out: torch.Tensor) -> torch.Tensor:
+            """Logits → softmax target probabilities, sigmoid ratio and download."""
+            m = self.num_edges
+            target = torch.softmax(out[..., : m + 1], dim=-1)
+            return torch.cat([target, torch.sigmoid(out[..., m + 1 :])], dim=-1)
 
         def forward(self, obs: torch.Tensor) -> torch.Tensor:
-            out = self.logits(obs)
-            m = self.num_edges
-            target = torch.softmax(out[:, : m + 1], dim=1)
-            return torch.cat([target, torch.sigmoid(out[:, m + 1 :])], dim=1)
+            return self.activate(self.logits(obs))
 
     torch.manual_seed(seed)
     return Actor()

@@ -2,8 +2,11 @@
 decentralised execution.
 
 Every agent (end device) i has an actor μ_i (its own observation → its own action)
-and a critic Q_i (all observations + all actions → Q); targets follow by soft update τ.
-Two flags give the paper's baselines:
+and a critic Q_i (the joint state and all actions → Q); targets follow by soft update τ.
+What Q_i reads is critic_input.py's (`train.critic_input`: compact, standardised, the
+default; or the paper's literal N observations + N actions). With
+`train.share_parameters` one actor and one critic serve every agent, told apart by an
+agent-id one-hot. Two flags give the paper's baselines:
 
 - `centralised_critic=False` → SADDPG: independent DDPG per agent, its critic sees
   only its own observation and action.
@@ -24,9 +27,10 @@ L ~ Logistic, gradient of the sigmoid), T = `gumbel_temperature`; x stays the
 continuous sigmoid, zeroed with the hard "none" target. Straight-through keeps the
 critic's input on the executed manifold (a relaxed, non-one-hot input is a point the
 critic never saw). The critic's target action a' = μ'(o') is the deterministic decision
-the boards make (argmax, d = logit > 0). Exploration: Gaussian noise N(0, σ²) on the
-whole action vector, σ decayed linearly from `noise_start` to `noise_end`, exactly as
-a board applies `noise_std`.
+the boards make (argmax, d = logit > 0). Exploration samples from the policy
+(exploration.py): target and download flag drawn from the actor's probabilities with
+a decaying ε floor, Gaussian noise only on the ratio. Each agent's actor and critic
+gradients are clipped to norm `grad_clip_norm` (0.5, the MADDPG reference code's).
 
 Speed: the N agents' networks are one set of stacked parameters (leading agent
 dimension), called through `torch.func.vmap(functional_call(...))`, so each layer of
@@ -40,6 +44,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import enum
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -51,10 +56,19 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from coordinator.actors import build_actor
+from coordinator.algorithms.critic_input import (
+    Critic,
+    CriticLayout,
+    critic_forward,
+    critic_top,
+)
+from coordinator.algorithms.exploration import clip_grad_per_agent, explore
+from coordinator.algorithms.normalizer import RunningNorm
 from coordinator.algorithms.replay import Batch, ReplayBuffer
 from coordinator.algorithms.rollout import EpisodeStats, EpisodeTracker, Hooks, evaluate
 from coordinator.envs.vector import VecEnv
 from testbed.config import TestbedConfig
+from testbed.config.runs import CriticInput
 from testbed.observation import ObservationSpec, decode
 
 # ---------------------------------------------------------------------------- arguments
@@ -89,9 +103,19 @@ class MaddpgArgs:
     updates_per_step: int = 1
     """Gradient updates (critic + actor + targets) per environment step."""
     noise_start: float = 0.3
-    """Std of the Gaussian exploration noise on the action vector at step 0."""
+    """Std of the Gaussian exploration noise on the offload ratio at step 0."""
     noise_end: float = 0.02
     """... decayed linearly to this at the last step."""
+    explore_eps_start: float = 0.2
+    """Uniform floor ε mixed into the sampled target and download flag at step 0."""
+    explore_eps_end: float = 0.02
+    """... decayed linearly to this at the last step."""
+    critic_input: CriticInput = CriticInput.COMPACT
+    """What a critic sees: compact (standardised; critic_input.py) or the paper's."""
+    grad_clip_norm: float = 0.5
+    """Largest gradient norm of each agent's actor and critic per update (0: off)."""
+    share_parameters: bool = False
+    """One actor and one critic for all agents, with an agent-id one-hot."""
     gumbel_temperature: float = 1.0
     """Temperature T of the Gumbel-softmax / binary concrete relaxations."""
     logit_reg: float = 0.001
@@ -114,9 +138,16 @@ class MaddpgArgs:
         train = {k: v for k, v in dataclasses.asdict(cfg.train).items() if k in own}
         return cls(**{**train, "seed": cfg.seed, **flags})
 
+    def _decay(self, step: int, start: float, end: float) -> float:
+        return start + (end - start) * min(1.0, step / max(1, self.steps - 1))
+
     def noise(self, step: int) -> float:
-        frac = min(1.0, step / max(1, self.steps - 1))
-        return self.noise_start + (self.noise_end - self.noise_start) * frac
+        """σ of the ratio's exploration noise at `step`."""
+        return self._decay(step, self.noise_start, self.noise_end)
+
+    def eps(self, step: int) -> float:
+        """ε floor of the sampled target and download flag at `step`."""
+        return self._decay(step, self.explore_eps_start, self.explore_eps_end)
 
 
 # ---------------------------------------------------------------------------- env
@@ -141,46 +172,17 @@ def executed(spec: ObservationSpec, raw: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------- networks
 
 
-class Critic(nn.Module):
-    """Q_i: an MLP inputs → hidden → hidden → 1 (used for its initialisation; the N
-    critics run stacked in `critic_forward`)."""
-
-    def __init__(self, inputs: int, hidden: int) -> None:
-        super().__init__()
-        self.l1, self.l2 = nn.Linear(inputs, hidden), nn.Linear(hidden, hidden)
-        self.l3 = nn.Linear(hidden, 1)
-
-
-def critic_forward(
-    p: dict[str, torch.Tensor], x: torch.Tensor, *, shared: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Q of all N critics (N, B) and their first pre-activation z1 (N, B, H). x: (N, B, K),
-    or (B, K) seen by every critic with `shared` (then layer 1 is one GEMM)."""
-    w1 = p["l1.weight"]  # (N, H, K)
-    n, h, k = w1.shape
-    if shared:
-        z1 = (x @ w1.reshape(n * h, k).T).view(-1, n, h).transpose(0, 1) + p["l1.bias"][:, None]
-    else:
-        z1 = torch.baddbmm(p["l1.bias"][:, None], x, w1.transpose(1, 2))
-    return _critic_top(p, z1), z1
-
-
-def _critic_top(p: dict[str, torch.Tensor], z1: torch.Tensor) -> torch.Tensor:
-    h2 = torch.relu(torch.baddbmm(p["l2.bias"][:, None], torch.relu(z1), p["l2.weight"].mT))
-    return torch.baddbmm(p["l3.bias"][:, None], h2, p["l3.weight"].mT).squeeze(-1)
-
-
 class ActorCall(nn.Module):
     """The deployable actor, called for its probabilities or (`logits=True`) its raw
-    head output (the training path)."""
+    head output (the training path), on x = observation (+ agent-id one-hot, shared)."""
 
     def __init__(self, actor: nn.Module) -> None:
         super().__init__()
         self.actor = actor
 
-    def forward(self, obs: torch.Tensor, logits: bool = False) -> torch.Tensor:
-        out = self.actor.logits(obs) if logits else self.actor(obs)  # type: ignore[operator]
-        return out  # type: ignore[no-any-return]
+    def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
+        out = self.actor.logits_full(x)  # type: ignore[operator]
+        return out if logits else self.actor.activate(out)  # type: ignore[no-any-return, operator]
 
 
 class Stacked:
@@ -234,23 +236,37 @@ class Maddpg:
             raise ValueError(f"env spec model_aware={spec.model_aware}, args {args.model_aware}")
         self.args, self.spec, self.n = args, spec, num_agents
         self.cols = critic_columns(spec)
-        hidden = (args.hidden, args.hidden)
-        per_agent = spec.obs_dim + len(self.cols)
-        inputs = per_agent * num_agents if args.centralised_critic else per_agent
-        actors = [ActorCall(build_actor(spec, hidden, seed=args.seed * 1000 + i))
-                  for i in range(num_agents)]  # fmt: skip
+        share = args.share_parameters
+        self.layout = CriticLayout(
+            spec, num_agents, len(self.cols), mode=args.critic_input,
+            centralised=args.centralised_critic, share=share,
+        )  # fmt: skip
+        self.norm = RunningNorm(num_agents, spec.obs_dim)
+        hidden, ids = (args.hidden, args.hidden), num_agents if share else 0
+        nets = 1 if share else num_agents
+        actors = [ActorCall(build_actor(spec, hidden, seed=args.seed * 1000 + i, id_features=ids))
+                  for i in range(nets)]  # fmt: skip
         torch.manual_seed(args.seed)  # build_actor seeds torch's global generator
         self.actor = Stacked(actors)  # type: ignore[arg-type]
-        self.critic = Stacked([Critic(inputs, args.hidden) for _ in range(num_agents)])
+        self.critic = Stacked([Critic(self.layout.width, args.hidden) for _ in range(nets)])
         self.actor_target, self.critic_target = self.actor.target(), self.critic.target()
         self.actor_opt = torch.optim.Adam(self.actor.params.values(), lr=args.lr_actor)
         self.critic_opt = torch.optim.Adam(self.critic.params.values(), lr=args.lr_critic)
+
+    def _actors(self, net: Stacked, obs_n: torch.Tensor, *, logits: bool) -> torch.Tensor:
+        """All agents' actor outputs for obs_n (N, B, D): (N, B, M + 3)."""
+        if not self.args.share_parameters:
+            return net(obs_n, logits=logits)
+        n, b, _ = obs_n.shape
+        ident = torch.eye(n, dtype=obs_n.dtype)[:, None, :].expand(n, b, n)
+        x = torch.cat([obs_n, ident], -1).reshape(1, n * b, -1)
+        return net(x, logits=logits).reshape(n, b, -1)
 
     @torch.no_grad()
     def act(self, obs: np.ndarray) -> np.ndarray:
         """The deployable actors' action vectors for obs (E, N, D): (E, N, M + 3)."""
         x = torch.from_numpy(np.ascontiguousarray(obs.transpose(1, 0, 2)))
-        return self.actor(x).numpy().transpose(1, 0, 2)
+        return self._actors(self.actor, x, logits=False).numpy().transpose(1, 0, 2)
 
     def _hard(self, logits: torch.Tensor) -> torch.Tensor:
         """The decision a board makes from `logits` (..., M + 3), critic columns only."""
@@ -272,19 +288,13 @@ class Maddpg:
         return torch.cat([target, ratio[..., None], download[..., None]], -1)[..., self.cols]
 
     def _critic_in(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        """obs (B, N, D), act (B, N, A'): (B, N·(D + A')) centralised, else (N, B, D + A')."""
-        if self.args.centralised_critic:
-            return torch.cat([obs.flatten(1), act.flatten(1)], -1)
-        return torch.cat([obs, act], -1).transpose(0, 1)
+        """obs (B, N, D), act (B, N, A'): the critics' inputs (critic_input.py)."""
+        return self.layout.build(obs, act, self.norm)
 
     def _own_action_weights(self, w1: torch.Tensor) -> torch.Tensor:
         """The columns of each critic's first layer that see its own agent's action:
-        (N, H, K) → (N, H, A')."""
-        n, d, a = self.n, self.spec.obs_dim, len(self.cols)
-        if not self.args.centralised_critic:
-            return w1[:, :, d:]
-        blocks = w1[:, :, n * d :].reshape(n, -1, n, a)  # (N_i, H, N_j, A')
-        return blocks.diagonal(dim1=0, dim2=2).permute(2, 0, 1)  # j = i
+        (C, H, K) → (N, H, A')."""
+        return self.layout.own_action_weights(w1)
 
     def update(self, batch: Batch) -> dict[str, float]:
         """One critic and one actor step for every agent, then the soft target update.
@@ -294,43 +304,50 @@ class Maddpg:
         only in a_i, hence its first pre-activation is the critic pass's z1 plus
         W1[:, a_i]·(μ_i(o_i) − a_i) — no second pass through the wide first layer.
         """
-        a, shared = self.args, self.args.centralised_critic
+        a, same = self.args, self.layout.same_for_all
         obs, nxt = torch.from_numpy(batch.obs), torch.from_numpy(batch.next_obs)
         act = torch.from_numpy(batch.actions)[..., self.cols]
         rew = torch.from_numpy(batch.rewards).T  # (N, B)
         obs_n, nxt_n = obs.transpose(0, 1), nxt.transpose(0, 1)  # (N, B, D)
         with torch.no_grad():
-            nxt_act = self._hard(self.actor_target(nxt_n, logits=True)).transpose(0, 1)
-            x_next = self._critic_in(nxt, nxt_act)
-            q_next, _ = critic_forward(self.critic_target.params, x_next, shared=shared)
+            nxt_act = self._hard(self._actors(self.actor_target, nxt_n, logits=True))
+            x_next = self._critic_in(nxt, nxt_act.transpose(0, 1))
+            q_next, _ = critic_forward(self.critic_target.params, x_next, shared=same)
             y = rew + a.gamma * q_next
-        q, z1 = critic_forward(self.critic.params, self._critic_in(obs, act), shared=shared)
+        q, z1 = critic_forward(self.critic.params, self._critic_in(obs, act), shared=same)
         critic_loss = F.mse_loss(q, y, reduction="none").mean(1).sum()
 
-        logits = self.actor(obs_n, logits=True)
+        logits = self._actors(self.actor, obs_n, logits=True)
         new = self._relaxed(logits)  # (N, B, A')
         frozen = {k: v.detach() for k, v in self.critic.params.items()}
         own = self._own_action_weights(frozen["l1.weight"])
         z1_new = z1.detach() + torch.bmm(new - act.transpose(0, 1), own.mT)
-        actor_loss = -_critic_top(frozen, z1_new).mean(1).sum()
+        actor_loss = -critic_top(frozen, z1_new).mean(1).sum()
         if a.logit_reg:
             actor_loss = actor_loss + a.logit_reg * logits.square().mean((1, 2)).sum()
 
         self.critic_opt.zero_grad(set_to_none=True)
         self.actor_opt.zero_grad(set_to_none=True)
         (critic_loss + actor_loss).backward()
+        critic_norm = clip_grad_per_agent(self.critic.params, a.grad_clip_norm)
+        actor_norm = clip_grad_per_agent(self.actor.params, a.grad_clip_norm)
         self.critic_opt.step()
         self.actor_opt.step()
         self.actor_target.soft_update(self.actor, a.tau)
         self.critic_target.soft_update(self.critic, a.tau)
         n = self.n
-        return {"critic_loss": critic_loss.item() / n, "actor_loss": actor_loss.item() / n}
+        return {
+            "critic_loss": critic_loss.item() / n, "actor_loss": actor_loss.item() / n,
+            "critic_grad_norm": critic_norm.mean().item(),
+            "actor_grad_norm": actor_norm.mean().item(),
+        }  # fmt: skip
 
     def state_dict(self) -> dict[str, Any]:
         return {
             "actor": self.actor.params, "critic": self.critic.params,
             "actor_target": self.actor_target.params, "critic_target": self.critic_target.params,
             "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
+            "obs_norm": self.norm.state_dict(),
         }  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -340,6 +357,8 @@ class Maddpg:
                     v.copy_(state[name][k])
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.critic_opt.load_state_dict(state["critic_opt"])
+        if "obs_norm" in state:  # checkpoints from before the normaliser have none
+            self.norm.load_state_dict(state["obs_norm"])
 
 
 # ---------------------------------------------------------------------------- loop
@@ -375,10 +394,11 @@ def train(
         if step < args.warmup_steps:
             raw = rng.uniform(0.0, 1.0, shape)
         else:
-            raw = np.clip(agent.act(obs) + rng.normal(0.0, noise, shape), 0.0, 1.0)
+            raw = explore(spec, agent.act(obs), args.eps(step), noise, rng)
         raw = raw.astype(np.float32)
         out = env.step(raw)
         buffer.add(obs, executed(spec, raw), out.reward, out.final_obs, out.done)
+        agent.norm.update(obs)
         tracker.record(out)
         obs = out.obs
         if step >= args.warmup_steps:
@@ -402,13 +422,20 @@ def train(
         hooks.progress(done, f"reward {last_reward:.2f}")
         if done % args.checkpoint_every == 0 or done == args.steps:
             hooks.checkpoint(done, {
-                "step": done, "elapsed_s": time.monotonic() - t0, "args": dataclasses.asdict(args),
+                "step": done, "elapsed_s": time.monotonic() - t0, "args": _plain(args),
                 "agent": agent.state_dict(), "buffer": buffer.state_dict(),
                 "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
             }, lambda: deployable_actors(agent))  # fmt: skip
         if hooks.should_stop():
             break
     return agent, evaluation
+
+
+def _plain(args: MaddpgArgs) -> dict[str, Any]:
+    """The arguments with enums as their strings (a checkpoint loads weights-only)."""
+    return {
+        k: v.value if isinstance(v, enum.Enum) else v for k, v in dataclasses.asdict(args).items()
+    }
 
 
 class _Mean:
@@ -435,13 +462,17 @@ class _Mean:
 
 def deployable_actors(agent: Maddpg) -> list[nn.Module]:
     """Each agent's actor as the deployable `build_actor` module: what export.py writes
-    to ONNX and the boards run (its forward = `agent.act` for that agent)."""
+    to ONNX and the boards run (its forward = `agent.act` for that agent). A shared
+    actor is copied once per agent with that agent's id one-hot baked in."""
     out = []
-    hidden = (agent.args.hidden, agent.args.hidden)
+    hidden, share = (agent.args.hidden, agent.args.hidden), agent.args.share_parameters
     for i in range(agent.n):
-        module = build_actor(agent.spec, hidden, seed=0)
-        module.load_state_dict(
-            {k.removeprefix("actor."): v for k, v in agent.actor.unstacked(i).items()}
-        )
+        module = build_actor(agent.spec, hidden, seed=0, id_features=agent.n if share else 0)
+        state = {
+            k.removeprefix("actor."): v for k, v in agent.actor.unstacked(0 if share else i).items()
+        }
+        if share:
+            state["agent_id"] = F.one_hot(torch.tensor(i), agent.n).float()
+        module.load_state_dict(state)
         out.append(module.eval())
     return out

@@ -4,6 +4,7 @@ reward (18), runs, the digital twin and training (MADDPG).
 
 from __future__ import annotations
 
+import enum
 import math
 from dataclasses import dataclass, field
 
@@ -146,6 +147,15 @@ class TwinConfig:
     )
 
 
+class CriticInput(enum.StrEnum):
+    """What a centralised critic sees (docs/algorithms.md, "The critic's input")."""
+
+    COMPACT = "compact"
+    """Own observation, the others' varying features and all actions, standardised."""
+    PAPER = "paper"
+    """The paper's literal input: all N observations and all N actions, raw."""
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     lr_actor: float = field(default=0.001, metadata=meta("Actor learning rate.", gt=0, le=10))
@@ -173,10 +183,10 @@ class TrainConfig:
         default=1, metadata=meta("Gradient updates per step.", ge=1, le=1000)
     )
     noise_start: float = field(
-        default=0.3, metadata=meta("Exploration noise at the start.", ge=0, le=100)
+        default=0.3, metadata=meta("Exploration noise on the ratio at the start.", ge=0, le=100)
     )
     noise_end: float = field(
-        default=0.02, metadata=meta("Exploration noise at the end.", ge=0, le=100)
+        default=0.02, metadata=meta("Exploration noise on the ratio at the end.", ge=0, le=100)
     )
     gumbel_temperature: float = field(
         default=1.0, metadata=meta("Temperature of the Gumbel-softmax relaxations.", gt=0, le=100)
@@ -186,6 +196,25 @@ class TrainConfig:
         metadata=meta(
             "Weight of mean(logits²) in the actor loss (keeps heads unsaturated).", ge=0, le=100
         ),
+    )
+    critic_input: CriticInput = field(
+        default=CriticInput.COMPACT,
+        metadata=meta("compact (standardised, global state once) or paper (N obs + N actions)."),
+    )
+    explore_eps_start: float = field(
+        default=0.2,
+        metadata=meta("ε floor of the sampled target and download flag at the start.", ge=0, le=1),
+    )
+    explore_eps_end: float = field(
+        default=0.02, metadata=meta("... decayed linearly to this at the end.", ge=0, le=1)
+    )
+    grad_clip_norm: float = field(
+        default=0.5,
+        metadata=meta("Per-agent gradient-norm clip of actors and critics (0: off).", ge=0, le=1e6),
+    )
+    share_parameters: bool = field(
+        default=False,
+        metadata=meta("One actor and one critic for all agents, with agent-id features."),
     )
     checkpoint_every: int = field(
         default=500, metadata=meta("Steps between checkpoints.", ge=1, le=STEPS_MAX)
