@@ -38,6 +38,7 @@ BENCHMARKS: dict[str, str] = {
     "deploy_wall": "testbed deploy to 4 lab hosts vs 1 (parallel), a second deploy vs the first",
     "ray_sweep": "experiment cells on Ray vs sequential: overhead per cell, speed-up",
     "slot_optimum": "the exact per-slot optimum at 10 devices (s/slot) vs exhaustive at 4",
+    "diffusion_actor": "DSAC update at 1/5/10 diffusion steps, ONNX 5-step decision vs MLP",
     "coedge_twin": "§B twin decisions/s, 4096 envs x 5 stations vs a plain Python loop",
 }
 
