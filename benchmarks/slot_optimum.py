@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from benchmarks.common import (
@@ -58,7 +60,12 @@ def _config(agents: int, calibrated: bool = True) -> Any:
     if calibrated:
         sets.append(("twin.calibration", str(CALIBRATION)))
     else:  # the paper model: the demo zoo's sizes and work (twin_params.py)
-        sets += [("twin.calibration", None), ("zoo.dir", str(demo_zoo_or_tiny([]).parent))]
+        zoo = demo_zoo_or_tiny([])
+        if zoo.name not in ("tiny", "demo", "paper"):  # the tests' tiny zoo: not <dir>/<scale>
+            link = Path(tempfile.mkdtemp(prefix="slot-optimum-zoo-")) / "tiny"
+            link.symlink_to(zoo)
+            zoo = link
+        sets += [("twin.calibration", None), ("zoo.dir", str(zoo.parent)), ("zoo.scale", zoo.name)]
     return config_from_dict(apply_sets(cfg.to_dict(keep_secrets=True), sets), "slot_optimum")
 
 

@@ -335,7 +335,7 @@ def test_a_bench_with_auth_and_tls_runs_and_writes_no_secret(
     logs = "".join(p.read_text() for p in (run_dir / "logs").glob("*.log"))
     assert "denied" not in logs and "refused" not in logs  # the ACL lets real work through
     passwords = [p.read_text().strip().encode() for p in (certs / "mqtt").glob("*.password")]
-    assert len(passwords) == 4  # cloud, edge-0, agent-0, coordinator
+    assert len(passwords) == 5  # cloud, edge-0, agent-0, coordinator, monitor
     assert_nowhere(passwords, done, seen, run_dir)
 
 

@@ -5,6 +5,7 @@ clipping, parameter sharing and its export, and a short run that must learn."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,6 +28,11 @@ from testbed.config import load_config  # noqa: E402
 from testbed.config.runs import CriticInput  # noqa: E402
 from testbed.observation import ObservationSpec  # noqa: E402
 from tests.toy_vec_env import ToyVecEnv, toy_spec  # noqa: E402
+
+CALIBRATION = (
+    Path(__file__).resolve().parents[2] / "docs/results/mato_models/calibration/3/calibration.json"
+)
+"""The twin's prices without a built zoo: a committed calibration of the demo bench."""
 
 TINY = {"hidden": 16, "batch_size": 32, "buffer_size": 200, "steps": 12, "warmup_steps": 4,
         "eval_every": 6, "checkpoint_every": 6, "eval_episodes": 2, "threads": 1}  # fmt: skip
@@ -247,7 +253,7 @@ def test_mato_learns_to_offload_where_offloading_clearly_wins() -> None:
     from coordinator.envs import make_vec_env
 
     sets = ["agents.count=3", "edges.count=2", "reward.energy_scale_j=100",
-            "twin.calibration=null", "agents.cpu_ghz_range=[0.3,0.5]"]  # fmt: skip
+            f"twin.calibration={CALIBRATION}", "agents.cpu_ghz_range=[0.3,0.5]"]  # fmt: skip
     cfg = load_config(None, sets=sets, env={})
     args = MaddpgArgs(hidden=64, batch_size=64, buffer_size=5000, steps=150, warmup_steps=30,
                       eval_every=150, checkpoint_every=10**6, eval_episodes=2,

@@ -33,8 +33,15 @@ TINY = {"hidden": 16, "steps": 12, "rollout_steps": 4, "epochs": 2, "minibatches
 EVAL_SEED = 10**6
 
 
+CALIBRATION = (
+    Path(__file__).resolve().parents[2] / "docs/results/mato_models/calibration/3/calibration.json"
+)
+"""The twin's prices without a built zoo: a committed calibration of the demo bench."""
+
+
 def tiny_bench(*sets: str) -> TestbedConfig:
-    return load_config(None, sets=["agents.count=3", "edges.count=2", *sets], env={})
+    base = ["agents.count=3", "edges.count=2", f"twin.calibration={CALIBRATION}"]
+    return load_config(None, sets=[*base, *sets], env={})
 
 
 def twin(cfg: TestbedConfig, num_envs: int, seed: int = 0) -> VecEnv:
@@ -166,9 +173,11 @@ def test_mappo_trains_checkpoints_and_resumes_on_a_tiny_twin() -> None:
 
 
 def test_mappo_learns_to_beat_random_and_its_untrained_self() -> None:
-    """Paper cost model, 1 J energy scale: running locally is near-optimal here, Random
-    is far worse and an untrained policy offloads half of every task somewhere."""
-    cfg = tiny_bench("train.num_envs=8")
+    """The calibrated twin (a committed calibration of the demo bench), energy scale 10 J:
+    Random ≈ −1.05 per task, Local-only ≈ −0.98, the untrained policy ≈ −1.07 and
+    Greedy ≈ −0.64; 160 steps of MAPPO reach ≈ −0.76 (seed 0). It must clear Random,
+    Local-only and its untrained self by a margin."""
+    cfg = tiny_bench("train.num_envs=8", "reward.energy_scale_j=10")
     args = MappoArgs(**{**TINY, "hidden": 64, "steps": 160, "rollout_steps": 20, "epochs": 5,
                         "minibatches": 4, "eval_every": 160})  # fmt: skip
     evals = twin(cfg, 4, EVAL_SEED)
@@ -180,9 +189,9 @@ def test_mappo_learns_to_beat_random_and_its_untrained_self() -> None:
     for name in ("random", "local"):
         env = twin(cfg, 4, EVAL_SEED)
         baseline[name] = evaluate(env, get(name).heuristic(env), 4, EVAL_SEED).episode_reward
-    assert last.episode_reward > baseline["random"] + 1.0, (last, baseline)
-    assert last.episode_reward > before + 0.3, (last, before)
-    assert last.episode_reward > baseline["local"] - 0.05, (last, baseline)
+    assert last.episode_reward > baseline["random"] + 0.2, (last, baseline)
+    assert last.episode_reward > before + 0.2, (last, before)
+    assert last.episode_reward > baseline["local"] + 0.1, (last, baseline)
 
 
 def test_exported_actors_match_torch_and_the_agents_own_policy(tmp_path: Path) -> None:
