@@ -102,6 +102,53 @@ class ClassPower:
 
 
 @dataclass(frozen=True)
+class HostContention:
+    """How busy the host's cores were in the calibration runs, for a bench whose nodes
+    are processes of one host (docs/twin.md, "Contention on a shared host").
+
+    A slot's CPU demand is the cores its computations ask for at once: every task with a
+    local share (1 / its board's emulation stretch: a stretched board sleeps the rest)
+    and every edge with work. Its slowdown is max(1, (demand + background) / cores), and
+    a measured per-unit figure is the run's units-weighted mean slowdown times the cost
+    of a unit alone. Of a unit's energy only the part drawn over wall time (a meter's
+    idle power) grows with the slowdown; the CPU time's part does not."""
+
+    host_cores: int = field(metadata=meta("Cores of the host the nodes shared.", ge=1))
+    background_load: float = field(
+        metadata=meta("Runnable processes besides the bench: 1-min load average before it.", ge=0)
+    )
+    local_demand: float = field(
+        metadata=meta("`local` calibration run: units-weighted mean CPU demand of its slots.")
+    )
+    edge_demand: float = field(
+        metadata=meta("`offload` calibration run: units-weighted mean CPU demand of its slots.")
+    )
+    local_slowdown: float = field(
+        metadata=meta("`local` run: units-weighted mean slowdown the local figures hold.", ge=1)
+    )
+    edge_slowdown: float = field(
+        metadata=meta("`offload` run: units-weighted mean slowdown the edge figures hold.", ge=1)
+    )
+    local_wall_share: float = field(
+        default=1.0,
+        metadata=meta(
+            "Share of the local compute energy that grows with wall time (the estimated "
+            "meter's idle power × compute time; 1: the meter does not say).",
+            ge=0,
+            le=1,
+        ),
+    )
+    edge_wall_share: float = field(
+        default=1.0,
+        metadata=meta("The same for the edges' compute energy.", ge=0, le=1),
+    )
+
+    def slowdown(self, demand: float) -> float:
+        """How much longer a unit takes in a slot of this CPU demand than alone."""
+        return max(1.0, (demand + self.background_load) / self.host_cores)
+
+
+@dataclass(frozen=True)
 class BenchFacts:
     """The bench the calibration was measured on."""
 
@@ -143,6 +190,10 @@ class Calibration:
         default_factory=dict, metadata=meta("Per node class (agent, edge).")
     )
     notes: list[str] = field(default_factory=list, metadata=meta("What the figures rest on."))
+    contention: HostContention | None = field(
+        default=None,
+        metadata=meta("The host's cores and how busy the runs kept them (null: not recorded)."),
+    )
 
     def model(self, model_id: str) -> ModelCalibration:
         for m in self.models:
@@ -173,6 +224,12 @@ class Calibration:
             busy = f"{p.busy_w:.1f} W" if p.busy_w is not None else "–"
             idle = f"{p.idle_w:.1f} W" if p.idle_w is not None else "–"
             lines.append(f"power {name}: busy {busy}, idle {idle} ({p.method})")
+        if (c := self.contention) is not None:
+            lines.append(
+                f"host: {c.host_cores} cores, background load {c.background_load:g}; CPU "
+                f"demand {c.local_demand:.2f} (local run) / {c.edge_demand:.2f} (offload run), "
+                f"slowdown {c.local_slowdown:.2f} / {c.edge_slowdown:.2f}"
+            )
         return "\n".join(lines)
 
     def mismatches(self, cfg: TestbedConfig) -> list[str]:

@@ -10,6 +10,9 @@ gap in numbers (`testbed calibrate`, docs/twin.md).
     switches.py   model switches timed with the edges' operator calls (switches.csv)
     fit.py        task records and switch samples → a `Calibration` (per-unit costs,
                   overheads, switch times, power)
+    contention.py how busy the calibration runs kept a shared host's cores (the
+                  calibration's `contention`), and the check of the twin's contention
+                  model against a calibrate run's records
     fidelity.py   the twin replayed on the live runs' seed and tasks; the gap report
 
 The file format itself, `Calibration` and calibration.json, is

@@ -195,9 +195,21 @@ def fidelity_report(
     context = (
         f"Host: {host.get('cpu_model', '?')}, {host.get('cpu_count', '?')} cores, 1-min load "
         f"average {host.get('load_avg_1min_before', '?')} before the bench started and "
-        f"{host.get('load_avg_1min_after', '?')} when it stopped."
+        f"{host.get('load_avg_1min_after', '?')} when it stopped. "
+        + _contention_line(cfg, calibration)
     )
     return FidelityReport(slots, cfg.seed, str(calibration_path), gaps, in_sample, context)
+
+
+def _contention_line(cfg: TestbedConfig, calibration: Calibration) -> str:
+    """Whether the twin priced each slot by its contention for the host (docs/twin.md)."""
+    c = calibration.contention
+    if c is None or not cfg.twin.host_shared(cfg.inventory.remote):
+        return "Contention for the host's cores: one price per unit (not modelled)."
+    return (
+        f"Contention for the host's cores: modelled ({c.host_cores} cores, background load "
+        f"{c.background_load:g})."
+    )
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from coordinator.calibration.contention import host_contention
 from coordinator.calibration.switches import SwitchSample
 from coordinator.calibration_file import (
     CALIBRATION_VERSION,
@@ -130,6 +131,8 @@ class _OffloadRun:
     reply_overhead_s: list[float] = field(default_factory=list)
     load_w: list[float] = field(default_factory=list)
     warmup_w: list[float] = field(default_factory=list)
+    switches: dict[str, list[SwitchSample]] = field(default_factory=lambda: defaultdict(list))
+    """Per model, the run's own downloads (fetch, verify, load, warm-up of a task)."""
 
 
 def _from_offload_run(
@@ -154,6 +157,9 @@ def _from_offload_run(
         if r.local_units == 0:
             edge_path = r.t_tx_ms + r.t_edge_queue_ms + r.t_switch_ms + r.t_edge_compute_ms
             out.reply_overhead_s.append((r.latency_ms - edge_path) / 1e3)
+        if r.fetch_ms > 0:
+            parts = (r.fetch_ms / 1e3, r.verify_ms / 1e3, r.load_ms / 1e3, r.warmup_ms / 1e3)
+            out.switches[r.model_id].append(SwitchSample(r.model_id, r.edge_id, *parts, sum(parts)))
         if r.load_ms > 0:
             out.load_w.append(_part_j(r, "edge_load") / (r.load_ms / 1e3))
         if r.warmup_ms > 0:
@@ -169,19 +175,24 @@ def _model_figures(
     samples: list[SwitchSample],
     edge0: EdgeSpec,
 ) -> Figures:
-    """One model's measured figures: per unit from the runs, switch medians."""
+    """One model's measured figures: per unit from the runs; the switch parts the means
+    of the `offload` run's own downloads of the model where it made any (what a task
+    waits for in a run, on the run's busy host), else the operator prefetches' medians."""
     model_id = entry.id
     rate = edge0.cloud_link_mbps
     paced = entry.size_bytes * 8 / 1e6 / rate if _paced(cfg) else 0.0
+    in_run = offload.switches.get(model_id, [])
+    pick = _mean if in_run else _median
+    switches = in_run or samples
     return {
         "local_ghz_s_per_unit": local.ghz_s.per_unit(model_id),
         "local_j_per_unit": local.joules.per_unit(model_id),
         "edge_s_per_unit": offload.seconds.per_unit(model_id),
         "edge_j_per_unit": offload.joules.per_unit(model_id),
-        "fetch_overhead_s": _median(s.fetch_s - paced for s in samples),
-        "verify_s": _median(s.verify_s for s in samples),
-        "load_s": _median(s.load_s for s in samples),
-        "warmup_s": _median(s.warmup_s for s in samples),
+        "fetch_overhead_s": pick(s.fetch_s - paced for s in switches),
+        "verify_s": pick(s.verify_s for s in switches),
+        "load_s": pick(s.load_s for s in switches),
+        "warmup_s": pick(s.warmup_s for s in switches),
     }
 
 
@@ -248,7 +259,8 @@ def fit_calibration(
         _model_calibration(
             entries[m], figures[m], scale,
             {"local": local.ghz_s.count(m), "edge": offload.seconds.count(m),
-             "switch": len(by_model.get(m, []))},
+             "switch": len(by_model.get(m, [])),
+             "switch_in_run": len(offload.switches.get(m, []))},
             bool(offload.load_w), (load_power, warm_power),
         )
         for m in models
@@ -274,6 +286,7 @@ def fit_calibration(
         models=models_out,
         power=_class_powers(cfg, local_records, offload_records),
         notes=notes,
+        contention=host_contention(cfg, facts, local_records, offload_records),
     )
 
 

@@ -92,8 +92,15 @@ class SlotOracle:
         if env.num_envs != 1:
             raise ValueError("the oracle solves one environment at a time")
         one_server = env.params.num_edges == 0 or int(env.params.edge_servers.max()) == 1
+        # The programme prices each edge's uploads on their own; with the host's
+        # contention modelled (twin_contention.py) a task's cost depends on the whole
+        # slot's mix, which only the exhaustive search replays.
+        separable = env.params.sharing is None
         auto = self.method is OracleMethod.AUTO
-        if self.method is OracleMethod.PROGRAMME or (auto and one_server):
+        if self.method is OracleMethod.PROGRAMME and not separable:
+            raise ValueError("the programme cannot price contention for a shared host: "
+                             "use the exhaustive search or twin.shared_host: off")  # fmt: skip
+        if self.method is OracleMethod.PROGRAMME or (auto and one_server and separable):
             s = self.last_solution = self._programme.solve(env)
             return s.target, s.ratio, s.download, s.reward
         n = env.num_agents

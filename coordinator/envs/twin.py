@@ -9,7 +9,9 @@ order they complete, on `parallel_slots` servers, fetching a missing model (d = 
 its byte-capacity LRU cache — evicting the least recently used models not in use — or
 failing it at once (d = 0: `model_missing`); the task's latency is the later of the
 two parts, its reward (18) is testbed/costs.py's. The prices come from a calibration
-file (`testbed calibrate`) or, without one, from the paper's model (twin_params.py).
+file (`testbed calibrate`) or, without one, from the paper's model (twin_params.py);
+on a bench whose nodes share one host, a calibrated slot's compute is priced at the
+slot's own contention for the host's cores (twin_contention.py).
 
 This module draws the tasks, splits and prices them and writes the observations
 (twin_obs.py); the edges' FIFO and caches are twin_edges.py. Loops run only over the
@@ -227,6 +229,8 @@ class TwinEnv:
         off = split.target >= 0
         tj = np.where(off, split.target, 0)
         t_loc, e_loc, comp_s, comp_j = self._compute_costs(split, size, density, u, tj)
+        if p.sharing is not None:
+            t_loc, e_loc, comp_s, comp_j = self._contended(split, t_loc, e_loc, comp_s, comp_j)
         agent = np.broadcast_to(np.arange(self.num_agents), self._shape)
         t_tx = costs.upload_latency_s(split.share, size, p.pace_rate_mbps[agent, tj])
         t_tx = np.where(off, t_tx + p.upload_overhead_s, 0.0)
@@ -309,6 +313,21 @@ class TwinEnv:
             * stepf
         )
         return t_loc, e_loc, comp_s, comp_j
+
+    def _contended(
+        self, split: _UnitSplit, t_loc: Array, e_loc: Array, comp_s: Array, comp_j: Array
+    ) -> tuple[Array, Array, Array, Array]:
+        """The calibrated costs at each slot's contention for the host's cores
+        (twin_contention.py): local and edge compute time × the slot's slowdown over the
+        calibration run's (the local overhead unchanged), their energy's wall-time share
+        likewise."""
+        p = self.params
+        assert p.sharing is not None
+        has_local = split.local_units > 0
+        f_loc, f_edge = p.sharing.factors(has_local, split.target)
+        j_loc, j_edge = p.sharing.energy_factors(f_loc, f_edge)
+        t_loc = np.where(has_local, (t_loc - p.local_overhead_s) * f_loc + p.local_overhead_s, 0.0)
+        return t_loc, e_loc * j_loc, comp_s * f_edge, comp_j * j_edge
 
     # ------------------------------------------------------------------ tasks, caches
 

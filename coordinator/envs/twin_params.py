@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from coordinator.calibration_file import Calibration
+from coordinator.envs.twin_contention import HostSharing, host_sharing
 from testbed import costs
 from testbed.config import EmulationConfig, TestbedConfig
 from testbed.emulation import stretch_factor
@@ -114,6 +115,9 @@ class TwinParams:
     too_large_s: Array  # (U,) until the manifest refuses a model larger than the cache
     upload_overhead_s: float
     reply_overhead_s: float
+    sharing: HostSharing | None = None
+    """Contention for the calibrated host's cores (twin_contention.py); None: one price
+    per unit whatever the slot's mix (`twin.shared_host` off, or not recorded)."""
 
     def with_seed(self, seed: int) -> TwinParams:
         """The same bench under another master seed (agents' positions and clocks are
@@ -360,6 +364,9 @@ def _build(
     cost_model, source, notes, prices = _pricing(
         cfg, calibration, spec, models, size_bytes, geo.cloud_pace_mbps
     )
+    agent_ghz, edge_ghz = _f64([a.cpu_ghz for a in agents]), _f64([e.cpu_ghz for e in edges])
+    sharing, sharing_notes = host_sharing(cfg, calibration, agent_ghz, edge_ghz)
+    notes += sharing_notes
     queue_cap = min((e.queue_capacity for e in edges), default=cfg.agents.count)
     if cfg.agents.count > queue_cap:
         notes.append(
@@ -379,17 +386,18 @@ def _build(
         type_step_factor=_step_factors(cfg, facts, index),
         type_unit_flops=_f64([facts[index[t.model]].unit_flops for t in types]),
         agent_position_m=geo.agent_position_m,
-        agent_ghz=_f64([a.cpu_ghz for a in agents]),
+        agent_ghz=agent_ghz,
         agent_kappa=_f64([a.kappa for a in agents]),
         agent_transmit_w=_f64([a.transmit_power_w for a in agents]),
         rate_mbps=geo.rate_mbps, pace_rate_mbps=geo.pace_rate_mbps, distance_m=geo.distance_m,
         edge_position_m=geo.edge_position_m,
-        edge_ghz=_f64([e.cpu_ghz for e in edges]),
+        edge_ghz=edge_ghz,
         edge_kappa=_f64([e.kappa for e in edges]),
         edge_capacity_bytes=_f64([int(e.cache_capacity_mb * 1e6) for e in edges]),
         edge_servers=np.array([e.parallel_slots for e in edges], dtype=np.int64),
         preload=tuple(tuple(index[m] for m in e.preload) for e in edges),
         model_size_bytes=size_bytes,
+        sharing=sharing,
         **vars(prices),
     )  # fmt: skip
 

@@ -133,6 +133,15 @@ class RunConfig:
     )
 
 
+class SharedHost(enum.StrEnum):
+    """Whether the twin prices a slot's compute by how many computations share the host's
+    cores (docs/twin.md, "Contention on a shared host")."""
+
+    AUTO = "auto"  # on for the embedded bench (every node a process of one host)
+    ON = "on"
+    OFF = "off"  # one price per unit whatever the slot's mix (real boards)
+
+
 @dataclass(frozen=True)
 class TwinConfig:
     calibration: str | None = field(
@@ -145,6 +154,24 @@ class TwinConfig:
     episode_slots: int = field(
         default=50, metadata=meta("Slots per twin episode.", ge=1, le=STEPS_MAX)
     )
+    shared_host: SharedHost | bool = field(
+        default=SharedHost.OFF,
+        metadata=meta(
+            "Price compute by the slot's contention for the calibrated host's cores (needs "
+            "a calibration that recorded it): auto (on for the embedded bench), on, off "
+            "(the default: docs/twin.md says why)."
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        if isinstance(self.shared_host, bool):  # YAML's on/off
+            object.__setattr__(self, "shared_host", SharedHost(("off", "on")[self.shared_host]))
+
+    def host_shared(self, remote: bool) -> bool:
+        """Whether the nodes share one host; `remote`: a bench of hosts (`inventory.remote`)."""
+        return self.shared_host is SharedHost.ON or (
+            self.shared_host is SharedHost.AUTO and not remote
+        )
 
 
 class CriticInput(enum.StrEnum):
