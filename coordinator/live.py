@@ -168,11 +168,11 @@ class LiveBench:
             handle.close()
         if self._logs is not None:
             self._logs.fetch()
+        self.bench_events.close()  # before the broker stops: no "lost the broker" at exit
         if not self.keep:
             self.launcher.stop_all()
         self.registry.stop()
         self._registry_server.stop(0.5)
-        self.bench_events.close()
 
     def __enter__(self) -> LiveBench:
         return self
