@@ -15,15 +15,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium import spaces
-from pettingzoo import ParallelEnv
 
 from coordinator.envs.coedge_twin import CoedgeTwin
 from coordinator.envs.discrete import DiscreteStep
+from coordinator.envs.parallel import Array, OneEnvParallel
 
-Array = np.ndarray[Any, Any]
 
-
-class CoedgeParallelEnv(ParallelEnv[str, Array, int]):
+class CoedgeParallelEnv(OneEnvParallel):
     """One environment of `twin` (num_envs = 1) as a PettingZoo ParallelEnv."""
 
     metadata: ClassVar[dict[str, Any]] = {
@@ -33,89 +31,28 @@ class CoedgeParallelEnv(ParallelEnv[str, Array, int]):
     }
 
     def __init__(self, twin: CoedgeTwin) -> None:
-        if twin.num_envs != 1:
-            raise ValueError(f"a ParallelEnv wraps one environment, got num_envs={twin.num_envs}")
+        obs_space = spaces.Box(0.0, np.inf, shape=(twin.obs_dim,), dtype=np.float32)
+        super().__init__(twin, obs_space, spaces.Discrete(twin.num_actions))
         self.twin = twin
-        self.possible_agents = list(twin.agent_ids)
-        self.agents: list[str] = []
-        self.render_mode = None
-        self._obs_space = spaces.Box(0.0, np.inf, shape=(twin.obs_dim,), dtype=np.float32)
-        self._act_space = spaces.Discrete(twin.num_actions)
-        self._after_reset: Array | None = None  # the next episode's first observation
 
     @classmethod
     def from_config(cls, cfg: Any, seed: int | None = None) -> CoedgeParallelEnv:
         """From a `TestbedConfig` (its `coedge:` section and master seed)."""
         return cls(CoedgeTwin.from_config(cfg, 1, seed))
 
-    def observation_space(self, agent: str) -> spaces.Box:
-        return self._obs_space
-
-    def action_space(self, agent: str) -> spaces.Discrete:
-        return self._act_space
-
-    @property
-    def num_agents(self) -> int:
-        return len(self.agents)
-
-    @property
-    def max_num_agents(self) -> int:
-        return len(self.possible_agents)
-
-    def reset(
-        self, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[dict[str, Array], dict[str, dict[str, Any]]]:
-        if seed is None and self._after_reset is not None:
-            obs = self._after_reset  # the twin began it when the last one ended
-        else:
-            obs = self.twin.reset(seed)
-        self._after_reset = None
-        if seed is not None:
-            self._act_space.seed(seed)
-        self.agents = list(self.possible_agents)
+    def _reset_infos(self) -> dict[str, dict[str, Any]]:
         has = self.twin.current_task()[2][0]
-        return (
-            {a: obs[0, i] for i, a in enumerate(self.possible_agents)},
-            {a: {"has_decision": bool(has[i])} for i, a in enumerate(self.possible_agents)},
-        )
+        return {a: {"has_decision": bool(has[i])} for i, a in enumerate(self.possible_agents)}
 
-    def step(
-        self, actions: dict[str, int]
-    ) -> tuple[
-        dict[str, Array],
-        dict[str, float],
-        dict[str, bool],
-        dict[str, bool],
-        dict[str, dict[str, Any]],
-    ]:
-        if not self.agents:
-            raise RuntimeError("the episode has ended: reset() the env")
+    def _raw(self, actions: dict[str, Any]) -> Array:
         raw = np.zeros((1, len(self.possible_agents)), dtype=np.int64)
         for i, agent in enumerate(self.possible_agents):
             if actions.get(agent) is not None:
                 raw[0, i] = int(actions[agent])
-        out = self.twin.step(raw)
-        done = bool(out.done[0])
-        obs = out.final_obs if done else out.obs
-        if done:
-            self._after_reset = out.obs
-        agents = self.possible_agents
-        result = (
-            {a: obs[0, i] for i, a in enumerate(agents)},
-            {a: float(out.reward[0, i]) for i, a in enumerate(agents)},
-            dict.fromkeys(agents, False),
-            dict.fromkeys(agents, done),
-            {a: _info(out, i) for i, a in enumerate(agents)},
-        )
-        if done:
-            self.agents = []
-        return result
+        return raw
 
-    def close(self) -> None:
-        self.twin.close()
-
-    def render(self) -> None:
-        return None
+    def _info(self, out: DiscreteStep, i: int) -> dict[str, Any]:
+        return _info(out, i)
 
 
 def _info(out: DiscreteStep, i: int) -> dict[str, Any]:

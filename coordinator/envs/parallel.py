@@ -33,35 +33,34 @@ def action_space(action_dim: int) -> spaces.Box:
     return spaces.Box(0.0, 1.0, shape=(action_dim,), dtype=np.float32)
 
 
-class TestbedParallelEnv(ParallelEnv[str, Array, Array]):
-    """One environment of `vec` (num_envs = 1) as a PettingZoo ParallelEnv."""
+Step5 = tuple[
+    dict[str, Array], dict[str, float], dict[str, bool], dict[str, bool], dict[str, dict[str, Any]]
+]
+"""PettingZoo's step result: observations, rewards, terminations, truncations, infos."""
 
-    __test__ = False  # not a pytest class
-    metadata: ClassVar[dict[str, Any]] = {
-        "name": "aigc_testbed_v0",
-        "render_modes": [],
-        "is_parallelizable": True,
-    }
 
-    def __init__(self, vec: VecEnv, backend: str, description: str = "") -> None:
-        if vec.num_envs != 1:
-            raise ValueError(f"a ParallelEnv wraps one environment, got num_envs={vec.num_envs}")
-        self.vec = vec
-        self.backend = backend
-        self.description = description
-        self.possible_agents = list(vec.agent_ids)
+class OneEnvParallel(ParallelEnv[str, Array, Any]):
+    """What every ParallelEnv over one environment of a vectorised env shares: the agents,
+    the spaces, an episode that the vectorised env began when the last one ended, and
+    the per-agent dictionaries of a step. A subclass says how actions become the env's
+    array (`_raw`), what a reset's infos are (`_reset_infos`) and a step's (`_info`)."""
+
+    def __init__(
+        self, env: Any, obs_space: spaces.Space[Any], act_space: spaces.Space[Any]
+    ) -> None:
+        if env.num_envs != 1:
+            raise ValueError(f"a ParallelEnv wraps one environment, got num_envs={env.num_envs}")
+        self._env = env
+        self.possible_agents = list(env.agent_ids)
         self.agents: list[str] = []
         self.render_mode = None
-        self._obs_space = observation_space(vec.spec.obs_dim)
-        self._act_space = action_space(vec.spec.action_dim)
-        m = vec.spec.num_edges
-        self._local = encode_actions(m, np.array(-1), np.array(0.0), False).astype(np.float32)
+        self._obs_space, self._act_space = obs_space, act_space
         self._after_reset: Array | None = None  # the next episode's first observation
 
-    def observation_space(self, agent: str) -> spaces.Box:
+    def observation_space(self, agent: str) -> Any:
         return self._obs_space
 
-    def action_space(self, agent: str) -> spaces.Box:
+    def action_space(self, agent: str) -> Any:
         return self._act_space
 
     @property
@@ -79,33 +78,18 @@ class TestbedParallelEnv(ParallelEnv[str, Array, Array]):
         if seed is None and self._after_reset is not None:
             obs = self._after_reset  # the env already began it when the last one ended
         else:
-            obs = self.vec.reset(seed)
+            obs = self._env.reset(seed)
         self._after_reset = None
         if seed is not None:
             self._act_space.seed(seed)
         self.agents = list(self.possible_agents)
-        info = {"backend": self.backend, "model": self.description}
-        return (
-            {a: obs[0, i] for i, a in enumerate(self.possible_agents)},
-            {a: dict(info) for a in self.possible_agents},
-        )
+        infos = self._reset_infos()
+        return {a: obs[0, i] for i, a in enumerate(self.possible_agents)}, infos
 
-    def step(
-        self, actions: dict[str, Array]
-    ) -> tuple[
-        dict[str, Array],
-        dict[str, float],
-        dict[str, bool],
-        dict[str, bool],
-        dict[str, dict[str, Any]],
-    ]:
+    def step(self, actions: dict[str, Any]) -> Step5:
         if not self.agents:
             raise RuntimeError("the episode has ended: reset() the env")
-        raw = np.empty((1, len(self.possible_agents), self.vec.spec.action_dim), np.float32)
-        for i, agent in enumerate(self.possible_agents):
-            action = actions.get(agent)
-            raw[0, i] = self._local if action is None else np.asarray(action, np.float32)
-        out = self.vec.step(raw)
+        out = self._env.step(self._raw(actions))
         done = bool(out.done[0])
         obs = out.final_obs if done else out.obs
         if done:
@@ -116,17 +100,61 @@ class TestbedParallelEnv(ParallelEnv[str, Array, Array]):
             {a: float(out.reward[0, i]) for i, a in enumerate(agents)},
             dict.fromkeys(agents, False),
             dict.fromkeys(agents, done),
-            {a: _info(out, i) for i, a in enumerate(agents)},
+            {a: self._info(out, i) for i, a in enumerate(agents)},
         )
         if done:
             self.agents = []
         return result
 
     def close(self) -> None:
-        self.vec.close()
+        self._env.close()
 
     def render(self) -> None:
         return None
+
+    def _raw(self, actions: dict[str, Any]) -> Array:
+        raise NotImplementedError
+
+    def _reset_infos(self) -> dict[str, dict[str, Any]]:
+        raise NotImplementedError
+
+    def _info(self, out: Any, i: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class TestbedParallelEnv(OneEnvParallel):
+    """One environment of `vec` (num_envs = 1) as a PettingZoo ParallelEnv."""
+
+    __test__ = False  # not a pytest class
+    metadata: ClassVar[dict[str, Any]] = {
+        "name": "aigc_testbed_v0",
+        "render_modes": [],
+        "is_parallelizable": True,
+    }
+
+    def __init__(self, vec: VecEnv, backend: str, description: str = "") -> None:
+        super().__init__(
+            vec, observation_space(vec.spec.obs_dim), action_space(vec.spec.action_dim)
+        )
+        self.vec = vec
+        self.backend = backend
+        self.description = description
+        m = vec.spec.num_edges
+        self._local = encode_actions(m, np.array(-1), np.array(0.0), False).astype(np.float32)
+
+    def _reset_infos(self) -> dict[str, dict[str, Any]]:
+        info = {"backend": self.backend, "model": self.description}
+        return {a: dict(info) for a in self.possible_agents}
+
+    def _raw(self, actions: dict[str, Any]) -> Array:
+        raw = np.empty((1, len(self.possible_agents), self.vec.spec.action_dim), np.float32)
+        for i, agent in enumerate(self.possible_agents):
+            action = actions.get(agent)
+            raw[0, i] = self._local if action is None else np.asarray(action, np.float32)
+        return raw
+
+    def _info(self, out: StepOut, i: int) -> dict[str, Any]:
+        return _info(out, i)
 
 
 def _info(out: StepOut, i: int) -> dict[str, Any]:
