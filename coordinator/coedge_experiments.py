@@ -28,11 +28,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coordinator.experiment_spec import SweepSpec
+from coordinator.experiment_spec import SweepSpec, load_spec_as, sweep_problems
 from coordinator.schedulers import SCHEDULERS, LearnerKind, evaluate_scheduler, train_scheduler
 from coordinator.stats import difference_test, t_interval
-from testbed.config import ConfigError, load_config, read_yaml
-from testbed.schema import SchemaError, load_dataclass, meta
+from testbed.config import load_config
+from testbed.schema import load_dataclass, meta
 
 EVAL_SEED_OFFSET = 10_000
 """Evaluation tasks are drawn from seed + this (never the training tasks)."""
@@ -79,22 +79,12 @@ class CoedgeSpec:
     evaluate: CoedgeEvalSpec = field(default_factory=CoedgeEvalSpec, metadata=meta("Evaluation."))
 
     def check(self) -> list[tuple[str, str]]:
-        problems = []
-        for i, algo in enumerate(self.algorithms):
-            if algo not in SCHEDULERS:
-                problems.append((f"algorithms[{i}]", f"unknown scheduler {algo!r}; choose "
-                                 f"from {', '.join(SCHEDULERS)}"))  # fmt: skip
-        if len(set(map(str, self.sweep.values))) != len(self.sweep.values):
-            problems.append(("sweep.values", "expected distinct values"))
-        return problems
+        return sweep_problems(self.algorithms, SCHEDULERS, "scheduler", self.sweep)
 
 
 def load_coedge_spec(path: str | os.PathLike[str]) -> CoedgeSpec:
     """Load and validate a §B experiment spec; errors name the key path (exit 2)."""
-    try:
-        return load_dataclass(CoedgeSpec, read_yaml(path))
-    except SchemaError as exc:
-        raise ConfigError(exc.problems, str(path)) from None
+    return load_spec_as(CoedgeSpec, path)
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import enum
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from testbed.config import ConfigError, read_yaml
 from testbed.schema import SchemaError, load_dataclass, meta
+
+T = TypeVar("T")
 
 
 class EvalBackend(enum.StrEnum):
@@ -75,20 +78,32 @@ class ExperimentSpec:
     def check(self) -> list[tuple[str, str]]:
         from coordinator.algorithms import ALGORITHMS
 
-        problems = []
-        for i, algo in enumerate(self.algorithms):
-            if algo not in ALGORITHMS:
-                problems.append((f"algorithms[{i}]", f"unknown algorithm {algo!r}; choose "
-                                 f"from {', '.join(ALGORITHMS)}"))  # fmt: skip
-        if len(set(map(str, self.sweep.values))) != len(self.sweep.values):
-            problems.append(("sweep.values", "expected distinct values"))
-        return problems
+        return sweep_problems(self.algorithms, ALGORITHMS, "algorithm", self.sweep)
+
+
+def sweep_problems(
+    algorithms: list[str], known: Iterable[str], kind: str, sweep: SweepSpec
+) -> list[tuple[str, str]]:
+    """What is wrong with a spec's algorithm names and sweep values (key path, why)."""
+    known = list(known)
+    problems = [
+        (f"algorithms[{i}]", f"unknown {kind} {algo!r}; choose from {', '.join(known)}")
+        for i, algo in enumerate(algorithms)
+        if algo not in known
+    ]
+    if len(set(map(str, sweep.values))) != len(sweep.values):
+        problems.append(("sweep.values", "expected distinct values"))
+    return problems
+
+
+def load_spec_as(cls: type[T], path: str | os.PathLike[str]) -> T:
+    """Load and validate a spec file as `cls`; errors name the key path (exit 2)."""
+    try:
+        return load_dataclass(cls, read_yaml(path))
+    except SchemaError as exc:
+        raise ConfigError(exc.problems, str(path)) from None
 
 
 def load_spec(path: str | os.PathLike[str]) -> ExperimentSpec:
     """Load and validate an experiment spec; errors name the key path (exit 2)."""
-    data = read_yaml(path)
-    try:
-        return load_dataclass(ExperimentSpec, data)
-    except SchemaError as exc:
-        raise ConfigError(exc.problems, str(path)) from None
+    return load_spec_as(ExperimentSpec, path)
