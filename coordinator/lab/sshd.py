@@ -28,7 +28,9 @@ SSHD_PRIVSEP_DIR = Path("/run/sshd")
 unit on a normal Debian host, by nobody here)."""
 SSHD_START_TIMEOUT_S = 10.0
 SSHD_STOP_TIMEOUT_S = 5.0
-CONNECT_TIMEOUT_S = 1.0
+CONNECT_TIMEOUT_S = 5.0
+"""How long to wait for an SSH banner: a few seconds, like ssh's ConnectTimeout; one second
+was too tight for sshd on a loaded 2-core host (its first greeting forks and loads keys)."""
 _LISTENER_MARK = "[listener]"
 
 _CONFIG = """\
