@@ -15,8 +15,8 @@ D2SAC's discretised VP SDE: α_t = exp(−β_min/T − (β_max − β_min)(2t �
 The randomness is an input: `forward(state, noise)` with noise (B, T, |A|), noise[:, 0]
 = x_T and noise[:, k] = z added after reverse step k (the last step adds none, its slot
 is ignored). `sample_noise` draws it in torch; on a board the scheduler draws it in
-numpy and feeds the exported ONNX graph (`export_onnx`: the chain unrolled, inputs
-`state` and `noise`, output `probs`), so torch and ONNX agree given the same noise.
+numpy and feeds the exported ONNX graph (coordinator/algorithms/discrete_export.py: the
+chain unrolled, the noise an input), so torch and ONNX agree given the same noise.
 
 x̂_0 is clipped to ±`x0_clip` at every step (the DDPM reference clips to the data's
 range; the logits have none, so the bound is a config key, this project's choice: 10,
@@ -31,16 +31,11 @@ MLP actor (`MlpActor`), trained by the same learner.
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-
-STATE_INPUT = "state"
-NOISE_INPUT = "noise"
-PROBS_OUTPUT = "probs"
 
 
 @dataclass(frozen=True)
@@ -174,32 +169,3 @@ def build_actor(state_dim: int, num_actions: int, spec: DiffusionSpec, *, diffus
     if diffusion:
         return DiffusionActor(state_dim, num_actions, spec)
     return MlpActor(state_dim, num_actions, spec.hidden)
-
-
-def export_onnx(actor: Actor) -> bytes:
-    """The actor as ONNX: inputs `state` (B, state_dim) and, for the diffusion actor,
-    `noise` (B, T, |A|); output `probs` (B, |A|). The reverse chain is unrolled (T is
-    a Python loop, traced step by step)."""
-    import warnings
-
-    buffer = io.BytesIO()
-    was_training = actor.training
-    actor.eval()
-    state = torch.zeros(1, actor.state_dim)
-    diffusion = isinstance(actor, DiffusionActor)
-    inputs = (state, actor.sample_noise(1)) if diffusion else (state,)
-    names = [STATE_INPUT, NOISE_INPUT] if diffusion else [STATE_INPUT]
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            actor,
-            inputs,
-            buffer,  # type: ignore[arg-type]  # the legacy exporter writes to file objects
-            input_names=names,
-            output_names=[PROBS_OUTPUT],
-            dynamic_axes={name: {0: "batch"} for name in [*names, PROBS_OUTPUT]},
-            opset_version=17,
-            dynamo=False,
-        )
-    actor.train(was_training)
-    return buffer.getvalue()

@@ -2,7 +2,9 @@
 
 - `testbed coedge train --algo NAME [--steps N] [--seed S] [--set K=V]`: train one
   scheduler (coordinator/schedulers.py) on the twin of the config and evaluate it, with
-  Random on the same tasks beside it;
+  Random on the same tasks beside it; a learned one is exported for the boards
+  (coordinator/algorithms/discrete_export.py) into a run folder in `run.out_dir`:
+  actor.onnx, actor.spec.json, config.yaml (the scheduler's) and train.json;
 - `testbed coedge experiment run SPEC [--out DIR]`: a sweep (experiments/coedge_*.yaml,
   coordinator/coedge_experiments.py), resumable;
 - `testbed coedge experiment report DIR`: its report.md again from the cells.
@@ -11,8 +13,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from coordinator.command_help import help_texts
 from coordinator.jsonout import add_json_flag, print_json
@@ -56,6 +60,9 @@ def _register_train(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser("train", **help_texts(
         "train one scheduler in the twin and evaluate it beside Random",
         "testbed coedge train --algo smcoedge --steps 4000 --set coedge.top_k=2",
+        details="A learned scheduler is exported for the boards into a new run folder in\n"
+        "run.out_dir: actor.onnx + actor.spec.json (checked against torch), config.yaml,\n"
+        "train.json.",
     ))  # fmt: skip
     train.add_argument("--algo", required=True, choices=list(SCHEDULERS))
     train.add_argument("-c", "--config", default=None, help="testbed YAML (default ./testbed.yaml)")
@@ -74,27 +81,55 @@ def _register_train(commands: argparse._SubParsersAction) -> None:
 
 def train_command(args: argparse.Namespace) -> int:
     from coordinator.coedge_experiments import EVAL_SEED_OFFSET
-    from coordinator.schedulers import evaluate_scheduler, train_scheduler
+    from coordinator.schedulers import SCHEDULERS, evaluate_scheduler, train_scheduler
     from testbed.config import load_config
 
     if args.steps < 1 or args.envs < 1 or args.eval_steps < 1:
         raise TestbedExit(ExitCode.USAGE, "--steps, --envs and --eval-steps must be ≥ 1")
     cfg = load_config(args.config, sets=[*args.set, ("seed", args.seed)])
-    out = {}
+    out, actor = {}, {}
     for name in dict.fromkeys([args.algo, "random"]):
         trained = train_scheduler(name, cfg, args.seed, args.steps, num_envs=args.envs)
         metrics = evaluate_scheduler(trained, EVAL_SEED_OFFSET + args.seed, num_envs=16,
                                      steps=args.eval_steps)  # fmt: skip
         out[name] = {**metrics, "action_mode": str(trained.cfg.coedge.action_mode),
                      "train_s": round(trained.train_s, 2), "updates": trained.updates}  # fmt: skip
+        if name == args.algo and SCHEDULERS[name].learned:
+            actor = _export_actor(trained, cfg, args.seed)
+    result = {"label": "twin", "seed": args.seed, "steps": args.steps, "schedulers": out,
+              **({"actor": actor} if actor else {})}  # fmt: skip
+    if actor:
+        (Path(actor["run_dir"]) / "train.json").write_text(json.dumps(result, indent=2) + "\n")
     if args.json:
-        print_json({"label": "twin", "seed": args.seed, "steps": args.steps, "schedulers": out})
+        print_json(result)
         return 0
     print("scheduler      mode    mean delay (s)  completion  train s  (twin)")
     for name, m in out.items():
         print(f"{name:14} {m['action_mode']:7} {m['delay_s']:14.4f}  {m['completion']:10.3f}  "
               f"{m['train_s']:7.1f}")  # fmt: skip
+    if actor:
+        print(f"run folder: {actor['run_dir']}\n  the actor for the boards: actor.onnx + "
+              f"actor.spec.json (ONNX vs torch: {actor['max_diff']:.2g} "
+              f"≤ {actor['limit']:g})")  # fmt: skip
     return 0
+
+
+def _export_actor(trained: Any, cfg: Any, seed: int) -> dict[str, Any]:
+    """A new run folder holding the trained scheduler's checked ONNX export, its spec
+    and its config; where they are."""
+    from coordinator.algorithms.discrete_export import export_trained
+    from coordinator.algorithms.export import TOLERANCE
+    from coordinator.run_folder import new_run_dir, unwritable, write_config
+
+    run_dir = new_run_dir(cfg.run.out_dir, cfg.experiment, f"coedge-{trained.name}", seed)
+    write_config(run_dir, trained.cfg)
+    try:
+        exported = export_trained(trained, seed, run_dir)
+    except OSError as exc:
+        raise unwritable(run_dir, exc) from None
+    worst = max(exported.errors.get("output", 0.0), exported.errors.get("probs", 0.0))
+    return {"run_dir": str(run_dir), "onnx": str(exported.onnx_path),
+            "spec": str(exported.spec_path), "max_diff": worst, "limit": TOLERANCE}  # fmt: skip
 
 
 def run_experiment_command(args: argparse.Namespace) -> int:

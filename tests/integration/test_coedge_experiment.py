@@ -122,11 +122,11 @@ def test_the_command_line_runs_and_reports(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "algorithms[0]" in bad.stderr
 
 
-def test_train_prints_the_scheduler_beside_random_as_json() -> None:
+def test_train_prints_the_scheduler_beside_random_as_json(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "coordinator.cli", "coedge", "train", "--algo", "drlcoedge",
          "--steps", "600", "--envs", "2", "--eval-steps", "10", "--json",
-         "--set", "coedge.max_tasks=4"],
+         "--set", "coedge.max_tasks=4", "--set", f"run.out_dir={tmp_path}"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -134,3 +134,10 @@ def test_train_prints_the_scheduler_beside_random_as_json() -> None:
     assert out["label"] == "twin" and set(out["schedulers"]) == {"drlcoedge", "random"}
     assert out["schedulers"]["drlcoedge"]["action_mode"] == "one"
     assert out["schedulers"]["drlcoedge"]["updates"] > 0
+    # The trained scheduler is exported for the boards into a run folder in run.out_dir.
+    (run_dir,) = tmp_path.iterdir()
+    assert out["actor"]["run_dir"] == str(run_dir) and out["actor"]["max_diff"] <= 1e-5
+    spec = json.loads((run_dir / "actor.spec.json").read_text())
+    assert spec["kind"] == "dqn" and spec["action_mode"] == "one" and spec["num_actions"] == 5
+    assert (run_dir / "actor.onnx").stat().st_size > 0
+    assert json.loads((run_dir / "train.json").read_text()) == out

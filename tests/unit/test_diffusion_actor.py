@@ -1,6 +1,6 @@
 """The diffusion actor of docs/papers.md §B (coordinator/algorithms/diffusion_actor.py):
 its schedule, that one step is an MLP policy, that the noise is an input, that the
-gradient flows through the chain, and that its ONNX export matches torch."""
+gradient flows through the chain (its ONNX export: tests/unit/test_discrete_export.py)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,11 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-ort = pytest.importorskip("onnxruntime")
 
 from coordinator.algorithms.diffusion_actor import (  # noqa: E402
-    NOISE_INPUT,
-    PROBS_OUTPUT,
-    STATE_INPUT,
     DiffusionActor,
     DiffusionSpec,
     MlpActor,
-    export_onnx,
     vp_betas,
 )
 
@@ -101,38 +96,6 @@ def test_actor_gradient_reaches_every_step_through_the_chain() -> None:
     # The x_t columns get a gradient only if later steps' inputs depend on earlier ones.
     assert float(grad[:, :ACTIONS].abs().sum()) > 0.0
     assert float(grad[:, ACTIONS + actor.spec.time_dim :].abs().sum()) > 0.0
-
-
-def _session(model: bytes) -> ort.InferenceSession:
-    return ort.InferenceSession(model, providers=["CPUExecutionProvider"])
-
-
-@pytest.mark.parametrize("steps", [1, 5])
-def test_onnx_diffusion_actor_matches_torch_given_the_same_noise(steps: int) -> None:
-    torch.manual_seed(steps)
-    actor = DiffusionActor(STATE_DIM, ACTIONS, DiffusionSpec(steps=steps, hidden=64))
-    session = _session(export_onnx(actor))
-    assert [i.name for i in session.get_inputs()] == [STATE_INPUT, NOISE_INPUT]
-    rng = np.random.default_rng(steps)
-    states = rng.normal(size=(33, STATE_DIM)).astype(np.float32)
-    noise = rng.normal(size=(33, steps, ACTIONS)).astype(np.float32)
-    ours = session.run([PROBS_OUTPUT], {STATE_INPUT: states, NOISE_INPUT: noise})[0]
-    with torch.no_grad():
-        theirs = actor(torch.from_numpy(states), torch.from_numpy(noise)).numpy()
-    assert ours.shape == (33, ACTIONS)
-    assert float(np.max(np.abs(ours - theirs))) <= 1e-5
-
-
-def test_onnx_mlp_actor_matches_torch() -> None:
-    torch.manual_seed(0)
-    actor = MlpActor(STATE_DIM, ACTIONS, hidden=64)
-    session = _session(export_onnx(actor))
-    assert [i.name for i in session.get_inputs()] == [STATE_INPUT]
-    states = np.random.default_rng(0).normal(size=(9, STATE_DIM)).astype(np.float32)
-    ours = session.run([PROBS_OUTPUT], {STATE_INPUT: states})[0]
-    with torch.no_grad():
-        theirs = actor(torch.from_numpy(states)).numpy()
-    assert float(np.max(np.abs(ours - theirs))) <= 1e-5
 
 
 def test_zero_steps_is_refused() -> None:
