@@ -27,7 +27,8 @@ import numpy as np
 from agent_node.checks import BadRequest, check_action, check_step, policy_kind
 from agent_node.edges import EdgeDirectory, EdgeEndpoint, initial_views
 from agent_node.local_models import LocalModels
-from testbed.config import AgentSpec, TestbedConfig
+from agent_node.scheduler import CoedgeScheduler
+from testbed.config import AgentSpec, BenchSystem, TestbedConfig
 from testbed.edge_client import Submission
 from testbed.emulation import stretch
 from testbed.energy import EnergyMeter
@@ -87,6 +88,7 @@ class StepResult:
     decision: Decision | None = None
     queue_length: int = 0
     step_ms: float = 0.0
+    in_flight: int = 0  # §B boards: tasks drawn and not yet reported
 
 
 @dataclass
@@ -104,6 +106,8 @@ class _Run:
     obs_spec: ObservationSpec
     policy: Policy
     run_id: str
+    scheduler: CoedgeScheduler | None = None
+    """The §B scheduler (`run.system: coedge`): it serves the steps instead."""
 
 
 class Agent:
@@ -155,13 +159,14 @@ class Agent:
                 runtime = ModelRuntime(spec.runtime, spec.intra_op_threads)
                 self._models = LocalModels(self._zoo_dir, runtime)
             if self._run is not None:
-                self._run.edges.close()
+                self._close_run(self._run)
+            directory = EdgeDirectory(cfg, edges, views, self._mqtt, self._grpc_identity)
             self._run = _Run(
                 cfg=cfg,
                 spec=spec,
                 position_m=spec.position_m,
                 cpu_ghz=spec.cpu_ghz,
-                edges=EdgeDirectory(cfg, edges, views, self._mqtt, self._grpc_identity),
+                edges=directory,
                 generator=generator,
                 queue=TaskQueue(spec.queue_capacity),
                 rng=np.random.default_rng([*agent_seed_words(cfg.seed, self.agent_id), 7]),
@@ -169,6 +174,11 @@ class Agent:
                 policy=make_policy(policy, obs_spec),
                 run_id=run_id,
             )
+            if cfg.run.system is BenchSystem.COEDGE:
+                assert self._models is not None  # created above
+                self._run.scheduler = CoedgeScheduler(
+                    self.agent_id, cfg, spec, directory, self._models, self._run.rng
+                )
             self._arrived_at.clear()
             self._observed.clear()
         unheard = self._run.edges.wait_synced(timeout_s=2.0)
@@ -182,9 +192,13 @@ class Agent:
     def load_policy(self, name: str, onnx_model: bytes, spec_json: str) -> None:
         """Decide with policy `name` (`BadRequest`, `SpecError` or `ActorMismatch` for
         a request that does not fit: the current policy stays)."""
-        kind = policy_kind(name)
         with self._lock:
             run = self._require()
+            if run.scheduler is not None:
+                run.scheduler.load_policy(name, onnx_model, spec_json)
+                log.info("§B policy %s loaded", name)
+                return
+            kind = policy_kind(name)
             bench = ObservationSpec.from_config(run.cfg)
             spec = ObservationSpec.from_json(spec_json) if spec_json else bench
             if (spec.task_types, spec.num_edges) != (bench.task_types, bench.num_edges):
@@ -202,9 +216,15 @@ class Agent:
             raise NotConfigured("Configure first")
         return self._run
 
+    @staticmethod
+    def _close_run(run: _Run) -> None:
+        if run.scheduler is not None:
+            run.scheduler.close()
+        run.edges.close()
+
     def close(self) -> None:
         if self._run is not None:
-            self._run.edges.close()
+            self._close_run(self._run)
         if self._models is not None:
             self._models.close()
         self._pool.shutdown(wait=False)
@@ -232,15 +252,20 @@ class Agent:
         with self._lock:
             run = self._require()
             check_step(noise_std, observe_only, action is not None, drain)
+            if run.scheduler is not None and (observe_only or action is not None):
+                raise BadRequest("a §B board decides on the board: no observe_only, no action")
             if action is not None:
                 action = check_action(run.obs_spec, action)
             run.edges.trust_registry(edges_alive)
-            if drain:
+            if run.scheduler is not None:
+                result = self._coedge_step(run.scheduler, slot, generate, drain)
+            elif drain:
                 result = self._drain(run, slot)
             else:
                 result = self._slot(run, slot, noise_std, generate, observe_only, action)
             self.finished += len(result.records)
-            result.queue_length = self.queue_length = len(run.queue)
+            queued = len(run.queue) if run.scheduler is None else result.in_flight
+            result.queue_length = self.queue_length = queued
         result.step_ms = (time.perf_counter() - t0) * 1e3
         self.on_records(result.records)
         return result
@@ -289,6 +314,16 @@ class Agent:
                 run.queue.pop()
             result.records.append(self._broken(task, slot, exc))
         return result
+
+    def _coedge_step(
+        self, scheduler: CoedgeScheduler, slot: int, generate: bool, drain: bool
+    ) -> StepResult:
+        """A §B slot (agent_node/scheduler.py): the tasks it drew are decided and sent at
+        once; the records are those that ended since the last step (barrier slots: the
+        slot's own), `in_flight` the rest; its queue is what is in flight."""
+        out = scheduler.drain() if drain else scheduler.step(slot, generate)
+        self.generated += out.drawn
+        return StepResult(acted=out.drawn > 0, records=out.records, in_flight=out.in_flight)
 
     def _drain(self, run: _Run, slot: int) -> StepResult:
         """The run ended: every task still queued ends unserved (`no_task_slot`)."""

@@ -17,7 +17,7 @@ import logging
 import math
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agent_node.checks import BadRequest
@@ -63,6 +63,52 @@ class BadState(ValueError):
     """A published edge state that is not a well-formed state of that edge."""
 
 
+@dataclass(frozen=True)
+class EdgeLoad:
+    """What a §B scheduler plans with (agent_node/scheduler.py): the edge's own estimate
+    of its queued work and its measured compute time per unit, per model."""
+
+    queued_work_s: float = 0.0
+    unit_compute_ms: dict[str, float] = field(default_factory=dict)
+    timestamp_unix_s: float = 0.0
+    """When the edge took the state (its clock); 0: unknown."""
+
+
+LOAD_FIELDS = ("queued_work_s", "unit_compute_ms", "timestamp_unix_s")
+
+
+def _seconds(raw: dict[str, Any], key: str) -> float:
+    """A finite number ≥ 0 (0 where the key is absent: an edge of an older version)."""
+    value = raw.get(key, 0.0)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not (math.isfinite(value) and value >= 0)
+    ):
+        raise BadState(f"{key}: expected a finite number ≥ 0, got {value!r}")
+    return float(value)
+
+
+def _per_model_ms(raw: dict[str, Any]) -> dict[str, float]:
+    value = raw.get("unit_compute_ms", {})
+    if not isinstance(value, dict):
+        raise BadState(f"unit_compute_ms: expected an object of model ids, got {value!r}")
+    out = {}
+    for model_id, ms in value.items():
+        key = f"unit_compute_ms[{model_id!r}]"
+        out[str(model_id)] = _seconds({key: ms}, key)
+    return out
+
+
+def _timestamp(raw: dict[str, Any]) -> float:
+    """When the edge took the state; 0 (unknown: not aged) for anything but a finite
+    number ≥ 0 — informational, so it never costs a state."""
+    try:
+        return _seconds(raw, "timestamp_unix_s")
+    except BadState:
+        return 0.0
+
+
 def _count(raw: dict[str, Any], key: str) -> int:
     value = raw.get(key)
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -72,7 +118,8 @@ def _count(raw: dict[str, Any], key: str) -> int:
 
 def state_changes(edge_id: str, payload: bytes) -> dict[str, Any]:
     """The view fields an edge's published state sets (queue, cached models, free cache
-    fraction), checked field by field; `BadState` says what is wrong."""
+    fraction) and its load (`LOAD_FIELDS`: queued work, compute per unit, when),
+    checked field by field; `BadState` says what is wrong."""
     try:
         raw = json.loads(payload)
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
@@ -96,6 +143,9 @@ def state_changes(edge_id: str, payload: bytes) -> dict[str, Any]:
         "queue_length": _count(raw, "queue_length") + _count(raw, "running"),
         "cached": frozenset(models),
         "cache_free": min(1.0, max(0.0, 1.0 - used / max(1, capacity))),
+        "queued_work_s": _seconds(raw, "queued_work_s"),
+        "unit_compute_ms": _per_model_ms(raw),
+        "timestamp_unix_s": _timestamp(raw),
     }
 
 
@@ -119,6 +169,7 @@ class EdgeDirectory:
         self.endpoints = endpoints
         self._index = {e.edge_id: i for i, e in enumerate(endpoints)}
         self._views = list(views)  # liveness is decided in views(), not stored here
+        self._loads = [EdgeLoad() for _ in endpoints]
         self._status_alive = dict.fromkeys(self._index, True)  # MQTT status, as published
         self._unreachable: set[str] = set()  # this board's own failed submissions
         self._registry: frozenset[str] | None = None  # None: no view given
@@ -165,16 +216,24 @@ class EdgeDirectory:
             except BadState as exc:
                 self._ignore(edge_id, exc)
                 continue
+            load = EdgeLoad(**{key: changes.pop(key) for key in LOAD_FIELDS})
             with self._lock:
                 self._garbage.discard(edge_id)
                 i = self._index[edge_id]
                 self._views[i] = replace(self._views[i], **changes)
+                self._loads[i] = load
         with self._lock:
             for i, v in enumerate(self._views):
                 alive = self._alive(v.edge_id)
                 if v.alive != alive:
                     self._views[i] = replace(v, alive=alive)
             return tuple(self._views)
+
+    def loads(self) -> tuple[EdgeLoad, ...]:
+        """Each edge's load as of its last good state (call `views` first: it parses
+        the states that arrived)."""
+        with self._lock:
+            return tuple(self._loads)
 
     def mark_unreachable(self, edge_id: str) -> None:
         with self._lock:

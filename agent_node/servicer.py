@@ -100,6 +100,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             tasks=[serde.task_record_to_pb(r) for r in result.records],
             queue_length=result.queue_length,
             step_ms=result.step_ms,
+            in_flight=result.in_flight,
         )
         if result.observation is not None:
             report.observation.extend(result.observation.tolist())

@@ -75,6 +75,12 @@ class OwedTasks:
             self.tasks[task.task_id] = task
         return task
 
+    def owe(self, tasks: list[Task]) -> None:
+        """Tasks the board draws by a rule other than `generator`: several per slot on
+        the live §B bench (coordinator/coedge_live.py), oldest first as drawn."""
+        for task in tasks:
+            self.tasks[task.task_id] = task
+
     def settle(self, records: list[TaskRecord]) -> list[TaskRecord]:
         """The records that settle an owed task; the others are refused (and noted)."""
         accepted = []

@@ -13,10 +13,11 @@ from __future__ import annotations
 import csv
 import enum
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from coordinator.coedge_shares import SHARE_FIELDS, share_rows
 from coordinator.records import CSV_FIELDS, csv_row, summarise, write_json
 from testbed.messages import TaskRecord
 
@@ -36,7 +37,10 @@ class RunRecorder:
     """Appends a run's task records (and slots) as they finish; keeps the summary current.
 
     `tasks_name` lets one folder hold several record files (calibration runs);
-    `slots_name=None` writes no slots file; `extra` is merged into every summary."""
+    `slots_name=None` writes no slots file; `slot_fields`: its columns (slot, tasks,
+    completed, then keys of `add_slot`'s timing); `shares_name`: also a file with one
+    row per share of a split task (the live §B bench, coordinator/coedge_shares.py);
+    `extra` is merged into every summary."""
 
     def __init__(
         self,
@@ -46,6 +50,8 @@ class RunRecorder:
         slots_name: str | None = "slots.csv",
         summary_name: str | None = "summary.json",
         extra: Callable[[], dict[str, Any]] | None = None,
+        slot_fields: Sequence[str] = SLOT_FIELDS,
+        shares_name: str | None = None,
     ) -> None:
         self.run_dir = run_dir
         self.records: list[TaskRecord] = []
@@ -56,10 +62,16 @@ class RunRecorder:
         self._tasks_file = open(run_dir / tasks_name, "w", newline="")  # noqa: SIM115
         self._tasks = csv.DictWriter(self._tasks_file, fieldnames=CSV_FIELDS)
         self._tasks.writeheader()
+        self._slot_fields = list(slot_fields)
         self._slots_file: IO[str] | None = None
         if slots_name:
             self._slots_file = open(run_dir / slots_name, "w", newline="")  # noqa: SIM115
-            self._slots_file.write(",".join(SLOT_FIELDS) + "\n")
+            self._slots_file.write(",".join(self._slot_fields) + "\n")
+        self._shares_file: IO[str] | None = None
+        if shares_name:
+            self._shares_file = open(run_dir / shares_name, "w", newline="")  # noqa: SIM115
+            self._shares = csv.DictWriter(self._shares_file, fieldnames=SHARE_FIELDS)
+            self._shares.writeheader()
         self._flush()
         self._write_summary(RunStatus.RUNNING)
 
@@ -74,7 +86,8 @@ class RunRecorder:
         if self._slots_file is not None and timing is not None:
             done = sum(r.completed for r in rows)
             cells = [str(slot), str(len(rows)), str(done)]
-            cells += [f"{timing.get(k, 0.0):.3f}" for k in SLOT_FIELDS[3:]]
+            values = [timing.get(k, 0.0) for k in self._slot_fields[3:]]
+            cells += [str(v) if isinstance(v, int) else f"{v:.3f}" for v in values]
             self._slots_file.write(",".join(cells) + "\n")
         self.slots_done += 1
         self.last_slot = slot
@@ -90,8 +103,9 @@ class RunRecorder:
         """Close the files; the final summary (with `extra`) is written and returned."""
         self._flush()
         self._tasks_file.close()
-        if self._slots_file is not None:
-            self._slots_file.close()
+        for f in (self._slots_file, self._shares_file):
+            if f is not None:
+                f.close()
         return self._write_summary(status, extra)
 
     # ------------------------------------------------------------------ inside
@@ -99,10 +113,12 @@ class RunRecorder:
     def _append(self, rows: list[TaskRecord]) -> None:
         for record in rows:
             self._tasks.writerow(csv_row(record))
+            if self._shares_file is not None:
+                self._shares.writerows(share_rows(record))
         self.records.extend(rows)
 
     def _flush(self) -> None:
-        for f in (self._tasks_file, self._slots_file):
+        for f in (self._tasks_file, self._slots_file, self._shares_file):
             if f is not None and not f.closed:
                 f.flush()
 

@@ -22,7 +22,8 @@ from coordinator.jsonout import jsonable
 from testbed.messages import TaskRecord
 from testbed.types import EnergyMethod, EnergyPart, EnergyPartName, FailureReason, Outcome
 
-_SCALARS = tuple(f for f in dataclasses.fields(TaskRecord) if f.name != "energy")
+_SCALARS = tuple(f for f in dataclasses.fields(TaskRecord) if f.name not in ("energy", "shares"))
+# a split task's shares (§B) have a file of their own: shares.csv (coordinator/coedge_shares.py)
 _ENERGY_COLUMNS = tuple(
     column for part in EnergyPartName for column in (f"energy_{part}_j", f"energy_{part}_method")
 )

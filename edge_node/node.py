@@ -7,13 +7,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
 from edge_node.catalog_view import CatalogView
-from edge_node.executor import FifoExecutor, Job
+from edge_node.executor import Job
+from edge_node.model_allocation import ModelAllocation
 from edge_node.model_cache import ModelCache
 from edge_node.model_feed import FeedClient, FetchResult
+from edge_node.share_executor import make_executor
 from edge_node.validation import InvalidTaskRequest, TaskLimits, validate_task_header
+from edge_node.work_estimate import WorkEstimate
 from testbed.config import EdgeSpec, TestbedConfig
 from testbed.emulation import stretch
 from testbed.energy import EnergyMeter
@@ -30,7 +34,8 @@ from testbed.runtime import ModelRuntime
 from testbed.telemetry import TaskWindow
 from testbed.topics import Topics
 from testbed.types import EnergyPartName, FailureReason, Outcome, TestbedError
-from testbed.zoo.catalog import ModelEntry
+from testbed.zoo.catalog import ModelEntry, UnknownModel
+from testbed.zoo.workload import unit_flops
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +90,10 @@ class EdgeNode:
             on_change=self._dirty.set,
             on_evict=self._evicted,
         )
-        self.executor = FifoExecutor(
-            spec.parallel_slots,
-            spec.queue_capacity,
-            self._run_task,
-            self._rejected,
-            on_change=self._dirty.set,
+        self.work = WorkEstimate(spec.parallel_slots, self._prior_unit_s)
+        self.executor = make_executor(spec, self._run_task, self._rejected, self._dirty.set)
+        self.allocation = ModelAllocation(
+            self.executor, spec.model_steps, spec.max_steps, self._dirty.set
         )
         self._publisher = threading.Thread(target=self._publish_loop, name="state", daemon=True)
 
@@ -152,9 +155,32 @@ class EdgeNode:
         """Queue an `admit`ted task; its future holds the one result. `deadline`: the
         caller's, on the `time.monotonic` clock (the task is abandoned after it)."""
         job = Job(request, data, receive_ms, accepted_at=accepted_at, deadline=deadline)
-        job.future.add_done_callback(lambda _f: self.release(request.task_id))
+        self.work.queued(request.task_id, request.model.model_id, request.units)
+        job.future.add_done_callback(lambda future: self._done(request.task_id, future))
         self.executor.submit(job)
         return job
+
+    def _done(self, task_id: str, future: Future[EdgeTaskResult]) -> None:
+        """A task was answered: its id is free again and its compute is measured."""
+        result = future.result() if future.exception() is None else None
+        if result is None:
+            self.work.finished(task_id)
+        else:
+            self.work.finished(task_id, result.units_done, result.timing.compute_ms / 1e3)
+        self.release(task_id)
+
+    def _prior_unit_s(self, model_id: str) -> float | None:
+        """The cost model's compute time per unit of `model_id` on this edge's clock,
+        until the edge has measured one (docs/workload.md); None without a catalog."""
+        catalog = self.catalog.catalog
+        if catalog is None or self.spec.cpu_ghz <= 0:
+            return None
+        try:
+            entry = catalog.get(model_id)
+        except UnknownModel:
+            return None
+        cycles = unit_flops(entry) / self.cfg.tasks.flops_per_cycle
+        return cycles / (self.spec.cpu_ghz * 1e9)
 
     def abandon(self, job: Job, reason: str) -> None:
         """The task's caller has gone: stop it (at the next invocation boundary)."""
@@ -173,9 +199,11 @@ class EdgeNode:
                 energy.extend(lease.energy)
                 digest, units_done = b"", 0
                 if req.units > 0:
+                    self.work.started(req.task_id)
                     with self._meter.measure(EnergyPartName.EDGE_COMPUTE) as span:
+                        steps = req.steps or self.allocation.steps_for(req.model.model_id)
                         run = lease.model.run(
-                            req.units, req.steps or None, job.data, self.spec.max_batch,
+                            req.units, steps or None, job.data, self.spec.max_batch,
                             should_stop=job.should_stop,
                         )  # fmt: skip
                         stretched = stretch(run.compute_s, self.spec.cpu_ghz, self.cfg.emulation)
@@ -285,7 +313,7 @@ class EdgeNode:
             seq=seq,
             queue_length=self.executor.queue_length,
             running=self.executor.running,
-            cached=tuple(self.cache.cached()),
+            cached=self.allocation.annotate(self.cache.cached()),
             cache_used_bytes=self.cache.used_bytes,
             cache_capacity_bytes=self.cache.capacity_bytes,
             counters=self.cache.counters_copy(),
@@ -295,6 +323,8 @@ class EdgeNode:
             address=self.address,
             uplink_capacity_mbps=self.spec.uplink_capacity_mbps,
             timestamp_unix_s=round(time.time(), 6),
+            queued_work_s=round(self.work.queued_work_s(), 6),
+            unit_compute_ms=self.work.unit_compute_ms(),
         )
 
     def _publish_loop(self) -> None:

@@ -76,6 +76,15 @@ class EdgeServicer(edge_pb2_grpc.EdgeServiceServicer):
             return self._op(False, exc)
         return edge_pb2.ModelOpResult(ok=True, state=serde.edge_state_to_pb(self._node.snapshot()))
 
+    def SetAllocation(
+        self, request: edge_pb2.SetAllocationRequest, context
+    ) -> edge_pb2.ModelOpResult:
+        try:
+            self._node.allocation.set(dict(request.compute_share), dict(request.steps))
+        except TestbedError as exc:
+            return self._op(False, exc)
+        return edge_pb2.ModelOpResult(ok=True, state=serde.edge_state_to_pb(self._node.snapshot()))
+
     def _op(self, ok: bool, exc: TestbedError) -> edge_pb2.ModelOpResult:
         return edge_pb2.ModelOpResult(
             ok=ok,

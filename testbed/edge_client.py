@@ -130,6 +130,13 @@ class EdgeClient:
         )
         return self._op(reply)
 
+    def set_allocation(
+        self, shares: dict[str, float], steps: dict[str, int], timeout_s: float = 5.0
+    ) -> ModelOp:
+        """Replace the edge's compute share and steps per model (docs/share-executor.md)."""
+        request = edge_pb2.SetAllocationRequest(compute_share=shares, steps=steps)
+        return self._op(self._stub.SetAllocation(request, timeout=timeout_s))
+
     @staticmethod
     def _op(reply: edge_pb2.ModelOpResult) -> ModelOp:
         return ModelOp(

@@ -118,6 +118,11 @@ class EdgeStateSnapshot:
     address: str = ""
     uplink_capacity_mbps: float = 0.0
     timestamp_unix_s: float = 0.0
+    queued_work_s: float = 0.0
+    """The edge's estimate of the seconds to finish everything queued and running
+    (edge_node/work_estimate.py); the §B schedulers' w_j."""
+    unit_compute_ms: dict[str, float] = field(default_factory=dict)
+    """Per model id: moving average of the measured, stretched compute time per unit."""
 
     def holds(self, model_id: str) -> bool:
         return any(c.model.model_id == model_id for c in self.cached)
@@ -135,6 +140,30 @@ class EdgeStateSnapshot:
         raw["counters"] = CacheCounters(**raw["counters"])
         raw["position_m"] = tuple(raw["position_m"])
         return cls(**raw)
+
+
+@dataclass
+class ShareResult:
+    """One edge's share of a task split over several edges (docs/papers.md §B): what it
+    got and how it ended. Times in ms, counted from the task's start of service."""
+
+    edge_id: str
+    share: float
+    units: int
+    outcome: Outcome
+    reason: FailureReason = FailureReason.NONE
+    detail: str = ""
+    finish_ms: float = 0.0
+    """The task's start of service to this share's result on the board."""
+    planned_finish_ms: float = 0.0
+    """The split rule's T for the task (testbed/coedge/split.py)."""
+    t_tx_ms: float = 0.0
+    t_edge_queue_ms: float = 0.0
+    t_edge_compute_ms: float = 0.0
+
+    @property
+    def completed(self) -> bool:
+        return self.outcome is Outcome.COMPLETED
 
 
 @dataclass
@@ -174,6 +203,8 @@ class TaskRecord:
     edge_units: int = 0
     reward: float = 0.0  # filled in by the coordinator (reward (18) of the measured numbers)
     energy: list[EnergyPart] = field(default_factory=list)
+    shares: list[ShareResult] = field(default_factory=list)
+    """§B: one per edge that got units (empty for a MATO record)."""
 
     @property
     def energy_j(self) -> float:

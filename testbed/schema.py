@@ -224,7 +224,9 @@ class _Loader:
             for member in tp:
                 if value == member.value or value == member:
                     return member
-            hint = _did_you_mean(str(value), [str(mb.value) for mb in tp])
+            # only a word can be a near miss (str() of a huge int raises)
+            names = [str(mb.value) for mb in tp]
+            hint = _did_you_mean(value, names) if isinstance(value, str) else ""
             self.error(path, f"expected {_type_name(tp)}, got {_describe(value)}{hint}")
             return None
         if isinstance(tp, type) and dataclasses.is_dataclass(tp):

@@ -13,6 +13,7 @@ from testbed.messages import (
     EdgeTaskResult,
     EdgeTiming,
     ModelRef,
+    ShareResult,
     TaskRecord,
 )
 from testbed.rpc.v1 import agent_pb2 as agent_pb
@@ -99,15 +100,19 @@ _RESULT = _same_names(
 _CACHED = _same_names(CachedModelInfo, edge_pb.CachedModel, special=("model",))
 _COUNTERS = _same_names(CacheCounters, edge_pb.CacheCounters)
 _STATE = _same_names(
-    EdgeStateSnapshot, edge_pb.EdgeState, special=("cached", "counters", "position_m")
+    EdgeStateSnapshot,
+    edge_pb.EdgeState,
+    special=("cached", "counters", "position_m", "unit_compute_ms"),
 )
 _RECORD = _same_names(
     TaskRecord,
     agent_pb.TaskRecord,
     special=("outcome", "reason", "energy"),
-    # the edge's switch parts travel in `edge_timing`; the reward is the coordinator's
-    local=("fetch_ms", "verify_ms", "load_ms", "warmup_ms", "reward"),
+    # the edge's switch parts travel in `edge_timing`; the reward is the coordinator's;
+    # the shares travel as `targets`
+    local=("fetch_ms", "verify_ms", "load_ms", "warmup_ms", "reward", "shares"),
 )
+_SHARE = _same_names(ShareResult, pb.TargetShare, special=("outcome", "reason"))
 
 
 def timing_to_pb(t: EdgeTiming) -> pb.EdgeTiming:
@@ -155,6 +160,7 @@ def edge_state_to_pb(s: EdgeStateSnapshot) -> edge_pb.EdgeState:
         ],
         counters=edge_pb.CacheCounters(**_copy(s.counters, _COUNTERS)),
         position=pb.Position(x_m=s.position_m[0], y_m=s.position_m[1]),
+        unit_compute_ms=s.unit_compute_ms,
     )
 
 
@@ -167,7 +173,29 @@ def edge_state_from_pb(msg: edge_pb.EdgeState) -> EdgeStateSnapshot:
         ),
         counters=CacheCounters(**_copy(msg.counters, _COUNTERS)),
         position_m=(msg.position.x_m, msg.position.y_m),
+        unit_compute_ms=dict(msg.unit_compute_ms),
     )
+
+
+def share_to_pb(s: ShareResult) -> pb.TargetShare:
+    return pb.TargetShare(
+        **_copy(s, _SHARE), outcome=outcome_to_pb(s.outcome), reason=reason_to_pb(s.reason)
+    )
+
+
+def share_from_pb(msg: pb.TargetShare) -> ShareResult:
+    return ShareResult(
+        **_copy(msg, _SHARE),
+        outcome=outcome_from_pb(msg.outcome),
+        reason=reason_from_pb(msg.reason),
+    )
+
+
+def _targets(r: TaskRecord) -> list[pb.TargetShare]:
+    """A §B record's shares, each with its result; a MATO record's one edge and share."""
+    if r.shares:
+        return [share_to_pb(s) for s in r.shares]
+    return [pb.TargetShare(edge_id=r.edge_id, share=r.share)] if r.edge_id else []
 
 
 def task_record_to_pb(r: TaskRecord) -> agent_pb.TaskRecord:
@@ -181,7 +209,7 @@ def task_record_to_pb(r: TaskRecord) -> agent_pb.TaskRecord:
         reason=reason_to_pb(r.reason),
         edge_timing=timing_to_pb(timing),
         energy=[energy_to_pb(p) for p in r.energy],
-        targets=[pb.TargetShare(edge_id=r.edge_id, share=r.share)] if r.edge_id else [],
+        targets=_targets(r),
     )
 
 
@@ -196,4 +224,6 @@ def task_record_from_pb(msg: agent_pb.TaskRecord) -> TaskRecord:
         load_ms=t.load_ms,
         warmup_ms=t.warmup_ms,
         energy=[energy_from_pb(p) for p in msg.energy],
+        # a §B share always has an outcome; a MATO target never does
+        shares=[share_from_pb(t) for t in msg.targets if t.outcome != pb.TASK_OUTCOME_UNSPECIFIED],
     )

@@ -11,6 +11,7 @@ from typing import Any
 from coordinator.bench_run import BenchRun, LiveRun, StreamRun
 from coordinator.bench_sanity import bench_warnings
 from coordinator.bench_setup import check_models, load_catalog
+from coordinator.coedge_run import RECORDER_FILES, CoedgeRun, coedge_policy
 from coordinator.command_help import add_inventory_flag, help_texts
 from coordinator.commands.bench_state import write_bench_file
 from coordinator.jsonout import add_json_flag, json_result
@@ -19,7 +20,7 @@ from coordinator.policy_choice import parse_policy
 from coordinator.recorder import RunRecorder, RunStatus
 from coordinator.records import format_table
 from coordinator.run_folder import new_run_dir, write_config
-from testbed.config import TestbedConfig, load_config
+from testbed.config import BenchSystem, TestbedConfig, load_config
 from testbed.exit_codes import ExitCode, sigterm_as_interrupt
 
 log = logging.getLogger(__name__)
@@ -84,20 +85,28 @@ def run_and_summarise(args: argparse.Namespace) -> tuple[int, dict[str, Any] | N
     warnings = bench_warnings(cfg, catalog)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    policy = parse_policy(cfg.run.policy) if cfg.agents.count > 0 else None
+    coedge = cfg.run.system is BenchSystem.COEDGE  # §B: coordinator/coedge_run.py
+    policy = parse_policy(cfg.run.policy) if cfg.agents.count > 0 and not coedge else None
     boards = policy.board_policies([s.id for s in cfg.agent_specs()]) if policy else None
-    signal.signal(signal.SIGTERM, sigterm_as_interrupt)
     label = policy.label if policy else "stream"
+    if coedge:
+        label, coedge_boards = coedge_policy(cfg, cfg.run.policy)
+    signal.signal(signal.SIGTERM, sigterm_as_interrupt)
     run_dir = new_run_dir(cfg.run.out_dir, cfg.experiment, label, cfg.seed)
     config_path = write_config(run_dir, cfg)
     print(f"run folder: {run_dir}")
     runner: BenchRun
-    if boards is None:
+    if coedge:
+        runner = CoedgeRun(cfg, run_dir, config_path, zoo_dir.resolve(), args.keep,
+                           coedge_boards, label)  # fmt: skip
+    elif boards is None:
         runner = StreamRun(cfg, run_dir, config_path, zoo_dir.resolve(), args.keep)
     else:
         runner = LiveRun(cfg, run_dir, config_path, zoo_dir.resolve(), args.keep, boards, label)
     recorder = RunRecorder(
-        run_dir, extra=lambda: {"warnings": warnings, **runner.extra(final=False)}
+        run_dir,
+        extra=lambda: {"warnings": warnings, **runner.extra(final=False)},
+        **(RECORDER_FILES if coedge else {}),
     )
     try:
         runner.start(catalog)
@@ -124,6 +133,7 @@ def run_and_summarise(args: argparse.Namespace) -> tuple[int, dict[str, Any] | N
     if args.keep:
         print("bench left running (--keep): `testbed status` shows it, `testbed down` stops it")
     names = ", ".join(["config.yaml", "manifest.json", "tasks.csv", "slots.csv", "summary.json",
+                       *(["shares.csv"] if coedge else []),
                        *(p.name for p in plots), "logs/"])  # fmt: skip
     print(f"\nwrote {run_dir}/ ({names})")
     return 0, summary

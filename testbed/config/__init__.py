@@ -68,8 +68,10 @@ from testbed.config.overrides import (
     set_path,
 )
 from testbed.config.runs import (
+    BenchSystem,
     RewardConfig,
     RunConfig,
+    SlotMode,
     TasksConfig,
     TaskTypeConfig,
     TrainConfig,
@@ -84,6 +86,7 @@ __all__ = [
     "AgentSettings",
     "AgentSpec",
     "AgentsConfig",
+    "BenchSystem",
     "BoardClass",
     "BrokerConfig",
     "BrokerKind",
@@ -112,6 +115,7 @@ __all__ = [
     "SecurityConfig",
     "ServiceManager",
     "SetItem",
+    "SlotMode",
     "TaskTypeConfig",
     "TasksConfig",
     "TelemetryConfig",

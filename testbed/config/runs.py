@@ -110,6 +110,25 @@ class RewardConfig:
         return []
 
 
+class BenchSystem(enum.StrEnum):
+    """Which paper's system the live bench runs (docs/live-loop.md)."""
+
+    MATO = "mato"
+    """docs/papers.md §A: boards offload a share of each task to one edge (MADDPG-MATO)."""
+    COEDGE = "coedge"
+    """docs/papers.md §B: one scheduler per base station splits tasks over the edges."""
+
+
+class SlotMode(enum.StrEnum):
+    """How the live loop clocks its slots (docs/live-loop.md)."""
+
+    BARRIER = "barrier"
+    """A slot ends when every board has finished it (MADDPG-MATO)."""
+    CLOCKED = "clocked"
+    """Slot s starts at t0 + s·coedge.slot_s whether or not earlier tasks finished;
+    backlogs carry over (§B)."""
+
+
 @dataclass(frozen=True)
 class RunConfig:
     out_dir: str = field(default="runs", metadata=meta("Where run folders are written.", path=True))
@@ -130,6 +149,14 @@ class RunConfig:
     start_timeout_s: float = field(
         default=60.0,
         metadata=meta("Longest wait for a node process to come up.", ge=0.1, le=TIMEOUT_MAX_S),
+    )
+    system: BenchSystem = field(
+        default=BenchSystem.MATO,
+        metadata=meta("mato (docs/papers.md §A) or coedge (§B): the system the live bench runs."),
+    )
+    slot_mode: SlotMode = field(
+        default=SlotMode.BARRIER,
+        metadata=meta("barrier (a slot waits for every board) or clocked (Δ = coedge.slot_s)."),
     )
 
 

@@ -32,7 +32,15 @@ from testbed.config.coedge import CoedgeConfig
 from testbed.config.deploy import DeployConfig
 from testbed.config.inventory import InventoryConfig
 from testbed.config.limits import NAME_MAX_LEN, SEED_END
-from testbed.config.runs import RewardConfig, RunConfig, TasksConfig, TrainConfig, TwinConfig
+from testbed.config.runs import (
+    BenchSystem,
+    RewardConfig,
+    RunConfig,
+    SlotMode,
+    TasksConfig,
+    TrainConfig,
+    TwinConfig,
+)
 from testbed.config.security import SecurityConfig
 from testbed.schema import SchemaError, dump_dataclass, load_dataclass, meta
 
@@ -82,7 +90,12 @@ class TestbedConfig:
             return exc.problems
         keys = [f"edges.nodes[{i}]" for i in range(self.edges.count)]
         keys += [f"agents.nodes[{i}]" for i in range(self.agents.count)]
-        return _clashes(nodes, keys, self.broker) + self._degenerate() + self._inventory_nodes()
+        return (
+            _clashes(nodes, keys, self.broker)
+            + self._degenerate()
+            + self._inventory_nodes()
+            + self._system()
+        )
 
     def node_ids(self) -> list[str]:
         """Every node of the bench: the cloud, the edges, the agents."""
@@ -102,6 +115,29 @@ class TestbedConfig:
         missing = sorted(known - listed)
         if missing:
             problems.append(("inventory.hosts", f"no host runs {', '.join(missing)}"))
+        return problems
+
+    def _system(self) -> list[tuple[str, str]]:
+        """The live §B bench (docs/live-loop.md, "Clocked slots and the §B scheduler"):
+        clocked slots are §B's (MADDPG-MATO keeps its barrier); one scheduler per base
+        station, agent i at edge i; edge j is the twin's server j (its f_j, its rates)."""
+        problems = []
+        coedge = self.run.system is BenchSystem.COEDGE
+        if self.run.slot_mode is SlotMode.CLOCKED and not coedge:
+            why = "clocked slots are the §B system's"
+            problems.append(("run.system", f"expected coedge with run.slot_mode clocked ({why})"))
+        if coedge and self.agents.count != self.edges.count:
+            problems.append((
+                "agents.count",
+                f"expected {self.edges.count} (edges.count: one scheduler per base station), "
+                f"got {self.agents.count}",
+            ))  # fmt: skip
+        if coedge and self.coedge.num_stations != self.edges.count:
+            problems.append((
+                "coedge.edge_ghz",
+                f"expected {self.edges.count} entries (edges.count: edge j is server j), "
+                f"got {self.coedge.num_stations}",
+            ))  # fmt: skip
         return problems
 
     def _degenerate(self) -> list[tuple[str, str]]:

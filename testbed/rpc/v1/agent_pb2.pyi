@@ -138,7 +138,7 @@ class TaskRecord(_message.Message):
     def __init__(self, task_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., slot: _Optional[int] = ..., served_slot: _Optional[int] = ..., task_type: _Optional[str] = ..., model_id: _Optional[str] = ..., size_mbit: _Optional[float] = ..., density_cycles_per_bit: _Optional[float] = ..., deadline_s: _Optional[float] = ..., units: _Optional[int] = ..., steps: _Optional[int] = ..., edge_id: _Optional[str] = ..., share: _Optional[float] = ..., download: _Optional[bool] = ..., outcome: _Optional[_Union[_common_pb2.TaskOutcome, str]] = ..., reason: _Optional[_Union[_common_pb2.FailureReason, str]] = ..., detail: _Optional[str] = ..., latency_ms: _Optional[float] = ..., t_local_ms: _Optional[float] = ..., t_tx_ms: _Optional[float] = ..., t_switch_ms: _Optional[float] = ..., t_edge_queue_ms: _Optional[float] = ..., t_edge_compute_ms: _Optional[float] = ..., t_agent_queue_ms: _Optional[float] = ..., edge_timing: _Optional[_Union[_common_pb2.EdgeTiming, _Mapping]] = ..., energy: _Optional[_Iterable[_Union[_common_pb2.EnergyPart, _Mapping]]] = ..., cache_hit: _Optional[bool] = ..., local_units: _Optional[int] = ..., edge_units: _Optional[int] = ..., targets: _Optional[_Iterable[_Union[_common_pb2.TargetShare, _Mapping]]] = ...) -> None: ...
 
 class StepReport(_message.Message):
-    __slots__ = ("agent_id", "slot", "acted", "observation", "action", "tasks", "queue_length", "step_ms")
+    __slots__ = ("agent_id", "slot", "acted", "observation", "action", "tasks", "queue_length", "step_ms", "in_flight")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     SLOT_FIELD_NUMBER: _ClassVar[int]
     ACTED_FIELD_NUMBER: _ClassVar[int]
@@ -147,6 +147,7 @@ class StepReport(_message.Message):
     TASKS_FIELD_NUMBER: _ClassVar[int]
     QUEUE_LENGTH_FIELD_NUMBER: _ClassVar[int]
     STEP_MS_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     slot: int
     acted: bool
@@ -155,7 +156,8 @@ class StepReport(_message.Message):
     tasks: _containers.RepeatedCompositeFieldContainer[TaskRecord]
     queue_length: int
     step_ms: float
-    def __init__(self, agent_id: _Optional[str] = ..., slot: _Optional[int] = ..., acted: _Optional[bool] = ..., observation: _Optional[_Iterable[float]] = ..., action: _Optional[_Union[Action, _Mapping]] = ..., tasks: _Optional[_Iterable[_Union[TaskRecord, _Mapping]]] = ..., queue_length: _Optional[int] = ..., step_ms: _Optional[float] = ...) -> None: ...
+    in_flight: int
+    def __init__(self, agent_id: _Optional[str] = ..., slot: _Optional[int] = ..., acted: _Optional[bool] = ..., observation: _Optional[_Iterable[float]] = ..., action: _Optional[_Union[Action, _Mapping]] = ..., tasks: _Optional[_Iterable[_Union[TaskRecord, _Mapping]]] = ..., queue_length: _Optional[int] = ..., step_ms: _Optional[float] = ..., in_flight: _Optional[int] = ...) -> None: ...
 
 class StatusRequest(_message.Message):
     __slots__ = ()

@@ -24,29 +24,29 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17testbed/v1/common.proto\x12\ntestbed.v1\"V\n\nEnergyPart\x12\x0c\n\x04part\x18\x01 \x01(\t\x12\x10\n\x08\x65nergy_j\x18\x02 \x01(\x01\x12(\n\x06method\x18\x03 \x01(\x0e\x32\x18.testbed.v1.EnergyMethod\"$\n\x08Position\x12\x0b\n\x03x_m\x18\x01 \x01(\x01\x12\x0b\n\x03y_m\x18\x02 \x01(\x01\"-\n\x08ModelRef\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"-\n\x0bTargetShare\x12\x0f\n\x07\x65\x64ge_id\x18\x01 \x01(\t\x12\r\n\x05share\x18\x02 \x01(\x01\"\xa1\x01\n\nEdgeTiming\x12\x12\n\nreceive_ms\x18\x01 \x01(\x01\x12\x10\n\x08queue_ms\x18\x02 \x01(\x01\x12\x10\n\x08\x66\x65tch_ms\x18\x03 \x01(\x01\x12\x11\n\tverify_ms\x18\x04 \x01(\x01\x12\x0f\n\x07load_ms\x18\x05 \x01(\x01\x12\x11\n\twarmup_ms\x18\x06 \x01(\x01\x12\x12\n\ncompute_ms\x18\x07 \x01(\x01\x12\x10\n\x08total_ms\x18\x08 \x01(\x01*~\n\x08NodeKind\x12\x19\n\x15NODE_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fNODE_KIND_AGENT\x10\x01\x12\x12\n\x0eNODE_KIND_EDGE\x10\x02\x12\x13\n\x0fNODE_KIND_CLOUD\x10\x03\x12\x19\n\x15NODE_KIND_COORDINATOR\x10\x04*`\n\x0bTaskOutcome\x12\x1c\n\x18TASK_OUTCOME_UNSPECIFIED\x10\x00\x12\x1a\n\x16TASK_OUTCOME_COMPLETED\x10\x01\x12\x17\n\x13TASK_OUTCOME_FAILED\x10\x02*\xe4\x05\n\rFailureReason\x12\x1e\n\x1a\x46\x41ILURE_REASON_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x46\x41ILURE_REASON_DEADLINE\x10\x01\x12#\n\x1f\x46\x41ILURE_REASON_EDGE_UNREACHABLE\x10\x02\x12 \n\x1c\x46\x41ILURE_REASON_MODEL_MISSING\x10\x03\x12$\n FAILURE_REASON_CHECKSUM_MISMATCH\x10\x04\x12\x1a\n\x16\x46\x41ILURE_REASON_TIMEOUT\x10\x05\x12\"\n\x1e\x46\x41ILURE_REASON_MODEL_TOO_LARGE\x10\x06\x12\x1d\n\x19\x46\x41ILURE_REASON_CACHE_FULL\x10\x07\x12 \n\x1c\x46\x41ILURE_REASON_MODEL_UNKNOWN\x10\x08\x12\x1f\n\x1b\x46\x41ILURE_REASON_FETCH_FAILED\x10\t\x12\x1e\n\x1a\x46\x41ILURE_REASON_LOAD_FAILED\x10\n\x12\x1d\n\x19\x46\x41ILURE_REASON_QUEUE_FULL\x10\x0b\x12\"\n\x1e\x46\x41ILURE_REASON_INVALID_REQUEST\x10\x0c\x12\x1b\n\x17\x46\x41ILURE_REASON_INTERNAL\x10\r\x12 \n\x1c\x46\x41ILURE_REASON_SHUTTING_DOWN\x10\x0e\x12\x1f\n\x1b\x46\x41ILURE_REASON_LOCAL_FAILED\x10\x0f\x12\x1f\n\x1b\x46\x41ILURE_REASON_NO_TASK_SLOT\x10\x10\x12$\n FAILURE_REASON_AGENT_UNREACHABLE\x10\x11\x12!\n\x1d\x46\x41ILURE_REASON_RECORD_MISSING\x10\x12\x12\x1c\n\x18\x46\x41ILURE_REASON_CANCELLED\x10\x13\x12\x1c\n\x18\x46\x41ILURE_REASON_DISK_FULL\x10\x14\x12\x1e\n\x1a\x46\x41ILURE_REASON_INTERRUPTED\x10\x15*\xdb\x01\n\x0c\x45nergyMethod\x12\x1d\n\x19\x45NERGY_METHOD_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x45NERGY_METHOD_NVML_COUNTER\x10\x01\x12\x1c\n\x18\x45NERGY_METHOD_NVML_POWER\x10\x02\x12\x1e\n\x1a\x45NERGY_METHOD_JETSON_RAILS\x10\x03\x12\x16\n\x12\x45NERGY_METHOD_RAPL\x10\x04\x12\x1b\n\x17\x45NERGY_METHOD_ESTIMATED\x10\x05\x12\x19\n\x15\x45NERGY_METHOD_MODELED\x10\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17testbed/v1/common.proto\x12\ntestbed.v1\"V\n\nEnergyPart\x12\x0c\n\x04part\x18\x01 \x01(\t\x12\x10\n\x08\x65nergy_j\x18\x02 \x01(\x01\x12(\n\x06method\x18\x03 \x01(\x0e\x32\x18.testbed.v1.EnergyMethod\"$\n\x08Position\x12\x0b\n\x03x_m\x18\x01 \x01(\x01\x12\x0b\n\x03y_m\x18\x02 \x01(\x01\"-\n\x08ModelRef\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"\x94\x02\n\x0bTargetShare\x12\x0f\n\x07\x65\x64ge_id\x18\x01 \x01(\t\x12\r\n\x05share\x18\x02 \x01(\x01\x12\r\n\x05units\x18\x03 \x01(\r\x12(\n\x07outcome\x18\x04 \x01(\x0e\x32\x17.testbed.v1.TaskOutcome\x12)\n\x06reason\x18\x05 \x01(\x0e\x32\x19.testbed.v1.FailureReason\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\x12\x11\n\tfinish_ms\x18\x07 \x01(\x01\x12\x19\n\x11planned_finish_ms\x18\x08 \x01(\x01\x12\x0f\n\x07t_tx_ms\x18\t \x01(\x01\x12\x17\n\x0ft_edge_queue_ms\x18\n \x01(\x01\x12\x19\n\x11t_edge_compute_ms\x18\x0b \x01(\x01\"\xa1\x01\n\nEdgeTiming\x12\x12\n\nreceive_ms\x18\x01 \x01(\x01\x12\x10\n\x08queue_ms\x18\x02 \x01(\x01\x12\x10\n\x08\x66\x65tch_ms\x18\x03 \x01(\x01\x12\x11\n\tverify_ms\x18\x04 \x01(\x01\x12\x0f\n\x07load_ms\x18\x05 \x01(\x01\x12\x11\n\twarmup_ms\x18\x06 \x01(\x01\x12\x12\n\ncompute_ms\x18\x07 \x01(\x01\x12\x10\n\x08total_ms\x18\x08 \x01(\x01*~\n\x08NodeKind\x12\x19\n\x15NODE_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fNODE_KIND_AGENT\x10\x01\x12\x12\n\x0eNODE_KIND_EDGE\x10\x02\x12\x13\n\x0fNODE_KIND_CLOUD\x10\x03\x12\x19\n\x15NODE_KIND_COORDINATOR\x10\x04*`\n\x0bTaskOutcome\x12\x1c\n\x18TASK_OUTCOME_UNSPECIFIED\x10\x00\x12\x1a\n\x16TASK_OUTCOME_COMPLETED\x10\x01\x12\x17\n\x13TASK_OUTCOME_FAILED\x10\x02*\xe4\x05\n\rFailureReason\x12\x1e\n\x1a\x46\x41ILURE_REASON_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x46\x41ILURE_REASON_DEADLINE\x10\x01\x12#\n\x1f\x46\x41ILURE_REASON_EDGE_UNREACHABLE\x10\x02\x12 \n\x1c\x46\x41ILURE_REASON_MODEL_MISSING\x10\x03\x12$\n FAILURE_REASON_CHECKSUM_MISMATCH\x10\x04\x12\x1a\n\x16\x46\x41ILURE_REASON_TIMEOUT\x10\x05\x12\"\n\x1e\x46\x41ILURE_REASON_MODEL_TOO_LARGE\x10\x06\x12\x1d\n\x19\x46\x41ILURE_REASON_CACHE_FULL\x10\x07\x12 \n\x1c\x46\x41ILURE_REASON_MODEL_UNKNOWN\x10\x08\x12\x1f\n\x1b\x46\x41ILURE_REASON_FETCH_FAILED\x10\t\x12\x1e\n\x1a\x46\x41ILURE_REASON_LOAD_FAILED\x10\n\x12\x1d\n\x19\x46\x41ILURE_REASON_QUEUE_FULL\x10\x0b\x12\"\n\x1e\x46\x41ILURE_REASON_INVALID_REQUEST\x10\x0c\x12\x1b\n\x17\x46\x41ILURE_REASON_INTERNAL\x10\r\x12 \n\x1c\x46\x41ILURE_REASON_SHUTTING_DOWN\x10\x0e\x12\x1f\n\x1b\x46\x41ILURE_REASON_LOCAL_FAILED\x10\x0f\x12\x1f\n\x1b\x46\x41ILURE_REASON_NO_TASK_SLOT\x10\x10\x12$\n FAILURE_REASON_AGENT_UNREACHABLE\x10\x11\x12!\n\x1d\x46\x41ILURE_REASON_RECORD_MISSING\x10\x12\x12\x1c\n\x18\x46\x41ILURE_REASON_CANCELLED\x10\x13\x12\x1c\n\x18\x46\x41ILURE_REASON_DISK_FULL\x10\x14\x12\x1e\n\x1a\x46\x41ILURE_REASON_INTERRUPTED\x10\x15*\xdb\x01\n\x0c\x45nergyMethod\x12\x1d\n\x19\x45NERGY_METHOD_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x45NERGY_METHOD_NVML_COUNTER\x10\x01\x12\x1c\n\x18\x45NERGY_METHOD_NVML_POWER\x10\x02\x12\x1e\n\x1a\x45NERGY_METHOD_JETSON_RAILS\x10\x03\x12\x16\n\x12\x45NERGY_METHOD_RAPL\x10\x04\x12\x1b\n\x17\x45NERGY_METHOD_ESTIMATED\x10\x05\x12\x19\n\x15\x45NERGY_METHOD_MODELED\x10\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'testbed.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_NODEKIND']._serialized_start=423
-  _globals['_NODEKIND']._serialized_end=549
-  _globals['_TASKOUTCOME']._serialized_start=551
-  _globals['_TASKOUTCOME']._serialized_end=647
-  _globals['_FAILUREREASON']._serialized_start=650
-  _globals['_FAILUREREASON']._serialized_end=1390
-  _globals['_ENERGYMETHOD']._serialized_start=1393
-  _globals['_ENERGYMETHOD']._serialized_end=1612
+  _globals['_NODEKIND']._serialized_start=655
+  _globals['_NODEKIND']._serialized_end=781
+  _globals['_TASKOUTCOME']._serialized_start=783
+  _globals['_TASKOUTCOME']._serialized_end=879
+  _globals['_FAILUREREASON']._serialized_start=882
+  _globals['_FAILUREREASON']._serialized_end=1622
+  _globals['_ENERGYMETHOD']._serialized_start=1625
+  _globals['_ENERGYMETHOD']._serialized_end=1844
   _globals['_ENERGYPART']._serialized_start=39
   _globals['_ENERGYPART']._serialized_end=125
   _globals['_POSITION']._serialized_start=127
   _globals['_POSITION']._serialized_end=163
   _globals['_MODELREF']._serialized_start=165
   _globals['_MODELREF']._serialized_end=210
-  _globals['_TARGETSHARE']._serialized_start=212
-  _globals['_TARGETSHARE']._serialized_end=257
-  _globals['_EDGETIMING']._serialized_start=260
-  _globals['_EDGETIMING']._serialized_end=421
+  _globals['_TARGETSHARE']._serialized_start=213
+  _globals['_TARGETSHARE']._serialized_end=489
+  _globals['_EDGETIMING']._serialized_start=492
+  _globals['_EDGETIMING']._serialized_end=653
 # @@protoc_insertion_point(module_scope)

@@ -118,12 +118,30 @@ class ModelRef(_message.Message):
     def __init__(self, model_id: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
 
 class TargetShare(_message.Message):
-    __slots__ = ("edge_id", "share")
+    __slots__ = ("edge_id", "share", "units", "outcome", "reason", "detail", "finish_ms", "planned_finish_ms", "t_tx_ms", "t_edge_queue_ms", "t_edge_compute_ms")
     EDGE_ID_FIELD_NUMBER: _ClassVar[int]
     SHARE_FIELD_NUMBER: _ClassVar[int]
+    UNITS_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    FINISH_MS_FIELD_NUMBER: _ClassVar[int]
+    PLANNED_FINISH_MS_FIELD_NUMBER: _ClassVar[int]
+    T_TX_MS_FIELD_NUMBER: _ClassVar[int]
+    T_EDGE_QUEUE_MS_FIELD_NUMBER: _ClassVar[int]
+    T_EDGE_COMPUTE_MS_FIELD_NUMBER: _ClassVar[int]
     edge_id: str
     share: float
-    def __init__(self, edge_id: _Optional[str] = ..., share: _Optional[float] = ...) -> None: ...
+    units: int
+    outcome: TaskOutcome
+    reason: FailureReason
+    detail: str
+    finish_ms: float
+    planned_finish_ms: float
+    t_tx_ms: float
+    t_edge_queue_ms: float
+    t_edge_compute_ms: float
+    def __init__(self, edge_id: _Optional[str] = ..., share: _Optional[float] = ..., units: _Optional[int] = ..., outcome: _Optional[_Union[TaskOutcome, str]] = ..., reason: _Optional[_Union[FailureReason, str]] = ..., detail: _Optional[str] = ..., finish_ms: _Optional[float] = ..., planned_finish_ms: _Optional[float] = ..., t_tx_ms: _Optional[float] = ..., t_edge_queue_ms: _Optional[float] = ..., t_edge_compute_ms: _Optional[float] = ...) -> None: ...
 
 class EdgeTiming(_message.Message):
     __slots__ = ("receive_ms", "queue_ms", "fetch_ms", "verify_ms", "load_ms", "warmup_ms", "compute_ms", "total_ms")

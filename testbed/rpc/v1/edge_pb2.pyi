@@ -106,7 +106,14 @@ class CacheCounters(_message.Message):
     def __init__(self, hits: _Optional[int] = ..., misses: _Optional[int] = ..., evictions: _Optional[int] = ..., fetches: _Optional[int] = ..., bytes_fetched: _Optional[int] = ..., checksum_failures: _Optional[int] = ..., rejected_missing: _Optional[int] = ...) -> None: ...
 
 class EdgeState(_message.Message):
-    __slots__ = ("edge_id", "seq", "queue_length", "running", "cached", "cache_used_bytes", "cache_capacity_bytes", "counters", "cpu_ghz", "position", "runtime", "address", "uplink_capacity_mbps", "timestamp_unix_s")
+    __slots__ = ("edge_id", "seq", "queue_length", "running", "cached", "cache_used_bytes", "cache_capacity_bytes", "counters", "cpu_ghz", "position", "runtime", "address", "uplink_capacity_mbps", "timestamp_unix_s", "queued_work_s", "unit_compute_ms")
+    class UnitComputeMsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     EDGE_ID_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     QUEUE_LENGTH_FIELD_NUMBER: _ClassVar[int]
@@ -121,6 +128,8 @@ class EdgeState(_message.Message):
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     UPLINK_CAPACITY_MBPS_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_UNIX_S_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_WORK_S_FIELD_NUMBER: _ClassVar[int]
+    UNIT_COMPUTE_MS_FIELD_NUMBER: _ClassVar[int]
     edge_id: str
     seq: int
     queue_length: int
@@ -135,7 +144,9 @@ class EdgeState(_message.Message):
     address: str
     uplink_capacity_mbps: float
     timestamp_unix_s: float
-    def __init__(self, edge_id: _Optional[str] = ..., seq: _Optional[int] = ..., queue_length: _Optional[int] = ..., running: _Optional[int] = ..., cached: _Optional[_Iterable[_Union[CachedModel, _Mapping]]] = ..., cache_used_bytes: _Optional[int] = ..., cache_capacity_bytes: _Optional[int] = ..., counters: _Optional[_Union[CacheCounters, _Mapping]] = ..., cpu_ghz: _Optional[float] = ..., position: _Optional[_Union[_common_pb2.Position, _Mapping]] = ..., runtime: _Optional[str] = ..., address: _Optional[str] = ..., uplink_capacity_mbps: _Optional[float] = ..., timestamp_unix_s: _Optional[float] = ...) -> None: ...
+    queued_work_s: float
+    unit_compute_ms: _containers.ScalarMap[str, float]
+    def __init__(self, edge_id: _Optional[str] = ..., seq: _Optional[int] = ..., queue_length: _Optional[int] = ..., running: _Optional[int] = ..., cached: _Optional[_Iterable[_Union[CachedModel, _Mapping]]] = ..., cache_used_bytes: _Optional[int] = ..., cache_capacity_bytes: _Optional[int] = ..., counters: _Optional[_Union[CacheCounters, _Mapping]] = ..., cpu_ghz: _Optional[float] = ..., position: _Optional[_Union[_common_pb2.Position, _Mapping]] = ..., runtime: _Optional[str] = ..., address: _Optional[str] = ..., uplink_capacity_mbps: _Optional[float] = ..., timestamp_unix_s: _Optional[float] = ..., queued_work_s: _Optional[float] = ..., unit_compute_ms: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class ModelRequest(_message.Message):
     __slots__ = ("model",)
@@ -156,3 +167,25 @@ class ModelOpResult(_message.Message):
     timing: _common_pb2.EdgeTiming
     state: EdgeState
     def __init__(self, ok: _Optional[bool] = ..., reason: _Optional[_Union[_common_pb2.FailureReason, str]] = ..., detail: _Optional[str] = ..., timing: _Optional[_Union[_common_pb2.EdgeTiming, _Mapping]] = ..., state: _Optional[_Union[EdgeState, _Mapping]] = ...) -> None: ...
+
+class SetAllocationRequest(_message.Message):
+    __slots__ = ("compute_share", "steps")
+    class ComputeShareEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class StepsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    COMPUTE_SHARE_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    compute_share: _containers.ScalarMap[str, float]
+    steps: _containers.ScalarMap[str, int]
+    def __init__(self, compute_share: _Optional[_Mapping[str, float]] = ..., steps: _Optional[_Mapping[str, int]] = ...) -> None: ...

@@ -54,6 +54,11 @@ class EdgeServiceStub:
                 request_serializer=testbed_dot_v1_dot_edge__pb2.ModelRequest.SerializeToString,
                 response_deserializer=testbed_dot_v1_dot_edge__pb2.ModelOpResult.FromString,
                 _registered_method=True)
+        self.SetAllocation = channel.unary_unary(
+                '/testbed.v1.EdgeService/SetAllocation',
+                request_serializer=testbed_dot_v1_dot_edge__pb2.SetAllocationRequest.SerializeToString,
+                response_deserializer=testbed_dot_v1_dot_edge__pb2.ModelOpResult.FromString,
+                _registered_method=True)
 
 
 class EdgeServiceServicer:
@@ -85,6 +90,13 @@ class EdgeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetAllocation(self, request, context):
+        """The compute share and denoising steps of each model (docs/share-executor.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EdgeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -106,6 +118,11 @@ def add_EdgeServiceServicer_to_server(servicer, server):
             'EvictModel': grpc.unary_unary_rpc_method_handler(
                     servicer.EvictModel,
                     request_deserializer=testbed_dot_v1_dot_edge__pb2.ModelRequest.FromString,
+                    response_serializer=testbed_dot_v1_dot_edge__pb2.ModelOpResult.SerializeToString,
+            ),
+            'SetAllocation': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetAllocation,
+                    request_deserializer=testbed_dot_v1_dot_edge__pb2.SetAllocationRequest.FromString,
                     response_serializer=testbed_dot_v1_dot_edge__pb2.ModelOpResult.SerializeToString,
             ),
     }
@@ -216,6 +233,33 @@ class EdgeService:
             target,
             '/testbed.v1.EdgeService/EvictModel',
             testbed_dot_v1_dot_edge__pb2.ModelRequest.SerializeToString,
+            testbed_dot_v1_dot_edge__pb2.ModelOpResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetAllocation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/testbed.v1.EdgeService/SetAllocation',
+            testbed_dot_v1_dot_edge__pb2.SetAllocationRequest.SerializeToString,
             testbed_dot_v1_dot_edge__pb2.ModelOpResult.FromString,
             options,
             channel_credentials,
