@@ -41,6 +41,7 @@ BENCHMARKS: dict[str, str] = {
     "diffusion_actor": "DSAC update at 1/5/10 diffusion steps, ONNX 5-step decision vs MLP",
     "coedge_twin": "§B twin decisions/s, 4096 envs x 5 stations vs a plain Python loop",
     "allocation": "§C annealing's gap to the exhaustive optimum (%), SA vs exhaustive time",
+    "share_executor": "§C share executor per task vs FIFO, latency vs steps and vs 1/share (R²)",
 }
 
 

@@ -1,6 +1,6 @@
 """`testbed-edge`: the edge server daemon.
 
-Serves EdgeService (SubmitTask, GetState, PrefetchModel, EvictModel) and
+Serves EdgeService (SubmitTask, GetState, PrefetchModel, EvictModel, SetAllocation) and
 grpc.health.v1 over gRPC; fetches models from the cloud node over MQTT; publishes its
 state (retained) and telemetry.
 """

@@ -37,7 +37,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from edge_node.executor import FifoExecutor, Handler, Job, JobPhase, Rejecter
-from testbed.config.bench import EdgeExecutorKind, EdgeSettings, ShareMode
+from testbed.config.bench import EdgeSettings
+from testbed.config.edge_executor import EdgeExecutorKind, ShareMode
 from testbed.messages import EdgeTaskResult
 from testbed.types import FailureReason
 
@@ -135,7 +136,7 @@ class ShareExecutor:
         self._on_change = on_change
         self.mode = mode
         self._clock = clock
-        self._cond = threading.Condition()
+        self._cond = threading.Condition(threading.Lock())  # never taken twice by one thread
         self._table: dict[str, float] = {}
         self._lanes: dict[str, ModelLane] = {}
         self._virtual_s = 0.0  # the virtual time of the latest task started
@@ -174,7 +175,8 @@ class ShareExecutor:
             return effective_shares(self._table, known)
 
     def busy_s(self) -> dict[str, float]:
-        """Measured slot seconds each model's tasks held so far."""
+        """Measured slot seconds each model with a lane has held so far (a lane
+        `_forget_settled` dropped takes its figure with it)."""
         with self._cond:
             return {m: lane.busy_s for m, lane in self._lanes.items()}
 
@@ -262,6 +264,24 @@ class ShareExecutor:
                 best = lane
         return best, (None if best is not None or wake is None else wake - now)
 
+    def _forget_settled(self, now: float) -> None:
+        """Drop the lanes a new one would equal: idle, owing no time (virtual, nor real
+        under `strict`) and not in the table, so that model ids which come and go do
+        not pile up (a request may name any model id). One that comes back starts at
+        the current virtual time, as it would have anyway."""
+        settled = [
+            model_id
+            for model_id, lane in self._lanes.items()
+            if not lane.active
+            and lane.pass_s <= self._virtual_s
+            and lane.ready_at <= now
+            and model_id not in self._table
+        ]
+        for model_id in settled:
+            del self._lanes[model_id]
+        if settled:
+            self._reshare()
+
     def _take(self) -> Turn | list[Job]:
         """Block until a task may start and return its turn; once the executor has
         closed, the tasks still waiting instead (answered SHUTTING_DOWN by the caller;
@@ -282,6 +302,7 @@ class ShareExecutor:
                 self._virtual_s = max(self._virtual_s, lane.pass_s)
                 lane.pass_s += estimate_s / lane.share
                 lane.ready_at = max(lane.ready_at, now) + estimate_s / (lane.share * self._slots)
+                self._forget_settled(now)
                 return Turn(lane, job, estimate_s)
             drained = [job for lane in self._lanes.values() for job in lane.waiting]
             for lane in self._lanes.values():

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from testbed.config.addresses import host_port_problem
+from testbed.config.edge_executor import EdgeExecutorSettings
 from testbed.config.limits import (
     CLOCK_MAX_GHZ,
     COUNT_MAX,
@@ -58,18 +59,6 @@ class LinkEmulation(enum.StrEnum):
     AUTO = "auto"  # on for the embedded bench, off on a bench of hosts (real networks)
     ON = "on"
     OFF = "off"
-
-
-class EdgeExecutorKind(enum.StrEnum):
-    """How an edge orders its tasks (docs/share-executor.md)."""
-
-    FIFO = "fifo"  # arrival order
-    SHARES = "shares"  # a compute share and a FIFO per model
-
-
-class ShareMode(enum.StrEnum):
-    WORK_CONSERVING = "work_conserving"  # an idle model's share goes to the others
-    STRICT = "strict"  # a model never gets more than its share: the slots idle
 
 
 class MeterKind(enum.StrEnum):
@@ -309,7 +298,7 @@ class NodeBase:
 
 
 @dataclass(frozen=True)
-class EdgeSettings(NodeBase):
+class EdgeSettings(EdgeExecutorSettings, NodeBase):
     cpu_ghz: float = field(
         default=7.0, metadata=meta("CPU clock f_j of the edge.", gt=0, le=CLOCK_MAX_GHZ)
     )
@@ -347,32 +336,6 @@ class EdgeSettings(NodeBase):
     max_task_data_mb: float = field(
         default=64.0, metadata=meta("Data one task may send (10^6 bytes).", gt=0, le=1e5)
     )
-    executor: EdgeExecutorKind = field(
-        default=EdgeExecutorKind.FIFO,
-        metadata=meta("fifo (arrival order) or shares (a compute share per model)."),
-    )
-    share_mode: ShareMode = field(
-        default=ShareMode.WORK_CONSERVING,
-        metadata=meta("shares: work_conserving (idle shares lent) or strict (never more)."),
-    )
-    model_shares: dict[str, float] = field(
-        default_factory=dict,
-        metadata=meta("shares: φ per model id, Σ ≤ 1; unlisted models split the rest.", ge=0, le=1),
-    )
-    model_steps: dict[str, int] = field(
-        default_factory=dict,
-        metadata=meta("Denoising steps per model id for tasks that ask 0.", ge=1, le=STEPS_MAX),
-    )
-
-    def check(self) -> list[tuple[str, str]]:
-        problems = []
-        total = sum(self.model_shares.values())
-        if total > 1.0 + 1e-9:
-            problems.append(("model_shares", f"expected shares summing to ≤ 1, got {total:.6g}"))
-        too_many = {m: k for m, k in self.model_steps.items() if k > self.max_steps}
-        if too_many:
-            problems.append(("model_steps", f"expected ≤ max_steps {self.max_steps}: {too_many}"))
-        return problems
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ METHOD_ROLES: dict[str, frozenset[Role]] = {
     "/testbed.v1.AgentService/Step": _COORDINATOR,  # drives the board: draws and serves tasks
     "/testbed.v1.EdgeService/PrefetchModel": _COORDINATOR,
     "/testbed.v1.EdgeService/EvictModel": _COORDINATOR,
+    "/testbed.v1.EdgeService/SetAllocation": _COORDINATOR,  # shares and steps per model
     "/testbed.v1.EdgeService/SubmitTask": frozenset({Role.AGENT, Role.COORDINATOR}),
 }
 """Methods only some roles may call; any other method is open to every node of the

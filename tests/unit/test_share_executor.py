@@ -18,7 +18,8 @@ from edge_node.share_executor import (
     effective_shares,
     make_executor,
 )
-from testbed.config.bench import EdgeExecutorKind, EdgeSettings, ShareMode
+from testbed.config.bench import EdgeSettings
+from testbed.config.edge_executor import EdgeExecutorKind, ShareMode
 from testbed.messages import EdgeTaskRequest, EdgeTaskResult, ModelRef
 from testbed.types import FailureReason, Outcome
 from tests.waiting import WAIT_S, wait_until
@@ -250,3 +251,52 @@ def test_the_edge_settings_choose_the_executor() -> None:
     assert not EdgeSettings(model_shares=SHARES, model_steps={"a": 20}).check()
     fifo.shutdown()
     shares.shutdown()
+
+
+def test_the_allocation_is_set_whole_shown_in_the_state_and_refused_whole() -> None:
+    from edge_node.model_allocation import ModelAllocation
+    from testbed.messages import CachedModelInfo
+    from testbed.types import TestbedError
+
+    changes: list[int] = []
+    ex = ShareExecutor(1, 4, lambda j, q: _result(j), _reject, shares={"a": 0.6})
+    allocation = ModelAllocation(ex, {"a": 10}, 50, lambda: changes.append(1))
+    cached = [CachedModelInfo(ModelRef(m), 1) for m in ("a", "b")]
+    assert [(c.compute_share, c.steps) for c in allocation.annotate(cached)] == [
+        (0.6, 10), (pytest.approx(0.4), 0)]  # fmt: skip
+    allocation.set({"a": 0.25, "b": 0.75}, {"b": 30})
+    assert allocation.steps_for("a") == 0 and allocation.steps_for("b") == 30
+    assert ex.shares() == {"a": 0.25, "b": 0.75} and changes
+    for shares, steps in (({"a": 0.9, "b": 0.2}, {}), ({}, {"a": 51}), ({}, {"a": 0})):
+        with pytest.raises(TestbedError) as refused:
+            allocation.set(shares, steps)
+        assert refused.value.reason is FailureReason.INVALID_REQUEST
+    assert ex.shares() == {"a": 0.25, "b": 0.75} and allocation.steps_for("b") == 30
+    fifo = FifoExecutor(1, 4, lambda j, q: _result(j), _reject)
+    on_fifo = ModelAllocation(fifo, {}, 50)
+    on_fifo.set({}, {"a": 5})  # steps need no share executor
+    with pytest.raises(TestbedError, match="fifo"):
+        on_fifo.set({"a": 0.5}, {})
+    assert on_fifo.annotate(cached)[0].compute_share == 0.0
+    ex.shutdown()
+    fifo.shutdown()
+
+
+def test_only_the_coordinator_may_set_an_allocation() -> None:
+    from testbed.rpc.v1 import edge_pb2
+    from testbed.security.roles import METHOD_ROLES, Role
+
+    methods = edge_pb2.DESCRIPTOR.services_by_name["EdgeService"].methods_by_name
+    assert "SetAllocation" in methods
+    assert METHOD_ROLES["/testbed.v1.EdgeService/SetAllocation"] == {Role.COORDINATOR}
+
+
+def test_model_ids_that_come_and_go_do_not_pile_up() -> None:
+    ex = ShareExecutor(1, 10_000, lambda j, q: _result(j), _reject, shares={"a": 0.5})
+    for i in range(300):  # a new model id each time, beside model a
+        ex.submit(_job(i, f"m{i}"))
+        ex.submit(_job(i, "a"))
+    assert wait_until(lambda: ex.completed == 600)
+    assert len(ex.shares()) < 20  # not one lane per id ever seen
+    assert "a" in ex.shares()  # a model in the table keeps its lane
+    ex.shutdown()
