@@ -210,11 +210,14 @@ def build_zoo(
     seed: int = 0,
     train_steps: int | None = 200,
     progress: Callable[[str], None] = print,
+    quality: bool = False,
 ) -> Catalog:
     """Build every model of `ZOO` at `scale` into `out_dir` and write its `catalog.json`.
 
     `train_steps` trains each model that many steps; None means the scale's default:
     200 steps, none at the paper scale (its models keep their seeded initial weights).
+    `quality` appends the quality zoo (three digit generators and the evaluator, always
+    trained, and the quality gate: coordinator/zoo/quality/build.py, docs/quality.md).
     Raises `ZooBuildError` if `out_dir` cannot be written.
     """
     out_dir = Path(out_dir)
@@ -246,6 +249,10 @@ def build_zoo(
                 f"{entry.flops_per_invocation / 1e6:8.2f} MFLOP/inv  sha256 {entry.sha256[:12]}  "
                 f"{trained:<17} {time.perf_counter() - t0:6.1f} s"
             )
+        if quality:
+            from coordinator.zoo.quality.build import build_quality_zoo
+
+            entries += build_quality_zoo(scale, out_dir, seed, progress=progress)[0]
     catalog = Catalog(scale, entries, built_with())
     path = catalog.save(out_dir)
     total_mb = sum(e.size_mb for e in entries)

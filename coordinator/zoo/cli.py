@@ -43,6 +43,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         help="training steps per model (default: zoo.train_steps; 0 at the paper scale)",
     )
+    build.add_argument(
+        "--no-quality",
+        action="store_true",
+        help="leave out the quality zoo (digit generators, evaluator, gate; docs/quality.md)",
+    )
     _config_flag(build)
     build.set_defaults(func=_build)
 
@@ -114,9 +119,16 @@ def _build(args: argparse.Namespace) -> int:
         ) from None
     try:
         progress = print if progress_enabled() else (lambda _line: None)  # -q: no chatter
-        build_zoo(scale, out_dir, seed=seed, train_steps=train_steps, progress=progress)
+        build_zoo(scale, out_dir, seed=seed, train_steps=train_steps, progress=progress,
+                  quality=not args.no_quality)  # fmt: skip
     except ZooBuildError as exc:
         raise TestbedExit(ExitCode.FAILURE, str(exc)) from None
+    except ImportError as exc:  # the quality zoo's scikit-learn (its real digits)
+        raise TestbedExit(
+            ExitCode.DEPENDENCY_MISSING,
+            f"building the quality zoo needs {exc.name or 'scikit-learn'}, which is not "
+            "installed: pip install -e '.[train]' (or --no-quality)",
+        ) from None
     return 0
 
 

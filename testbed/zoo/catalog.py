@@ -37,6 +37,9 @@ class ModelFamily(enum.StrEnum):
     """Conditional GAN generator; one forward pass per sample."""
     AUTOENCODER = "autoencoder"
     """Autoencoder anomaly scorer; one forward pass per sample."""
+    EVALUATOR = "evaluator"
+    """Quality evaluator (docs/quality.md): scores samples on the coordinator, is not
+    a task's model; one forward pass per sample."""
 
 
 class ModelOrigin(enum.StrEnum):
