@@ -42,6 +42,7 @@ BENCHMARKS: dict[str, str] = {
     "coedge_twin": "§B twin decisions/s, 4096 envs x 5 stations vs a plain Python loop",
     "allocation": "§C annealing's gap to the exhaustive optimum (%), SA vs exhaustive time",
     "share_executor": "§C share executor per task vs FIFO, latency vs steps and vs 1/share (R²)",
+    "coedge_spread": "§B live: share finish spread and |delay − plan| vs home-only delay (ms)",
 }
 
 

@@ -137,7 +137,7 @@ def run(quick: bool) -> Result:
         "instances: synthetic (benchmarks/allocation.py _RANGES, paper units), not measured "
         "curves; SA at the default allocation.annealing parameters, seed 0"
     )
-    return report(Result(NAME, "% gap", GOAL, cases, notes))
+    return report(Result(NAME, "%", GOAL, cases, notes))
 
 
 if __name__ == "__main__":

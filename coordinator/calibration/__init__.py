@@ -14,6 +14,10 @@ gap in numbers (`testbed calibrate`, docs/twin.md).
                   calibration's `contention`), and the check of the twin's contention
                   model against a calibrate run's records
     fidelity.py   the twin replayed on the live runs' seed and tasks; the gap report
+    coedge.py     the same job on the live §B bench (`run.system: coedge`): the
+                  heuristics' runs, the fit (coedge_fit.py: shares → per-edge and
+                  per-link costs) and the §B twin's gap report (coedge_gap.py); its
+                  file format is coordinator/coedge_calibration_file.py
 
 The file format itself, `Calibration` and calibration.json, is
 coordinator/calibration_file.py: the twin (coordinator/envs/twin_params.py) reads it,

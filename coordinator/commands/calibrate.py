@@ -9,11 +9,12 @@ import argparse
 import signal
 from pathlib import Path
 
+from coordinator.calibration.coedge import calibrate_coedge, replay_coedge
 from coordinator.calibration.measure import calibrate_bench, checked_catalog
 from coordinator.calibration.replay import replay_run
 from coordinator.calibration_file import CALIBRATION_NAME
 from coordinator.command_help import add_inventory_flag, help_texts
-from testbed.config import load_config
+from testbed.config import BenchSystem, TestbedConfig, load_config
 from testbed.exit_codes import ExitCode, TestbedExit, sigterm_as_interrupt
 
 
@@ -23,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "testbed calibrate --slots 20 --repeats 3",
         "testbed calibrate --from runs/default__calibrate__0__20250101T000000Z --refit",
         details="Writes calibration.json and fidelity.md: each heuristic live vs the twin on\n"
-        "the same tasks (docs/twin.md).",
+        "the same tasks (docs/twin.md). With run.system: coedge, the §B bench and its twin\n"
+        "(docs/coedge.md, \"Calibration and the twin's gap\"; --repeats unused).",
     ))  # fmt: skip
     p.add_argument("-c", "--config", default=None, help="testbed YAML (default ./testbed.yaml)")
     p.add_argument("--slots", type=int, default=20, help="slots per measured run (default 20)")
@@ -57,6 +59,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
         raise TestbedExit(ExitCode.USAGE, "--slots and --repeats must be ≥ 1")
     sets = list(args.set) + ([f"seed={args.seed}"] if args.seed is not None else [])
     cfg = load_config(args.config, sets=sets, inventory=args.inventory)
+    if cfg.run.system is BenchSystem.COEDGE:  # §B: coordinator/calibration/coedge.py
+        return _calibrate_coedge(args, cfg)
     catalog = checked_catalog(cfg)
     out = Path(args.out) if args.out else None
     report_md = Path(args.report) if args.report else None
@@ -67,4 +71,15 @@ def run_calibrate(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, sigterm_as_interrupt)
     calibrate_bench(cfg, catalog, slots=args.slots, repeats=args.repeats, out=out,
                     report_md=report_md, say=print)  # fmt: skip
+    return 0
+
+
+def _calibrate_coedge(args: argparse.Namespace, cfg: TestbedConfig) -> int:
+    out = Path(args.out) if args.out else None
+    report_md = Path(args.report) if args.report else None
+    if args.from_run:
+        replay_coedge(cfg, Path(args.from_run), out=out, report_md=report_md, say=print)
+        return 0
+    signal.signal(signal.SIGTERM, sigterm_as_interrupt)
+    calibrate_coedge(cfg, slots=args.slots, out=out, report_md=report_md, say=print)
     return 0

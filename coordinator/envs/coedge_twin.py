@@ -19,6 +19,15 @@ finish, counted from the slot's start, and its reward −delay, or
 −deadline_penalty·deadline when the delay passes the deadline. Backlogs carry over:
 at each slot's end Q_j ← max(Q_j − f_j·Δ, 0) and L_bj ← max(L_bj − Δ, 0).
 
+With `coedge.calibration` (a §B calibration.json, coordinator/coedge_calibration_file.py)
+f_j and r_bj are the bench's effective ones and every share pays a fixed cost o_bj
+on top (transfer setup, the edge's per-invocation compute, reply) and a cost per
+other share of its task (one board serves them at once), of which the edge's fixed
+compute also occupies its queue; a task split n ways ends later than its shares'
+common finish by what the latest of n noisy shares adds on the bench (docs/coedge.md,
+"Calibration and the twin's gap"); without one, o_bj = 0 and the additive model is as
+above.
+
 The hot path is vectorised over environments and agents; the only loops run over the
 ≤ B rounds of the split rule and over skipped empty slots.
 """
@@ -30,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from coordinator.coedge_calibration_file import CoedgeCalibration, CoedgeCalibrationError
 from coordinator.envs.discrete import DiscreteStep
 from testbed.coedge.split import max_last, split_task
 from testbed.coedge.subsets import action_masks
@@ -54,20 +64,45 @@ class CoedgeParams:
     deadline_penalty: float
     episode_slots: int
     action_mode: CoedgeActionMode
+    share_overhead_s: Array | None = None
+    """(B, B) [station, server] o_bj, the fixed cost of one share; None: none."""
+    share_fixed_gcycles: Array | None = None
+    """(B,) the work one share adds to server j's queue beyond its Gcycles."""
+    per_sibling_s: float = 0.0
+    """What each other share of the same task adds to a share's finish."""
+    split_excess_s: Array | None = None
+    """(B + 1,) [n]: what a task split over n servers adds to its delay (0 at n ≤ 1)."""
 
     @classmethod
     def from_config(cls, cfg: CoedgeConfig, seed: int = 0) -> CoedgeParams:
-        """`seed`: the master seed (draws the core-network rates when not given)."""
+        """`seed`: the master seed (draws the core-network rates when not given);
+        `cfg.calibration` replaces f_j and r_bj and adds the fixed costs."""
         b = cfg.num_stations
         k = cfg.top_k if cfg.action_mode is CoedgeActionMode.TOPK else 1
+        ghz, rates = cfg.edge_ghz, cfg.rate_matrix_mbps(seed)
+        overhead = fixed = None
+        per_sibling, excess = 0.0, None
+        if cfg.calibration:
+            cal = CoedgeCalibration.load(cfg.calibration)
+            if cal.num_edges != b:
+                raise CoedgeCalibrationError(
+                    f"{cfg.calibration}: measured {cal.num_edges} edges, coedge.edge_ghz has {b}"
+                )
+            ghz, rates = cal.edge_ghz(), cal.rate_matrix_mbps()
+            overhead = np.array(cal.share_overhead_s(), dtype=np.float64)
+            fixed = np.array([e.compute_fixed_s * e.effective_ghz for e in cal.edges])
+            per_sibling = cal.per_sibling_s
+            excess = np.array([0.0, *cal.split_excess()])
         return cls(
-            edge_ghz=np.array(cfg.edge_ghz, dtype=np.float64),
-            rate_mbps=np.array(cfg.rate_matrix_mbps(seed), dtype=np.float64),
+            edge_ghz=np.array(ghz, dtype=np.float64),
+            rate_mbps=np.array(rates, dtype=np.float64),
             masks=action_masks(cfg.action_mode, b, k),
             slot_s=cfg.slot_s, arrival_prob=cfg.arrival_prob, max_tasks=cfg.max_tasks,
             size_mbit=cfg.size_mbit, density_cycles_per_bit=cfg.density_cycles_per_bit,
             deadline_s=cfg.deadline_s, deadline_penalty=cfg.deadline_penalty,
             episode_slots=cfg.episode_slots, action_mode=cfg.action_mode,
+            share_overhead_s=overhead, share_fixed_gcycles=fixed, per_sibling_s=per_sibling,
+            split_excess_s=excess,
         )  # fmt: skip
 
     @property
@@ -119,11 +154,18 @@ def decide(
     split = split_task(whole, planned_wait, chosen | ~has[..., None])
     shares = split.shares * has[..., None]
     work = shares * cycles[..., None]  # Gcycles per server
+    if p.share_fixed_gcycles is not None:  # calibrated: each share's fixed compute queues too
+        work = work + (shares > 0) * p.share_fixed_gcycles
     n = work.shape[-2]
     earlier = np.tri(n, n, -1)  # [i, i'] = 1 where station i' < i: it queues first
     ahead = earlier @ work  # the same step's earlier stations' work, FIFO
     finish = shares * whole + planned_wait + ahead / f
+    if p.share_overhead_s is not None:
+        siblings = (shares > 0).sum(axis=-1, keepdims=True) - 1
+        finish = finish + p.share_overhead_s + p.per_sibling_s * siblings
     delay = max_last(finish * (shares > 0))
+    if p.split_excess_s is not None:  # calibrated: the latest of n noisy shares
+        delay = delay + p.split_excess_s[(shares > 0).sum(axis=-1)]
     late = delay > p.deadline_s
     reward = (p.late_reward * late - delay * ~late) * has
     return Decisions(

@@ -97,6 +97,15 @@ class CoedgeConfig:
     episode_slots: int = field(
         default=20, metadata=meta("Slots per episode of the twin.", ge=1, le=STEPS_MAX)
     )
+    calibration: str | None = field(
+        default=None,
+        metadata=meta(
+            "§B calibration.json from `testbed calibrate` (run.system: coedge): the twin "
+            "takes its effective f_j, r_bj and per-share fixed costs; null: edge_ghz and "
+            "the rates above, no fixed cost.",
+            path=True,
+        ),
+    )
 
     @property
     def num_stations(self) -> int:

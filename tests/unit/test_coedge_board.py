@@ -164,12 +164,21 @@ def test_an_unreachable_edge_fails_its_shares_and_is_avoided_after(
         gate.set()
         first = agent.step(0)  # barrier: the slot's records come back with it
         assert len(first.records) == 2 and first.in_flight == 0
+        # The slot's first task always sends edge-1 a share; the second may be planned
+        # after that share failed, and then leaves edge-1 out: either way, a task with an
+        # edge-1 share failed with its reason, and one without it completed.
+        failed = 0
         for record in first.records:
+            edge1 = [s for s in record.shares if s.edge_id == "edge-1"]
+            if not edge1:
+                check_split(record)
+                continue
+            failed += 1
             assert record.outcome is Outcome.FAILED
             assert record.reason is FailureReason.EDGE_UNREACHABLE, record.detail
-            edge1 = [s for s in record.shares if s.edge_id == "edge-1"]
-            assert edge1 and edge1[0].reason is FailureReason.EDGE_UNREACHABLE
+            assert edge1[0].reason is FailureReason.EDGE_UNREACHABLE
             assert any(s.completed for s in record.shares)
+        assert failed >= 1
         second = agent.step(1)
         assert len(second.records) == 2
         for record in second.records:
