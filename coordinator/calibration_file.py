@@ -142,6 +142,25 @@ class HostContention:
         default=1.0,
         metadata=meta("The same for the edges' compute energy.", ge=0, le=1),
     )
+    fetch_cores: float = field(
+        default=0.15,
+        metadata=meta(
+            "Cores an edge in a model switch loads the host with (processor sharing; "
+            "docs/results/twin_fidelity/fetch_cpu.txt measured 0.06-0.21).",
+            ge=0,
+        ),
+    )
+    local_ps_slowdown: float | None = field(
+        default=None,
+        metadata=meta(
+            "`local` run, processor sharing: Σ measured / Σ alone compute time of its local "
+            "shares, each alone time from what overlapped it (null: not fitted)."
+        ),
+    )
+    edge_ps_slowdown: float | None = field(
+        default=None,
+        metadata=meta("The same for the `offload` run's edge computations (null: not fitted)."),
+    )
 
     def slowdown(self, demand: float) -> float:
         """How much longer a unit takes in a slot of this CPU demand than alone."""
@@ -229,6 +248,11 @@ class Calibration:
                 f"host: {c.host_cores} cores, background load {c.background_load:g}; CPU "
                 f"demand {c.local_demand:.2f} (local run) / {c.edge_demand:.2f} (offload run), "
                 f"slowdown {c.local_slowdown:.2f} / {c.edge_slowdown:.2f}"
+                + (
+                    f", processor sharing {c.local_ps_slowdown:.2f} / {c.edge_ps_slowdown:.2f}"
+                    if c.local_ps_slowdown is not None and c.edge_ps_slowdown is not None
+                    else ""
+                )
             )
         return "\n".join(lines)
 

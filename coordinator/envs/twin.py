@@ -11,7 +11,8 @@ failing it at once (d = 0: `model_missing`); the task's latency is the later of 
 two parts, its reward (18) is testbed/costs.py's. The prices come from a calibration
 file (`testbed calibrate`) or, without one, from the paper's model (twin_params.py);
 on a bench whose nodes share one host, a calibrated slot's compute is priced at the
-slot's own contention for the host's cores (twin_contention.py).
+slot's own contention for the host's cores (twin_contention.py), or each computation at
+what overlaps it within the slot (`processor_sharing`, twin_ps.py).
 
 This module draws the tasks, splits and prices them and writes the observations
 (twin_obs.py); the edges' FIFO and caches are twin_edges.py. Loops run only over the
@@ -21,6 +22,7 @@ else is vectorised over the environments.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from coordinator.envs.twin_edges import (
+    EdgeService,
     SlotUploads,
     preload_caches,
     serve_uploads,
@@ -35,6 +38,7 @@ from coordinator.envs.twin_edges import (
 )
 from coordinator.envs.twin_obs import ObservationWriter
 from coordinator.envs.twin_params import CostModel, TwinParams
+from coordinator.envs.twin_ps import UploadJobs, share_cores, slot_lanes
 from coordinator.envs.vector import StepOut
 from testbed import costs
 from testbed.observation import ObservationSpec
@@ -229,17 +233,24 @@ class TwinEnv:
         off = split.target >= 0
         tj = np.where(off, split.target, 0)
         t_loc, e_loc, comp_s, comp_j = self._compute_costs(split, size, density, u, tj)
-        if p.sharing is not None:
+        ps = p.sharing is not None and p.sharing.processor_sharing
+        if p.sharing is not None and not ps:
             t_loc, e_loc, comp_s, comp_j = self._contended(split, t_loc, e_loc, comp_s, comp_j)
         agent = np.broadcast_to(np.arange(self.num_agents), self._shape)
         t_tx = costs.upload_latency_s(split.share, size, p.pace_rate_mbps[agent, tj])
         t_tx = np.where(off, t_tx + p.upload_overhead_s, 0.0)
         e_tx = costs.upload_energy_j(p.agent_transmit_w, t_tx)
 
-        uploads = SlotUploads(split.target, u, t_tx, comp_s, download)
-        edge, self._tick = serve_uploads(
-            p, self.cached, self.last_used, self._tick, uploads, self._server_free
-        )
+        if ps:
+            priced = (t_loc, e_loc, comp_s, comp_j)
+            t_loc, e_loc, comp_s, comp_j, edge = self._shared_cores(
+                split, SlotUploads(split.target, u, t_tx, comp_s, download), priced
+            )
+        else:
+            uploads = SlotUploads(split.target, u, t_tx, comp_s, download)
+            edge, self._tick = serve_uploads(
+                p, self.cached, self.last_used, self._tick, uploads, self._server_free
+            )
         ran = off & (edge.reason == 0)
         t_es = np.where(off, edge.end_s + p.reply_overhead_s, 0.0)
         latency = np.where(has, np.maximum(t_loc, t_es), 0.0)
@@ -328,6 +339,49 @@ class TwinEnv:
         j_loc, j_edge = p.sharing.energy_factors(f_loc, f_edge)
         t_loc = np.where(has_local, (t_loc - p.local_overhead_s) * f_loc + p.local_overhead_s, 0.0)
         return t_loc, e_loc * j_loc, comp_s * f_edge, comp_j * j_edge
+
+    def _shared_cores(
+        self, split: _UnitSplit, uploads: SlotUploads, priced: tuple[Array, Array, Array, Array]
+    ) -> tuple[Array, Array, Array, Array, EdgeService]:
+        """The slot with the host's cores shared among the computations running at each
+        instant (twin_ps.py): the edges serve the uploads with their work alone (the
+        calibrated figures over the calibration run's slowdown) for the order, switches
+        and failures, then every board's local share and every edge server's FIFO run
+        on the shared cores. Returns the local time and energy, the edge compute time
+        and energy, and the edges' service with the contended end and queue times."""
+        p = self.params
+        s = p.sharing
+        assert s is not None
+        t_loc, e_loc, comp_s, comp_j = priced
+        has_local = split.local_units > 0
+        fig_loc = np.where(has_local, t_loc - p.local_overhead_s, 0.0)
+        work = comp_s / s.edge_ps_slowdown
+        alone = dataclasses.replace(uploads, compute_s=work)
+        edge, self._tick = serve_uploads(
+            p, self.cached, self.last_used, self._tick, alone, self._server_free
+        )
+        ok = (uploads.target >= 0) & (edge.reason == 0)
+        start = uploads.arrive_s + edge.queue_s
+        switch = np.where(ok, edge.switch_s, edge.end_s - start)
+        jobs = UploadJobs(uploads.target, edge.server, uploads.arrive_s, switch,
+                          np.where(ok, work, 0.0))  # fmt: skip
+        lanes = slot_lanes(fig_loc / s.local_ps_slowdown, jobs, s.agent_demand, s.edge_demand,
+                           p.max_servers)  # fmt: skip
+        times = share_cores(lanes.jobs, s.host)
+        off = uploads.target >= 0
+        began, ended = lanes.of_uploads(times.start_s), lanes.of_uploads(times.finish_s)
+        local_s = times.finish_s[:, : self.num_agents, 0]
+        edge_s = np.where(ok, ended - began - switch, 0.0)
+        f_loc = np.where(fig_loc > 0, local_s / np.where(fig_loc > 0, fig_loc, 1.0), 1.0)
+        f_edge = np.where(ok & (comp_s > 0), edge_s / np.where(comp_s > 0, comp_s, 1.0), 1.0)
+        j_loc, j_edge = s.energy_factors(f_loc, f_edge)
+        edge = dataclasses.replace(
+            edge,
+            end_s=np.where(off, ended, 0.0),
+            queue_s=np.where(off, began - uploads.arrive_s, 0.0),
+        )
+        t_loc = np.where(has_local, local_s + p.local_overhead_s, 0.0)
+        return t_loc, e_loc * j_loc, np.where(ok, edge_s, comp_s), comp_j * j_edge, edge
 
     # ------------------------------------------------------------------ tasks, caches
 

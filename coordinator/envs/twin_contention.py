@@ -12,17 +12,21 @@ per-unit figures hold the calibration run's mean slowdown, so a slot's local and
 prices are the figures × (the slot's slowdown / the run's).
 
 Vectorised over the environments: one (E, N, M) comparison and two sums per slot.
+With `twin.shared_host: processor_sharing` the slot-level count gives way to each
+computation's own overlap (twin_ps.py), from figures the fit de-contended the same way.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from coordinator.calibration_file import Calibration
+from coordinator.envs.twin_ps import CoreShare
 from testbed.config import TestbedConfig
+from testbed.config.runs import SharedHost
 from testbed.emulation import stretch_factor
 
 Array = np.ndarray[Any, Any]
@@ -45,6 +49,14 @@ class HostSharing:
     local_wall_share: float
     """The share of a local unit's energy drawn over wall time (grows with the slowdown)."""
     edge_wall_share: float
+    processor_sharing: bool = False
+    """Price each computation by what overlaps it within the slot (twin_ps.py), not
+    the slot by a count of its computations."""
+    host: CoreShare = field(default_factory=lambda: CoreShare(1.0, 0.0, 0.0))
+    """The cores, background and a switch's load the lanes share (processor sharing)."""
+    local_ps_slowdown: float = 1.0
+    """Processor sharing: the slowdown the calibrated local figures hold."""
+    edge_ps_slowdown: float = 1.0
 
     def factors(self, local: Array, target: Array) -> tuple[Array, Array]:
         """(E, 1) each slot's time factors for local and edge units, from which of its
@@ -76,6 +88,12 @@ def host_sharing(
             "contention (calibrate again): one price per unit whatever the slot's mix"
         ]
     emu = cfg.emulation
+    ps = cfg.twin.shared_host is SharedHost.PROCESSOR_SHARING
+    if ps and (c.local_ps_slowdown is None or c.edge_ps_slowdown is None):
+        return None, [
+            "twin.shared_host is processor_sharing but the calibration has no processor-"
+            "sharing fit (`testbed calibrate --from RUN --refit`): one price per unit"
+        ]
     return HostSharing(
         agent_demand=np.array([1.0 / stretch_factor(float(f), emu) for f in agent_ghz]),
         edge_demand=np.array([1.0 / stretch_factor(float(f), emu) for f in edge_ghz]),
@@ -85,4 +103,8 @@ def host_sharing(
         edge_slowdown=c.edge_slowdown,
         local_wall_share=c.local_wall_share,
         edge_wall_share=c.edge_wall_share,
+        processor_sharing=ps,
+        host=CoreShare(float(c.host_cores), c.background_load, c.fetch_cores),
+        local_ps_slowdown=c.local_ps_slowdown or 1.0,
+        edge_ps_slowdown=c.edge_ps_slowdown or 1.0,
     ), []

@@ -84,6 +84,8 @@ class EdgeService:
     switch_j: Array
     hit: Array
     reason: Array
+    server: Array
+    """Which of its edge's servers served it (0 on an edge with one)."""
 
 
 @dataclass(frozen=True)
@@ -120,13 +122,15 @@ class _Served:
     was: Array
     admit: Array
     full: Array
+    server: Array
 
     @classmethod
     def empty(cls, shape: tuple[int, int]) -> _Served:
         def flags() -> Array:
             return np.zeros(shape, dtype=bool)
 
-        return cls(np.zeros(shape), np.zeros(shape), np.zeros(shape), flags(), flags(), flags())
+        return cls(np.zeros(shape), np.zeros(shape), np.zeros(shape), flags(), flags(), flags(),
+                   np.zeros(shape, dtype=np.int64))  # fmt: skip
 
 
 def serve_uploads(
@@ -139,7 +143,7 @@ def serve_uploads(
     out = EdgeService(
         end_s=np.zeros(shape), queue_s=np.zeros(shape), switch_s=np.zeros(shape),
         switch_j=np.zeros(shape), hit=np.zeros(shape, dtype=bool),
-        reason=np.zeros(shape, dtype=np.int16),
+        reason=np.zeros(shape, dtype=np.int16), server=np.zeros(shape, dtype=np.int64),
     )  # fmt: skip
     rounds = _uploads_by_round(p, uploads)
     if rounds is None:
@@ -216,6 +220,7 @@ def _serve_rounds(
         else:
             slots = free[rounds.server_base[r, :, None] + np.arange(num_s)]
             pick = np.argmin(slots, axis=1)
+            out.server[r] = pick
             server = rounds.server_base[r] + pick
             start = np.maximum(rounds.arrive_s[r], slots[rows, pick])
         was = cached[cell]
@@ -266,6 +271,7 @@ def _write_service(p: TwinParams, rounds: _Rounds, s: _Served, out: EdgeService)
         (out.switch_j, np.where(s.admit, p.switch_j[rounds.edge, rounds.model], 0.0)),
         (out.hit, s.was & (s.begin <= s.start)),  # waited for an admission: a miss
         (out.reason, code_r),
+        *(((out.server, s.server),) if p.max_servers > 1 else ()),
     )
     for column, by_round in columns:
         column.reshape(-1)[at_rank] = by_round[rounds.valid]

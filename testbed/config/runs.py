@@ -167,6 +167,7 @@ class SharedHost(enum.StrEnum):
     AUTO = "auto"  # on for the embedded bench (every node a process of one host)
     ON = "on"
     OFF = "off"  # one price per unit whatever the slot's mix (real boards)
+    PROCESSOR_SHARING = "processor_sharing"  # on, each computation priced by what overlaps it
 
 
 @dataclass(frozen=True)
@@ -186,7 +187,8 @@ class TwinConfig:
         metadata=meta(
             "Price compute by the slot's contention for the calibrated host's cores (needs "
             "a calibration that recorded it): auto (on for the embedded bench), on, off "
-            "(the default: docs/twin.md says why)."
+            "(the default: docs/twin.md says why), processor_sharing (each computation "
+            "priced by what overlaps it within the slot)."
         ),
     )
 
@@ -196,7 +198,7 @@ class TwinConfig:
 
     def host_shared(self, remote: bool) -> bool:
         """Whether the nodes share one host; `remote`: a bench of hosts (`inventory.remote`)."""
-        return self.shared_host is SharedHost.ON or (
+        return self.shared_host in (SharedHost.ON, SharedHost.PROCESSOR_SHARING) or (
             self.shared_host is SharedHost.AUTO and not remote
         )
 
