@@ -66,6 +66,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "watch a bench live (dashboard or JSON snapshot) or replay a run's telemetry",
     ),
     "exporter": ("coordinator.commands.exporter", "serve the bench's metrics to Prometheus"),
+    "quality": (
+        "coordinator.commands.quality",
+        "the §C system live: requests by category, models with compute shares, scored",
+    ),
     "coedge": (
         "coordinator.commands.coedge",
         "train and compare the §B schedulers (DDRL-AMSA and its baselines) in their twin",

@@ -197,19 +197,19 @@ class EdgeNode:
                 timing.load_ms = lease.load_ms
                 timing.warmup_ms = lease.warmup_ms
                 energy.extend(lease.energy)
-                digest, units_done = b"", 0
+                digest, units_done, outputs = b"", 0, b""
                 if req.units > 0:
                     self.work.started(req.task_id)
                     with self._meter.measure(EnergyPartName.EDGE_COMPUTE) as span:
                         steps = req.steps or self.allocation.steps_for(req.model.model_id)
                         run = lease.model.run(
                             req.units, steps or None, job.data, self.spec.max_batch,
-                            should_stop=job.should_stop,
+                            should_stop=job.should_stop, keep_output_bytes=req.max_output_bytes,
                         )  # fmt: skip
                         stretched = stretch(run.compute_s, self.spec.cpu_ghz, self.cfg.emulation)
                     timing.compute_ms = (run.compute_s + stretched) * 1e3
                     energy.append(span.part)
-                    digest, units_done = run.output_sha256, run.units_done
+                    digest, units_done, outputs = run.output_sha256, run.units_done, run.outputs
         except TestbedError as exc:
             detail = exc.detail
             if exc.reason is FailureReason.CANCELLED:
@@ -226,6 +226,7 @@ class EdgeNode:
             units_done=units_done,
             bytes_fetched=lease.bytes_fetched,
             output_sha256=digest,
+            outputs=outputs,
         )
 
     def _rejected(self, job: Job, reason: FailureReason, detail: str) -> EdgeTaskResult:

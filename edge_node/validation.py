@@ -31,10 +31,12 @@ class TaskLimits:
     max_steps: int
     max_units: int
     max_data_bytes: int
+    max_output_bytes: int = 0
 
     @classmethod
     def of(cls, spec: EdgeSpec) -> TaskLimits:
-        return cls(spec.max_steps, spec.max_units, int(spec.max_task_data_mb * 1e6))
+        return cls(spec.max_steps, spec.max_units, int(spec.max_task_data_mb * 1e6),
+                   int(spec.max_output_kb * 1e3))  # fmt: skip
 
 
 def validate_task_header(request: EdgeTaskRequest, limits: TaskLimits) -> None:
@@ -47,6 +49,12 @@ def validate_task_header(request: EdgeTaskRequest, limits: TaskLimits) -> None:
         *_count_problems("steps", request.steps, limits.max_steps, "edges.max_steps"),
         *_count_problems(
             "data_bytes", request.data_bytes, limits.max_data_bytes, "edges.max_task_data_mb"
+        ),
+        *_count_problems(
+            "max_output_bytes",
+            request.max_output_bytes,
+            limits.max_output_bytes,
+            "edges.max_output_kb",
         ),
     ]
     if problems:

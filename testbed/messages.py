@@ -39,6 +39,7 @@ class EdgeTaskRequest:
     data_bytes: int = 0
     slot: int = 0
     upload_rate_mbps: float = 0.0
+    max_output_bytes: int = 0  # outputs to send back, at most this many bytes (§C)
 
 
 @dataclass(slots=True)
@@ -73,6 +74,7 @@ class EdgeTaskResult:
     units_done: int = 0
     bytes_fetched: int = 0
     output_sha256: bytes = b""
+    outputs: bytes = b""  # the outputs themselves, when asked and small enough (§C)
 
     @property
     def energy_j(self) -> float:

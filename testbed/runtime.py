@@ -54,6 +54,36 @@ class RunResult:
     """SHA-256 over every output produced, in order (32 bytes)."""
     compute_s: float
     """Wall-clock seconds of the whole run: inputs, invocations, sampler arithmetic."""
+    outputs: bytes = b""
+    """The bytes `output_sha256` hashes, when `run` was asked to keep them and they fit."""
+
+
+class _KeptDigest:
+    """The run's SHA-256 that also keeps what it hashes, up to `limit` bytes (beyond
+    it nothing is kept: a result carries all of its outputs or none)."""
+
+    def __init__(self, limit: int) -> None:
+        self.sha = hashlib.sha256()
+        self.limit = limit
+        self.parts: list[bytes] | None = []
+        self.size = 0
+
+    def update(self, data: Any, /) -> None:
+        self.sha.update(data)
+        if self.parts is None:
+            return
+        raw = np.ascontiguousarray(data).tobytes()
+        self.size += len(raw)
+        if self.size > self.limit:
+            self.parts = None
+        else:
+            self.parts.append(raw)
+
+    def digest(self) -> bytes:
+        return self.sha.digest()
+
+    def outputs(self) -> bytes:
+        return b"".join(self.parts) if self.parts else b""
 
 
 def _import_ort() -> Any:
@@ -184,6 +214,7 @@ class LoadedModel:
         data: bytes,
         max_batch: int = 32,
         should_stop: Callable[[], bool] | None = None,
+        keep_output_bytes: int = 0,
     ) -> RunResult:
         """Generate `units` samples from `data` in batches of at most `max_batch`.
 
@@ -192,7 +223,8 @@ class LoadedModel:
         asked before each batch; when it says so the run ends there with
         `TestbedError(CANCELLED)` (an edge whose caller has gone frees its slot). Raises
         `TestbedError(INVALID_REQUEST)` on bad arguments and `TestbedError(INTERNAL)`
-        if ONNX Runtime fails or the model was closed.
+        if ONNX Runtime fails or the model was closed. `keep_output_bytes` > 0: the
+        result also carries the outputs if they take at most that many bytes.
         """
         if self._session is None:
             raise TestbedError(FailureReason.INTERNAL, f"{self.entry.id}: model is closed")
@@ -206,7 +238,7 @@ class LoadedModel:
         elif steps is None:
             steps = self.entry.default_steps
         start = time.perf_counter()
-        digest = hashlib.sha256()
+        digest = _KeptDigest(keep_output_bytes) if keep_output_bytes > 0 else hashlib.sha256()
         invocations = 0
         if units:
             batch_cap = min(max_batch, units)
@@ -227,7 +259,9 @@ class LoadedModel:
                 raise TestbedError(
                     FailureReason.INTERNAL, f"{self.entry.id}: inference failed: {exc}"
                 ) from None
-        return RunResult(units, invocations, digest.digest(), time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        kept = digest.outputs() if isinstance(digest, _KeptDigest) else b""
+        return RunResult(units, invocations, digest.digest(), elapsed, kept)
 
     def close(self) -> None:
         """Release the session (and its memory); `run` fails afterwards."""

@@ -15,24 +15,15 @@ its model from its category's row with a seeded numpy Generator.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from testbed.config.allocation import AllocationConfig, DirectRule
+from testbed.config.allocation import AssignmentMethod as AssignmentMethod  # the config names it
 
 Array = np.ndarray[Any, Any]
-
-
-class AssignmentMethod(enum.StrEnum):
-    PROBABILISTIC = "probabilistic"
-    """The paper's: model m with probability P_cm."""
-    DIRECT = "direct"
-    """A whole category to one model (`allocation.direct_rule` says which)."""
-    RANDOM = "random"
-    """Every request to a model drawn uniformly."""
 
 
 def _checked(means: Any, stds: Any, thresholds: Any) -> tuple[Array, Array, Array]:

@@ -20,6 +20,7 @@ Units are in the key names: `_s`, `_ms`, `_mb` (10^6 bytes), `_mbit`, `_mbps`
 (10^6 bit/s), `_ghz`, `_w`, `_m`, `_db`, `_dbm`.
 """
 
+from testbed.config.allocation import AllocationConfig, AssignmentMethod
 from testbed.config.bench import (
     AgentsConfig,
     AgentSettings,
@@ -67,6 +68,8 @@ from testbed.config.overrides import (
     parse_value,
     set_path,
 )
+from testbed.config.quality import QualityConfig
+from testbed.config.quality_live import AllocationMethod, QualityLiveConfig
 from testbed.config.runs import (
     BenchSystem,
     RewardConfig,
@@ -86,6 +89,9 @@ __all__ = [
     "AgentSettings",
     "AgentSpec",
     "AgentsConfig",
+    "AllocationConfig",
+    "AllocationMethod",
+    "AssignmentMethod",
     "BenchSystem",
     "BoardClass",
     "BrokerConfig",
@@ -108,6 +114,8 @@ __all__ = [
     "NodeAddress",
     "NodeBase",
     "PowerModelConfig",
+    "QualityConfig",
+    "QualityLiveConfig",
     "RegistryConfig",
     "RewardConfig",
     "RunConfig",

@@ -46,6 +46,17 @@ class SlotLatency(enum.StrEnum):
     n·g_m(k_m, φ_m·C), so the slot's latency of model m is g_m·N_m(N_m + 1)/2."""
 
 
+class AssignmentMethod(enum.StrEnum):
+    """How requests are assigned to models (testbed/allocation/assignment.py)."""
+
+    PROBABILISTIC = "probabilistic"
+    """The paper's: model m with probability P_cm."""
+    DIRECT = "direct"
+    """A whole category to one model (`allocation.direct_rule` says which)."""
+    RANDOM = "random"
+    """Every request to a model drawn uniformly."""
+
+
 class DirectRule(enum.StrEnum):
     """Which single model Direct-assignment gives a whole category."""
 

@@ -336,6 +336,10 @@ class EdgeSettings(EdgeExecutorSettings, NodeBase):
     max_task_data_mb: float = field(
         default=64.0, metadata=meta("Data one task may send (10^6 bytes).", gt=0, le=1e5)
     )
+    max_output_kb: float = field(
+        default=1024.0,
+        metadata=meta("Generated outputs a task may ask back (10^3 bytes; §C).", ge=0, le=3000),
+    )
 
 
 @dataclass(frozen=True)

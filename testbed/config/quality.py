@@ -17,6 +17,7 @@ import itertools
 from dataclasses import dataclass, field
 
 from testbed.config.limits import COUNT_MAX, SEED_END, STEPS_MAX
+from testbed.config.quality_live import QualityLiveConfig
 from testbed.schema import meta
 
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
@@ -50,7 +51,8 @@ class EvaluatorKind(enum.StrEnum):
 class QualityCategory:
     """One request category: the properties its requests fix."""
 
-    name: str = field(metadata=meta("Category name (as in allocation.categories).",
+    name: str = field(metadata=meta("Category name: the one list of names "
+                                    "(allocation.categories follows it, in order).",
                                     pattern=NAME_PATTERN))  # fmt: skip
     fixes: list[ConditionAttribute] = field(
         metadata=meta("The properties a request of this category fixes; the others stay "
@@ -162,6 +164,11 @@ class QualityConfig:
         default=0,
         metadata=meta("Seed of the gate's requests and noise.", ge=0, lt=SEED_END),
     )
+    live: QualityLiveConfig = field(
+        default_factory=QualityLiveConfig,
+        metadata=meta("`testbed quality run`: the §C system on the live bench "
+                      "(docs/quality-live.md)."),
+    )  # fmt: skip
 
     def check(self) -> list[tuple[str, str]]:
         problems = []

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from testbed.config.allocation import AllocationConfig
 from testbed.config.bench import (
     AgentsConfig,
     AgentSpec,
@@ -32,6 +33,7 @@ from testbed.config.coedge import CoedgeConfig
 from testbed.config.deploy import DeployConfig
 from testbed.config.inventory import InventoryConfig
 from testbed.config.limits import NAME_MAX_LEN, SEED_END
+from testbed.config.quality import QualityConfig
 from testbed.config.runs import (
     BenchSystem,
     RewardConfig,
@@ -82,6 +84,14 @@ class TestbedConfig:
     coedge: CoedgeConfig = field(
         default_factory=CoedgeConfig, metadata=meta("Multi-server scheduling (docs/coedge.md).")
     )
+    allocation: AllocationConfig = field(
+        default_factory=AllocationConfig,
+        metadata=meta("§C: model assignment and steps/share allocation (docs/allocation.md)."),
+    )
+    quality: QualityConfig = field(
+        default_factory=QualityConfig,
+        metadata=meta("§C: measuring generated samples, the live run (docs/quality.md)."),
+    )
 
     def check(self) -> list[tuple[str, str]]:
         try:
@@ -95,6 +105,7 @@ class TestbedConfig:
             + self._degenerate()
             + self._inventory_nodes()
             + self._system()
+            + _quality_problems(self)
         )
 
     def node_ids(self) -> list[str]:
@@ -191,6 +202,26 @@ class TestbedConfig:
         """The model zoo's folder: `<zoo.dir>/<scale>` (default: `zoo.scale`), as given
         (relative paths stay relative to the working folder)."""
         return Path(self.zoo.dir) / (scale or self.zoo.scale).value
+
+
+def _quality_problems(cfg: TestbedConfig) -> list[tuple[str, str]]:
+    """§C (docs/quality-live.md): quality.categories is the one list of category names;
+    allocation.categories gives each its weight and measured score, in the same order.
+    quality.live names a zoo model for every allocation model, and an edge of the bench."""
+    problems = []
+    names = [c.name for c in cfg.quality.categories]
+    got = [c.name for c in cfg.allocation.categories]
+    if got != names:
+        problems.append(("allocation.categories", f"expected the categories of "
+                         f"quality.categories in order ({', '.join(names)}), got {', '.join(got)}"))
+    live = cfg.quality.live
+    if set(live.model_ids) != set(cfg.allocation.models):
+        problems.append(("quality.live.model_ids", "expected one model id for each of "
+                         f"allocation.models ({', '.join(cfg.allocation.models)})"))
+    edges = [s.id for s in cfg.edge_specs()]
+    if live.edge and live.edge not in edges:
+        problems.append(("quality.live.edge", f"expected an edge of the bench: {', '.join(edges)}"))
+    return problems  # fmt: skip
 
 
 def _resolve(spec_cls: type, group: Any, path: str, prefix: str) -> list[Any]:

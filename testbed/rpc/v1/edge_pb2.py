@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from testbed.rpc.v1 import common_pb2 as testbed_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15testbed/v1/edge.proto\x12\ntestbed.v1\x1a\x17testbed/v1/common.proto\"\xe2\x01\n\nTaskHeader\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x11\n\ttask_type\x18\x03 \x01(\t\x12#\n\x05model\x18\x04 \x01(\x0b\x32\x14.testbed.v1.ModelRef\x12\r\n\x05share\x18\x05 \x01(\x01\x12\r\n\x05units\x18\x06 \x01(\r\x12\r\n\x05steps\x18\x07 \x01(\r\x12\x10\n\x08\x64ownload\x18\x08 \x01(\x08\x12\x12\n\ndata_bytes\x18\t \x01(\x04\x12\x0c\n\x04slot\x18\n \x01(\x04\x12\x18\n\x10upload_rate_mbps\x18\x0b \x01(\x01\"U\n\x11SubmitTaskRequest\x12(\n\x06header\x18\x01 \x01(\x0b\x32\x16.testbed.v1.TaskHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\xb8\x02\n\nTaskResult\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x65\x64ge_id\x18\x02 \x01(\t\x12(\n\x07outcome\x18\x03 \x01(\x0e\x32\x17.testbed.v1.TaskOutcome\x12)\n\x06reason\x18\x04 \x01(\x0e\x32\x19.testbed.v1.FailureReason\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\x12&\n\x06timing\x18\x06 \x01(\x0b\x32\x16.testbed.v1.EdgeTiming\x12&\n\x06\x65nergy\x18\x07 \x03(\x0b\x32\x16.testbed.v1.EnergyPart\x12\x11\n\tcache_hit\x18\x08 \x01(\x08\x12\x12\n\nunits_done\x18\t \x01(\r\x12\x15\n\rbytes_fetched\x18\n \x01(\x04\x12\x15\n\routput_sha256\x18\x0b \x01(\x0c\"\x11\n\x0fGetStateRequest\"\x93\x01\n\x0b\x43\x61\x63hedModel\x12#\n\x05model\x18\x01 \x01(\x0b\x32\x14.testbed.v1.ModelRef\x12\x12\n\nsize_bytes\x18\x02 \x01(\x04\x12\x0e\n\x06in_use\x18\x03 \x01(\x08\x12\x15\n\rlast_used_seq\x18\x04 \x01(\x04\x12\x15\n\rcompute_share\x18\x05 \x01(\x01\x12\r\n\x05steps\x18\x06 \x01(\r\"\x9d\x01\n\rCacheCounters\x12\x0c\n\x04hits\x18\x01 \x01(\x04\x12\x0e\n\x06misses\x18\x02 \x01(\x04\x12\x11\n\tevictions\x18\x03 \x01(\x04\x12\x0f\n\x07\x66\x65tches\x18\x04 \x01(\x04\x12\x15\n\rbytes_fetched\x18\x05 \x01(\x04\x12\x19\n\x11\x63hecksum_failures\x18\x06 \x01(\x04\x12\x18\n\x10rejected_missing\x18\x07 \x01(\x04\"\x81\x04\n\tEdgeState\x12\x0f\n\x07\x65\x64ge_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\x14\n\x0cqueue_length\x18\x03 \x01(\r\x12\x0f\n\x07running\x18\x04 \x01(\r\x12\'\n\x06\x63\x61\x63hed\x18\x05 \x03(\x0b\x32\x17.testbed.v1.CachedModel\x12\x18\n\x10\x63\x61\x63he_used_bytes\x18\x06 \x01(\x04\x12\x1c\n\x14\x63\x61\x63he_capacity_bytes\x18\x07 \x01(\x04\x12+\n\x08\x63ounters\x18\x08 \x01(\x0b\x32\x19.testbed.v1.CacheCounters\x12\x0f\n\x07\x63pu_ghz\x18\t \x01(\x01\x12&\n\x08position\x18\n \x01(\x0b\x32\x14.testbed.v1.Position\x12\x0f\n\x07runtime\x18\x0b \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x0c \x01(\t\x12\x1c\n\x14uplink_capacity_mbps\x18\r \x01(\x01\x12\x18\n\x10timestamp_unix_s\x18\x0e \x01(\x01\x12\x15\n\rqueued_work_s\x18\x0f \x01(\x01\x12\x41\n\x0funit_compute_ms\x18\x10 \x03(\x0b\x32(.testbed.v1.EdgeState.UnitComputeMsEntry\x1a\x34\n\x12UnitComputeMsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"3\n\x0cModelRequest\x12#\n\x05model\x18\x01 \x01(\x0b\x32\x14.testbed.v1.ModelRef\"\xa4\x01\n\rModelOpResult\x12\n\n\x02ok\x18\x01 \x01(\x08\x12)\n\x06reason\x18\x02 \x01(\x0e\x32\x19.testbed.v1.FailureReason\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\x12&\n\x06timing\x18\x04 \x01(\x0b\x32\x16.testbed.v1.EdgeTiming\x12$\n\x05state\x18\x05 \x01(\x0b\x32\x15.testbed.v1.EdgeState\"\x80\x02\n\x14SetAllocationRequest\x12I\n\rcompute_share\x18\x01 \x03(\x0b\x32\x32.testbed.v1.SetAllocationRequest.ComputeShareEntry\x12:\n\x05steps\x18\x02 \x03(\x0b\x32+.testbed.v1.SetAllocationRequest.StepsEntry\x1a\x33\n\x11\x43omputeShareEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a,\n\nStepsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\r:\x02\x38\x01\x32\xeb\x02\n\x0b\x45\x64geService\x12\x45\n\nSubmitTask\x12\x1d.testbed.v1.SubmitTaskRequest\x1a\x16.testbed.v1.TaskResult(\x01\x12>\n\x08GetState\x12\x1b.testbed.v1.GetStateRequest\x1a\x15.testbed.v1.EdgeState\x12\x44\n\rPrefetchModel\x12\x18.testbed.v1.ModelRequest\x1a\x19.testbed.v1.ModelOpResult\x12\x41\n\nEvictModel\x12\x18.testbed.v1.ModelRequest\x1a\x19.testbed.v1.ModelOpResult\x12L\n\rSetAllocation\x12 .testbed.v1.SetAllocationRequest\x1a\x19.testbed.v1.ModelOpResultb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15testbed/v1/edge.proto\x12\ntestbed.v1\x1a\x17testbed/v1/common.proto\"\xfc\x01\n\nTaskHeader\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x11\n\ttask_type\x18\x03 \x01(\t\x12#\n\x05model\x18\x04 \x01(\x0b\x32\x14.testbed.v1.ModelRef\x12\r\n\x05share\x18\x05 \x01(\x01\x12\r\n\x05units\x18\x06 \x01(\r\x12\r\n\x05steps\x18\x07 \x01(\r\x12\x10\n\x08\x64ownload\x18\x08 \x01(\x08\x12\x12\n\ndata_bytes\x18\t \x01(\x04\x12\x0c\n\x04slot\x18\n \x01(\x04\x12\x18\n\x10upload_rate_mbps\x18\x0b \x01(\x01\x12\x18\n\x10max_output_bytes\x18\x0c \x01(\x04\"U\n\x11SubmitTaskRequest\x12(\n\x06header\x18\x01 \x01(\x0b\x32\x16.testbed.v1.TaskHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\xc9\x02\n\nTaskResult\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x65\x64ge_id\x18\x02 \x01(\t\x12(\n\x07outcome\x18\x03 \x01(\x0e\x32\x17.testbed.v1.TaskOutcome\x12)\n\x06reason\x18\x04 \x01(\x0e\x32\x19.testbed.v1.FailureReason\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\x12&\n\x06timing\x18\x06 \x01(\x0b\x32\x16.testbed.v1.EdgeTiming\x12&\n\x06\x65nergy\x18\x07 \x03(\x0b\x32\x16.testbed.v1.EnergyPart\x12\x11\n\tcache_hit\x18\x08 \x01(\x08\x12\x12\n\nunits_done\x18\t \x01(\r\x12\x15\n\rbytes_fetched\x18\n \x01(\x04\x12\x15\n\routput_sha256\x18\x0b \x01(\x0c\x12\x0f\n\x07outputs\x18\x0c \x01(\x0c\"\x11\n\x0fGetStateRequest\"\x93\x01\n\x0b\x43\x61\x63hedModel\x12#\n\x05model\x18\x01 \x01(\x0b\x32\x14.testbed.v1.ModelRef\x12\x12\n\nsize_bytes\x18\x02 \x01(\x04\x12\x0e\n\x06in_use\x18\x03 \x01(\x08\x12\x15\n\rlast_used_seq\x18\x04 \x01(\x04\x12\x15\n\rcompute_share\x18\x05 \x01(\x01\x12\r\n\x05steps\x18\x06 \x01(\r\"\x9d\x01\n\rCacheCounters\x12\x0c\n\x04hits\x18\x01 \x01(\x04\x12\x0e\n\x06misses\x18\x02 \x01(\x04\x12\x11\n\tevictions\x18\x03 \x01(\x04\x12\x0f\n\x07\x66\x65tches\x18\x04 \x01(\x04\x12\x15\n\rbytes_fetched\x18\x05 \x01(\x04\x12\x19\n\x11\x63hecksum_failures\x18\x06 \x01(\x04\x12\x18\n\x10rejected_missing\x18\x07 \x01(\x04\"\x81\x04\n\tEdgeState\x12\x0f\n\x07\x65\x64ge_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\x14\n\x0cqueue_length\x18\x03 \x01(\r\x12\x0f\n\x07running\x18\x04 \x01(\r\x12\'\n\x06\x63\x61\x63hed\x18\x05 \x03(\x0b\x32\x17.testbed.v1.CachedModel\x12\x18\n\x10\x63\x61\x63he_used_bytes\x18\x06 \x01(\x04\x12\x1c\n\x14\x63\x61\x63he_capacity_bytes\x18\x07 \x01(\x04\x12+\n\x08\x63ounters\x18\x08 \x01(\x0b\x32\x19.testbed.v1.CacheCounters\x12\x0f\n\x07\x63pu_ghz\x18\t \x01(\x01\x12&\n\x08position\x18\n \x01(\x0b\x32\x14.testbed.v1.Position\x12\x0f\n\x07runtime\x18\x0b \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x0c \x01(\t\x12\x1c\n\x14uplink_capacity_mbps\x18\r \x01(\x01\x12\x18\n\x10timestamp_unix_s\x18\x0e \x01(\x01\x12\x15\n\rqueued_work_s\x18\x0f \x01(\x01\x12\x41\n\x0funit_compute_ms\x18\x10 \x03(\x0b\x32(.testbed.v1.EdgeState.UnitComputeMsEntry\x1a\x34\n\x12UnitComputeMsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"3\n\x0cModelRequest\x12#\n\x05model\x18\x01 \x01(\x0b\x32\x14.testbed.v1.ModelRef\"\xa4\x01\n\rModelOpResult\x12\n\n\x02ok\x18\x01 \x01(\x08\x12)\n\x06reason\x18\x02 \x01(\x0e\x32\x19.testbed.v1.FailureReason\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\x12&\n\x06timing\x18\x04 \x01(\x0b\x32\x16.testbed.v1.EdgeTiming\x12$\n\x05state\x18\x05 \x01(\x0b\x32\x15.testbed.v1.EdgeState\"\x80\x02\n\x14SetAllocationRequest\x12I\n\rcompute_share\x18\x01 \x03(\x0b\x32\x32.testbed.v1.SetAllocationRequest.ComputeShareEntry\x12:\n\x05steps\x18\x02 \x03(\x0b\x32+.testbed.v1.SetAllocationRequest.StepsEntry\x1a\x33\n\x11\x43omputeShareEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a,\n\nStepsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\r:\x02\x38\x01\x32\xeb\x02\n\x0b\x45\x64geService\x12\x45\n\nSubmitTask\x12\x1d.testbed.v1.SubmitTaskRequest\x1a\x16.testbed.v1.TaskResult(\x01\x12>\n\x08GetState\x12\x1b.testbed.v1.GetStateRequest\x1a\x15.testbed.v1.EdgeState\x12\x44\n\rPrefetchModel\x12\x18.testbed.v1.ModelRequest\x1a\x19.testbed.v1.ModelOpResult\x12\x41\n\nEvictModel\x12\x18.testbed.v1.ModelRequest\x1a\x19.testbed.v1.ModelOpResult\x12L\n\rSetAllocation\x12 .testbed.v1.SetAllocationRequest\x1a\x19.testbed.v1.ModelOpResultb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,31 +39,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SETALLOCATIONREQUEST_STEPSENTRY']._loaded_options = None
   _globals['_SETALLOCATIONREQUEST_STEPSENTRY']._serialized_options = b'8\001'
   _globals['_TASKHEADER']._serialized_start=63
-  _globals['_TASKHEADER']._serialized_end=289
-  _globals['_SUBMITTASKREQUEST']._serialized_start=291
-  _globals['_SUBMITTASKREQUEST']._serialized_end=376
-  _globals['_TASKRESULT']._serialized_start=379
-  _globals['_TASKRESULT']._serialized_end=691
-  _globals['_GETSTATEREQUEST']._serialized_start=693
-  _globals['_GETSTATEREQUEST']._serialized_end=710
-  _globals['_CACHEDMODEL']._serialized_start=713
-  _globals['_CACHEDMODEL']._serialized_end=860
-  _globals['_CACHECOUNTERS']._serialized_start=863
-  _globals['_CACHECOUNTERS']._serialized_end=1020
-  _globals['_EDGESTATE']._serialized_start=1023
-  _globals['_EDGESTATE']._serialized_end=1536
-  _globals['_EDGESTATE_UNITCOMPUTEMSENTRY']._serialized_start=1484
-  _globals['_EDGESTATE_UNITCOMPUTEMSENTRY']._serialized_end=1536
-  _globals['_MODELREQUEST']._serialized_start=1538
-  _globals['_MODELREQUEST']._serialized_end=1589
-  _globals['_MODELOPRESULT']._serialized_start=1592
-  _globals['_MODELOPRESULT']._serialized_end=1756
-  _globals['_SETALLOCATIONREQUEST']._serialized_start=1759
-  _globals['_SETALLOCATIONREQUEST']._serialized_end=2015
-  _globals['_SETALLOCATIONREQUEST_COMPUTESHAREENTRY']._serialized_start=1918
-  _globals['_SETALLOCATIONREQUEST_COMPUTESHAREENTRY']._serialized_end=1969
-  _globals['_SETALLOCATIONREQUEST_STEPSENTRY']._serialized_start=1971
-  _globals['_SETALLOCATIONREQUEST_STEPSENTRY']._serialized_end=2015
-  _globals['_EDGESERVICE']._serialized_start=2018
-  _globals['_EDGESERVICE']._serialized_end=2381
+  _globals['_TASKHEADER']._serialized_end=315
+  _globals['_SUBMITTASKREQUEST']._serialized_start=317
+  _globals['_SUBMITTASKREQUEST']._serialized_end=402
+  _globals['_TASKRESULT']._serialized_start=405
+  _globals['_TASKRESULT']._serialized_end=734
+  _globals['_GETSTATEREQUEST']._serialized_start=736
+  _globals['_GETSTATEREQUEST']._serialized_end=753
+  _globals['_CACHEDMODEL']._serialized_start=756
+  _globals['_CACHEDMODEL']._serialized_end=903
+  _globals['_CACHECOUNTERS']._serialized_start=906
+  _globals['_CACHECOUNTERS']._serialized_end=1063
+  _globals['_EDGESTATE']._serialized_start=1066
+  _globals['_EDGESTATE']._serialized_end=1579
+  _globals['_EDGESTATE_UNITCOMPUTEMSENTRY']._serialized_start=1527
+  _globals['_EDGESTATE_UNITCOMPUTEMSENTRY']._serialized_end=1579
+  _globals['_MODELREQUEST']._serialized_start=1581
+  _globals['_MODELREQUEST']._serialized_end=1632
+  _globals['_MODELOPRESULT']._serialized_start=1635
+  _globals['_MODELOPRESULT']._serialized_end=1799
+  _globals['_SETALLOCATIONREQUEST']._serialized_start=1802
+  _globals['_SETALLOCATIONREQUEST']._serialized_end=2058
+  _globals['_SETALLOCATIONREQUEST_COMPUTESHAREENTRY']._serialized_start=1961
+  _globals['_SETALLOCATIONREQUEST_COMPUTESHAREENTRY']._serialized_end=2012
+  _globals['_SETALLOCATIONREQUEST_STEPSENTRY']._serialized_start=2014
+  _globals['_SETALLOCATIONREQUEST_STEPSENTRY']._serialized_end=2058
+  _globals['_EDGESERVICE']._serialized_start=2061
+  _globals['_EDGESERVICE']._serialized_end=2424
 # @@protoc_insertion_point(module_scope)

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TaskHeader(_message.Message):
-    __slots__ = ("task_id", "agent_id", "task_type", "model", "share", "units", "steps", "download", "data_bytes", "slot", "upload_rate_mbps")
+    __slots__ = ("task_id", "agent_id", "task_type", "model", "share", "units", "steps", "download", "data_bytes", "slot", "upload_rate_mbps", "max_output_bytes")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -20,6 +20,7 @@ class TaskHeader(_message.Message):
     DATA_BYTES_FIELD_NUMBER: _ClassVar[int]
     SLOT_FIELD_NUMBER: _ClassVar[int]
     UPLOAD_RATE_MBPS_FIELD_NUMBER: _ClassVar[int]
+    MAX_OUTPUT_BYTES_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     agent_id: str
     task_type: str
@@ -31,7 +32,8 @@ class TaskHeader(_message.Message):
     data_bytes: int
     slot: int
     upload_rate_mbps: float
-    def __init__(self, task_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., task_type: _Optional[str] = ..., model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., share: _Optional[float] = ..., units: _Optional[int] = ..., steps: _Optional[int] = ..., download: _Optional[bool] = ..., data_bytes: _Optional[int] = ..., slot: _Optional[int] = ..., upload_rate_mbps: _Optional[float] = ...) -> None: ...
+    max_output_bytes: int
+    def __init__(self, task_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., task_type: _Optional[str] = ..., model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., share: _Optional[float] = ..., units: _Optional[int] = ..., steps: _Optional[int] = ..., download: _Optional[bool] = ..., data_bytes: _Optional[int] = ..., slot: _Optional[int] = ..., upload_rate_mbps: _Optional[float] = ..., max_output_bytes: _Optional[int] = ...) -> None: ...
 
 class SubmitTaskRequest(_message.Message):
     __slots__ = ("header", "data")
@@ -42,7 +44,7 @@ class SubmitTaskRequest(_message.Message):
     def __init__(self, header: _Optional[_Union[TaskHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class TaskResult(_message.Message):
-    __slots__ = ("task_id", "edge_id", "outcome", "reason", "detail", "timing", "energy", "cache_hit", "units_done", "bytes_fetched", "output_sha256")
+    __slots__ = ("task_id", "edge_id", "outcome", "reason", "detail", "timing", "energy", "cache_hit", "units_done", "bytes_fetched", "output_sha256", "outputs")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     EDGE_ID_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
@@ -54,6 +56,7 @@ class TaskResult(_message.Message):
     UNITS_DONE_FIELD_NUMBER: _ClassVar[int]
     BYTES_FETCHED_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     edge_id: str
     outcome: _common_pb2.TaskOutcome
@@ -65,7 +68,8 @@ class TaskResult(_message.Message):
     units_done: int
     bytes_fetched: int
     output_sha256: bytes
-    def __init__(self, task_id: _Optional[str] = ..., edge_id: _Optional[str] = ..., outcome: _Optional[_Union[_common_pb2.TaskOutcome, str]] = ..., reason: _Optional[_Union[_common_pb2.FailureReason, str]] = ..., detail: _Optional[str] = ..., timing: _Optional[_Union[_common_pb2.EdgeTiming, _Mapping]] = ..., energy: _Optional[_Iterable[_Union[_common_pb2.EnergyPart, _Mapping]]] = ..., cache_hit: _Optional[bool] = ..., units_done: _Optional[int] = ..., bytes_fetched: _Optional[int] = ..., output_sha256: _Optional[bytes] = ...) -> None: ...
+    outputs: bytes
+    def __init__(self, task_id: _Optional[str] = ..., edge_id: _Optional[str] = ..., outcome: _Optional[_Union[_common_pb2.TaskOutcome, str]] = ..., reason: _Optional[_Union[_common_pb2.FailureReason, str]] = ..., detail: _Optional[str] = ..., timing: _Optional[_Union[_common_pb2.EdgeTiming, _Mapping]] = ..., energy: _Optional[_Iterable[_Union[_common_pb2.EnergyPart, _Mapping]]] = ..., cache_hit: _Optional[bool] = ..., units_done: _Optional[int] = ..., bytes_fetched: _Optional[int] = ..., output_sha256: _Optional[bytes] = ..., outputs: _Optional[bytes] = ...) -> None: ...
 
 class GetStateRequest(_message.Message):
     __slots__ = ()
