@@ -333,7 +333,7 @@ def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=1, allow_nan=True) + "\n")
 
 
-def _run_meta(spec: QualityExperimentSpec, zoo_dir: Path) -> dict[str, Any]:
+def _run_meta(spec: QualityExperimentSpec, zoo_dir: Path, command: str | None) -> dict[str, Any]:
     """What a result needs to be redone: the spec as run, the zoo and its files'
     hashes, the command, the commit, the host's load."""
     import hashlib
@@ -347,7 +347,7 @@ def _run_meta(spec: QualityExperimentSpec, zoo_dir: Path) -> dict[str, Any]:
              for p in sorted(Path(zoo_dir).glob("*.onnx"))}  # fmt: skip
     return {
         "spec": dump_dataclass(spec), "zoo": str(zoo_dir), "zoo_files_sha256": files,
-        "command": "python -m coordinator.quality_experiments " + " ".join(sys.argv[1:]),
+        "command": command or "python -m coordinator.quality_experiments " + " ".join(sys.argv[1:]),
         "commit": commit, "started_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "load_average": list(os.getloadavg()),
     }  # fmt: skip
@@ -359,6 +359,7 @@ def run_all(
     out: Path,
     parts: tuple[str, ...] = ("all",),
     profile_file: Path | None = None,
+    command: str | None = None,
 ) -> dict[str, Any]:
     """Run the chosen parts into `out` (profile.json, assignment.json, allocation.json,
     measured-allocation.yaml, report.md); an assignment or allocation without a profile
@@ -368,7 +369,7 @@ def run_all(
     out.mkdir(parents=True, exist_ok=True)
     zoo = open_quality_zoo(zoo_dir, spec)
     every = "all" in parts
-    meta = _run_meta(spec, zoo_dir)
+    meta = _run_meta(spec, zoo_dir, command)
     results: dict[str, Any] = {}
     if every or "profile" in parts:
         results["profile"] = {**run_profile(zoo, spec), **meta}

@@ -16,8 +16,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from coordinator.bench_setup import load_catalog
 from coordinator.command_help import help_texts
+from coordinator.commands.quality_offline import register_offline
 from coordinator.jsonout import add_json_flag, json_result
 from coordinator.quality_live import QualityBench, serving_edge
 from coordinator.quality_plan import PlanError, gate_score_fits, profiles
@@ -26,8 +29,9 @@ from coordinator.recorder import RunStatus
 from coordinator.records import write_json
 from coordinator.run_folder import new_run_dir, write_config, write_manifest
 from testbed.allocation import matrix_from_config
-from testbed.config import TestbedConfig, load_config
+from testbed.config import AssignmentMethod, TestbedConfig, load_config
 from testbed.config.edge_executor import EdgeExecutorKind
+from testbed.config.overrides import SetItem
 from testbed.exit_codes import ExitCode, TestbedExit, sigterm_as_interrupt
 from testbed.quality.evaluator import (
     EvaluatorInputError,
@@ -70,16 +74,39 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--slots", type=int, default=None, help="slots to run")
     p.add_argument("--requests", type=int, default=None, help="requests per slot")
     p.add_argument("--seed", type=int, default=None, help="master seed")
+    p.add_argument("--profile", default=None, metavar="FILE",
+                   help="the measured categories (μ_c, σ_c) and thresholds θ from "
+                   "`testbed quality profile` (OUT/measured-allocation.yaml)")  # fmt: skip
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
         help="override a config key, e.g. --set allocation.latency_weight_per_s=1",
     )  # fmt: skip
     add_json_flag(p)
     p.set_defaults(func=lambda args: json_result(args.json, lambda: run_quality(args)))
+    register_offline(commands, run_quality)
+
+
+def profile_sets(path: str | None) -> list[SetItem]:
+    """The measured `allocation.categories` and `allocation.score_thresholds` of a
+    `testbed quality profile` output (its `allocation:` section) as --set items; the
+    rest of that section (grid, λ) is the profile's spec, not the measurement."""
+    if path is None:
+        return []
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        section = data["allocation"]
+        measured = [(f"allocation.{key}", section[key])
+                    for key in ("categories", "score_thresholds")]  # fmt: skip
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        why = f"{type(exc).__name__}: {exc}"
+        raise TestbedExit(ExitCode.CONFIG_INVALID,
+                          f"--profile {path}: expected a measured-allocation.yaml written by "
+                          f"`testbed quality profile` ({why})") from None  # fmt: skip
+    return list(measured)
 
 
 def resolve_config(args: argparse.Namespace) -> TestbedConfig:
-    sets = list(args.set)
+    sets: list[SetItem] = [*profile_sets(getattr(args, "profile", None)), *args.set]
     for flag, key in FLAG_KEYS:
         value = getattr(args, flag)
         if value is not None:
@@ -117,6 +144,14 @@ def checked_inputs(cfg: TestbedConfig) -> tuple[Path, Catalog, Any, Any, Any]:
         raise TestbedExit(ExitCode.CONFIG_INVALID,
                           f"quality.live.model_ids: the zoo has no {', '.join(missing)} "
                           f"(it has {', '.join(catalog.ids())})")  # fmt: skip
+    unmeasured = [c.name for c in cfg.allocation.categories if not c.measured]
+    if unmeasured and cfg.quality.live.assignment is not AssignmentMethod.RANDOM:
+        raise TestbedExit(ExitCode.CONFIG_INVALID,
+                          f"--assignment {cfg.quality.live.assignment.value} needs the measured "
+                          f"score_mean/score_std of {', '.join(unmeasured)} "
+                          "(allocation.categories): run `testbed quality profile --zoo "
+                          f"{zoo_dir} --out DIR` on this zoo and pass `--profile "
+                          "DIR/measured-allocation.yaml` (or --assignment random)")  # fmt: skip
     try:
         matrix = matrix_from_config(cfg.allocation, cfg.quality.live.assignment)
         fits = gate_score_fits(zoo_dir, ids)
