@@ -77,6 +77,12 @@ class TestbedExit(Exception):
         self.code = code
         self.message = message
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Rebuilt from its own arguments, not `args` (the message alone): a worker
+        # process's exit (a sweep cell in a process pool, a Ray task) reaches the parent
+        # as itself, not as a pool breakdown.
+        return (type(self), (self.code, self.message))
+
 
 class UsageArgumentParser(argparse.ArgumentParser):
     """An `argparse` parser whose errors (unknown flag, bad choice or value, missing

@@ -16,3 +16,6 @@ class ConfigError(TestbedExit):
         super().__init__(
             ExitCode.CONFIG_INVALID, "\n".join([head, *(f"  {p}: {m}" for p, m in problems)])
         )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.problems, self.source))
