@@ -1,6 +1,9 @@
 """The §B experiments (experiments/coedge_*.yaml, docs/coedge.md "Experiments"): one
 swept `coedge.*` key, the schedulers of coordinator/schedulers.py, seeds; every cell
-trained and evaluated in the twin (coordinator/envs/coedge_twin.py).
+trained in the twin (coordinator/envs/coedge_twin.py) and evaluated there, and with
+`evaluate.backend: live` (or `auto` on a live §B config the machine holds) also on the
+live bench (coordinator/coedge_live_eval.py): then the cell's `delay_s`, `completion`
+and sampled figures are the live ones, the twin's beside them as `twin_*`.
 
 For each sweep value and seed every scheduler is trained (if it learns) on the twin of
 that value's config with the seed as master seed, then evaluated greedily on
@@ -28,8 +31,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coordinator.experiment_spec import SweepSpec, load_spec_as, sweep_problems
-from coordinator.schedulers import SCHEDULERS, LearnerKind, evaluate_scheduler, train_scheduler
+from coordinator.experiment_spec import EvalBackend, SweepSpec, load_spec_as, sweep_problems
+from coordinator.schedulers import (
+    SCHEDULERS,
+    LearnerKind,
+    evaluate_scheduler,
+    learner_settings,
+    train_scheduler,
+)
 from coordinator.stats import difference_test, t_interval
 from testbed.config import load_config
 from testbed.schema import load_dataclass, meta
@@ -57,6 +66,15 @@ class CoedgeTrainSpec:
 class CoedgeEvalSpec:
     num_envs: int = field(default=16, metadata=meta("Twin environments evaluated.", ge=1))
     steps: int = field(default=500, metadata=meta("Steps of them per evaluation.", ge=1))
+    backend: EvalBackend = field(
+        default=EvalBackend.AUTO,
+        metadata=meta("live, twin, or auto: live where the config is a live §B bench "
+                      "(run.system coedge) of at most max_live_stations stations."),
+    )  # fmt: skip
+    slots: int = field(default=10, metadata=meta("Slots per live evaluation.", ge=1))
+    max_live_stations: int = field(
+        default=3, metadata=meta("auto picks live only up to this many stations.", ge=1)
+    )
 
 
 @dataclass(frozen=True)
@@ -109,8 +127,18 @@ def cell_config(spec: CoedgeSpec, value: Any, seed: int) -> Any:
     return load_config(spec.config, sets=sets)
 
 
-def run_cell(spec: CoedgeSpec, cell: Cell) -> dict[str, Any]:
-    """Train and evaluate one scheduler at one sweep value and seed."""
+def backend_of(spec: CoedgeSpec, cell: Cell) -> tuple[str, str]:
+    """(live|twin, why) for `cell` (coordinator/coedge_live_eval.py `cell_backend`)."""
+    from coordinator.coedge_live_eval import cell_backend
+
+    cfg = cell_config(spec, cell.value, cell.seed)
+    ev = spec.evaluate
+    return cell_backend(ev.backend, ev.max_live_stations, cfg, cell.algorithm)
+
+
+def run_cell(spec: CoedgeSpec, cell: Cell, out: Path | None = None) -> dict[str, Any]:
+    """Train and evaluate one scheduler at one sweep value and seed; a live cell's
+    bench runs go under `out`/live (default: runs/<spec name>)."""
     cfg = cell_config(spec, cell.value, cell.seed)
     t0 = time.perf_counter()
     trained = train_scheduler(
@@ -124,9 +152,18 @@ def run_cell(spec: CoedgeSpec, cell: Cell) -> dict[str, Any]:
         # A soft actor's greedy argmax and its draws from π can differ a lot: both.
         drawn = evaluate_scheduler(trained, seed, num_envs=envs, steps=steps, sampled=True)
         metrics |= {"sampled_delay_s": drawn["delay_s"], "sampled_completion": drawn["completion"]}
+    where, why = backend_of(spec, cell)
+    if where == "live":
+        from coordinator.coedge_live_eval import evaluate_live
+
+        live = evaluate_live(trained, seed, spec.evaluate.slots,
+                             (out or Path("runs") / spec.name) / "live")  # fmt: skip
+        metrics = {**{f"twin_{k}": v for k, v in metrics.items()}, **live}
     return {
         "value": cell.value, "algorithm": cell.algorithm, "seed": cell.seed,
+        "backend": where, "backend_reason": why,
         "action_mode": str(trained.cfg.coedge.action_mode), **metrics,
+        "learner_settings": learner_settings(cfg, spec.train.overrides),
         "train_s": round(t1 - t0, 3), "eval_s": round(time.perf_counter() - t1, 3),
         "updates": trained.updates, "last_losses": trained.last_losses,
         "curve_steps": trained.curve_steps, "curve_delay_s": trained.curve_delay_s,
@@ -136,7 +173,7 @@ def run_cell(spec: CoedgeSpec, cell: Cell) -> dict[str, Any]:
 
 def _run_cell_job(job: tuple[CoedgeSpec, Cell, str]) -> dict[str, Any]:
     spec, cell, folder = job
-    row = run_cell(spec, cell)
+    row = run_cell(spec, cell, Path(folder).parent)
     path = Path(folder) / cell.file_name
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(row) + "\n")
@@ -154,7 +191,9 @@ def run_experiment(
     todo = [c for c in cells_of(spec) if not (folder / c.file_name).exists()]
     say = progress or (lambda _line: None)
     say(f"{len(cells_of(spec)) - len(todo)} cells done before, {len(todo)} to run")
-    jobs = [(spec, c, str(folder)) for c in todo]
+    # Live cells run one at a time, after the twin's: one bench on the machine at once.
+    live = [c for c in todo if backend_of(spec, c)[0] == "live"]
+    jobs = [(spec, c, str(folder)) for c in todo if c not in live]
     if workers > 1 and len(jobs) > 1:
         from concurrent.futures import ProcessPoolExecutor
 
@@ -164,11 +203,14 @@ def run_experiment(
     else:
         for job in jobs:
             say(_progress_line(_run_cell_job(job)))
+    for cell in live:
+        say(_progress_line(_run_cell_job((spec, cell, str(folder)))))
     return write_results(spec, out, command)
 
 
 def _progress_line(row: dict[str, Any]) -> str:
-    return (f"{row['value']} {row['algorithm']} seed {row['seed']}: delay "
+    return (f"{row['value']} {row['algorithm']} seed {row['seed']} "
+            f"({row.get('backend', 'twin')}): delay "
             f"{row['delay_s']:.4f} s, completion {row['completion']:.3f}, "
             f"train {row['train_s']:.1f} s")  # fmt: skip
 
@@ -185,11 +227,12 @@ def read_cells(spec: CoedgeSpec, out: Path) -> list[dict[str, Any]]:
 
 def _relative_reductions(
     rows: list[dict[str, Any]], base: str, pairs: Iterable[tuple[Any, int]],
-    ours_key: str = "delay_s", ours: str = PROPOSED,
+    ours_key: str = "delay_s", ours: str = PROPOSED, base_key: str = "delay_s",
 ) -> list[float]:  # fmt: skip
     """100 · (delay_base − delay_ours) / delay_base for each (value, seed) with both;
-    our delay from `ours_key` (`sampled_delay_s`: a DSAC scheduler's draws from π)."""
-    delay = {(str(r["value"]), r["seed"], r["algorithm"]): r["delay_s"] for r in rows}
+    our delay from `ours_key` (`sampled_delay_s`: a DSAC scheduler's draws from π),
+    the baseline's from `base_key` (`twin_delay_s`: a live cell's twin evaluation)."""
+    delay = {(str(r["value"]), r["seed"], r["algorithm"]): r.get(base_key) for r in rows}
     mine = {(str(r["value"]), r["seed"]): r.get(ours_key) for r in rows
             if r["algorithm"] == ours}  # fmt: skip
     out = []
@@ -206,15 +249,28 @@ def _reduction(values: list[float], paper_pct: float) -> dict[str, Any]:
             "paper_at_least_pct": paper_pct}  # fmt: skip
 
 
-FIGURES = ("delay_s", "completion", "train_s", "sampled_delay_s", "sampled_completion")
-"""Per-cell figures given intervals (the sampled ones: DSAC schedulers only)."""
+FIGURES = (
+    "delay_s",
+    "completion",
+    "train_s",
+    "sampled_delay_s",
+    "sampled_completion",
+    "twin_delay_s",
+    "twin_completion",
+    "twin_sampled_delay_s",
+)
+"""Per-cell figures given intervals (the sampled ones: DSAC schedulers only; the
+twin_* ones: live cells only, their twin evaluation)."""
 
 
 def _reductions(
-    spec: CoedgeSpec, rows: list[dict[str, Any]], pairs: list[tuple[Any, int]], ours_key: str
-) -> dict[str, Any]:
+    spec: CoedgeSpec, rows: list[dict[str, Any]], pairs: list[tuple[Any, int]], ours_key: str,
+    base_key: str = "delay_s",
+) -> dict[str, Any]:  # fmt: skip
     return {
-        base: _reduction(_relative_reductions(rows, base, pairs, ours_key), paper)
+        base: _reduction(
+            _relative_reductions(rows, base, pairs, ours_key, PROPOSED, base_key), paper
+        )
         for base, paper in BASELINES_OF_PAPER.items()
         if PROPOSED in spec.algorithms and base in spec.algorithms
     }
@@ -258,8 +314,32 @@ def summarise(spec: CoedgeSpec, rows: list[dict[str, Any]]) -> dict[str, Any]:
             }
             for algo in spec.algorithms
         },
-        "label": "twin",
+        "label": label_of(rows),
+        **_twin_beside(spec, rows, everywhere),
     }
+
+
+def _twin_beside(
+    spec: CoedgeSpec, rows: list[dict[str, Any]], pairs: list[tuple[Any, int]]
+) -> dict[str, Any]:
+    """For live cells, DDRL-AMSA's reductions from their twin evaluations (greedy and
+    sampled, against the baselines' greedy twin delays): the twin beside the live."""
+    if not any("twin_delay_s" in r for r in rows):
+        return {}
+    return {
+        "over_sweep_twin": _reductions(spec, rows, pairs, "twin_delay_s", "twin_delay_s"),
+        "over_sweep_twin_sampled": _reductions(
+            spec, rows, pairs, "twin_sampled_delay_s", "twin_delay_s"
+        ),
+    }
+
+
+def label_of(rows: list[dict[str, Any]]) -> str:
+    """`twin`, `live`, or `live and twin`: where the cells' delays were measured."""
+    kinds = {r.get("backend", "twin") for r in rows}
+    if kinds == {"live"}:
+        return "live"
+    return "live and twin" if "live" in kinds else "twin"
 
 
 def git_commit() -> str:

@@ -1,7 +1,8 @@
 """report.md of a §B experiment (coordinator/coedge_experiments.py): the delay and
 completion of every scheduler per sweep value with 95 % intervals, DDRL-AMSA's
-reductions beside the paper's, and the learners' training curves — every figure from
-the twin, and labelled so."""
+reductions beside the paper's, and the learners' training curves — every figure
+labelled with where it was measured: the twin, or the live bench (a live cell's twin
+evaluation beside it)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from typing import Any
 
 from coordinator.schedulers import COEDGE_TRAIN, SCHEDULERS
 from coordinator.stats import Interval, format_interval, format_p
+
+TWIN_DIGITS = {"twin_delay_s": 4, "twin_completion": 3, "twin_sampled_delay_s": 4}
+"""A live cell's twin figures, shown beside its live ones."""
 
 
 def _interval(figures: dict[str, Any], digits: int) -> str:
@@ -29,18 +33,22 @@ def _reduction_cell(red: dict[str, Any]) -> str:
 
 def _scheduler_tables(spec: dict[str, Any], summary: dict[str, Any]) -> list[str]:
     label = spec["sweep"]["label"] or spec["sweep"]["key"]
+    where = summary.get("label", "twin")
+    twin = where != "twin"  # live cells: their twin evaluation beside
     lines = []
     for entry in summary["per_value"].values():
+        extra = " | twin: mean delay (s) | twin: completion | twin: sampled delay (s)"
         lines += [
-            f"### {label} = {entry['value']} (twin)", "",
+            f"### {label} = {entry['value']} ({where})", "",
             "| scheduler | mean delay (s) | completion | sampled: mean delay (s) | "
-            "sampled: completion | training s per run |",
-            "|---|---|---|---|---|---|",
+            f"sampled: completion | training s per run{extra if twin else ''} |",
+            "|---|---|---|---|---|---|" + ("---|---|---|" if twin else ""),
         ]  # fmt: skip
         for algo, figures in entry["schedulers"].items():
             digits = {"delay_s": 4, "completion": 3, "sampled_delay_s": 4,
-                      "sampled_completion": 3, "train_s": 1}  # fmt: skip
-            cells = [_interval(figures[key], d) for key, d in digits.items()]
+                      "sampled_completion": 3, "train_s": 1,
+                      **(TWIN_DIGITS if twin else {})}  # fmt: skip
+            cells = [_interval(figures[key], d) for key, d in digits.items() if key in figures]
             lines.append(f"| {algo} | {' | '.join(cells)} |")
         lines.append("")
     return lines
@@ -56,7 +64,7 @@ def _reduction_table(spec: dict[str, Any], summary: dict[str, Any], sampled: boo
                       for b in bases)  # fmt: skip
     title = "its draws from π" if sampled else "its greedy decisions"
     lines = [
-        f"## DDRL-AMSA's delay reduction, {title} (twin)", "",
+        f"## DDRL-AMSA's delay reduction, {title} ({summary.get('label', 'twin')})", "",
         f"Per seed, 100 · (delay of the baseline − delay of ddrl-amsa, {title}) / delay "
         "of the baseline (greedy), on the same evaluation tasks; the mean over seeds with "
         "its 95 % Student-t interval and the paired t-test that it is 0. Over the sweep: "
@@ -71,15 +79,37 @@ def _reduction_table(spec: dict[str, Any], summary: dict[str, Any], sampled: boo
     return lines
 
 
+def _twin_reduction_table(summary: dict[str, Any]) -> list[str]:
+    """A live experiment's headline again from the same cells' twin evaluations."""
+    greedy, sampled = summary.get("over_sweep_twin"), summary.get("over_sweep_twin_sampled")
+    if not greedy:
+        return []
+    lines = [
+        "## The same reductions in the twin (the live cells' twin evaluations)", "",
+        "The schedulers of the cells above, evaluated in the twin of the same config "
+        "(`twin_*` in results.json); over the sweep, every (value, seed) pair.", "",
+        "| DDRL-AMSA | " + " | ".join(
+            f"vs {b} (paper: ≥ {greedy[b]['paper_at_least_pct']} %)" for b in greedy
+        ) + " |",
+        "|---|" + "---|" * len(greedy),
+        "| greedy (twin) | " + " | ".join(_reduction_cell(greedy[b]) for b in greedy) + " |",
+    ]  # fmt: skip
+    if sampled:
+        cells = " | ".join(_reduction_cell(sampled[b]) for b in sampled)
+        lines.append(f"| draws from π (twin) | {cells} |")
+    return [*lines, ""]
+
+
 def _every_scheduler_table(summary: dict[str, Any]) -> list[str]:
     """Each scheduler's greedy delay reduction against the paper's two baselines, over
     the sweep: how much of DDRL-AMSA's margin any scheduler of its action space has."""
     table = summary.get("over_sweep_every_scheduler", {})
+    where = summary.get("label", "twin")
     bases = sorted({b for reds in table.values() for b in reds})
     if not bases:
         return []
     lines = [
-        "## Every scheduler against DRLCoEdge and SMCoEdge, over the sweep (twin)", "",
+        f"## Every scheduler against DRLCoEdge and SMCoEdge, over the sweep ({where})", "",
         "The same paired reduction as above for each scheduler's greedy decisions "
         "(every (value, seed) pair): what part of DDRL-AMSA's margin its action space and "
         "the split rule give without learning (random, optimum).", "",
@@ -126,15 +156,42 @@ def _curve_table(spec: dict[str, Any], cells: list[dict[str, Any]]) -> list[str]
     ]  # fmt: skip
 
 
+WHERE = {
+    "twin": ("in the twin", "**Every figure on this page is from the twin** "
+             "(coordinator/envs/coedge_twin.py), not the live bench."),
+    "live": ("on the live bench", "**Delay and completion on this page are from the live "
+             "bench** (coordinator/coedge_live_eval.py: the trained schedulers on the boards, "
+             "exported to ONNX); training and the training curves are the twin's, and the "
+             "columns named *twin* are the same schedulers evaluated in the twin."),
+    "live and twin": ("live and in the twin", "**Each cell says where it was evaluated** "
+                      "(`backend` in results.json): schedulers with no board form (the "
+                      "optima) in the twin, the others on the live bench."),
+}  # fmt: skip
+"""A report's title suffix and its first statement, by the summary's label."""
+
+
+def _settings(results: dict[str, Any]) -> dict[str, Any]:
+    """The learners' settings the cells ran with (the first learned cell's; runs from
+    before `coedge_learners:` existed: the defaults, which they equal)."""
+    spec, cells = results["spec"], results["cells"]
+    for cell in cells:
+        if "learner_settings" in cell:
+            return dict(cell["learner_settings"])
+    return {**COEDGE_TRAIN, **spec["train"]["overrides"]}
+
+
 def render_report(results: dict[str, Any]) -> str:
     spec, summary, cells = results["spec"], results["summary"], results["cells"]
     done, expected = len(cells), results["cells_expected"]
-    settings = {**COEDGE_TRAIN, **spec["train"]["overrides"]}
+    settings = _settings(results)
+    where = summary.get("label", "twin")
+    title, statement = WHERE.get(where, WHERE["twin"])
+    live = where != "twin"
+    ev = spec["evaluate"]
     lines = [
-        f"# {spec['name']}: the §B schedulers in the twin", "",
+        f"# {spec['name']}: the §B schedulers {title}", "",
         spec["description"], "",
-        "**Every figure on this page is from the twin** (coordinator/envs/coedge_twin.py), "
-        "not the live bench.", "",
+        statement, "",
         f"Command: `{results['command']}`; commit `{results['commit']}`.", "",
         f"Sweep `{spec['sweep']['key']}` over {spec['sweep']['values']}; seeds "
         f"{spec['seeds']}; overrides `{json.dumps(spec['set'])}`. Training: "
@@ -143,15 +200,20 @@ def render_report(results: dict[str, Any]) -> str:
         f"Evaluation: greedy (the DSAC schedulers also sampled: each decision drawn "
         f"from π), {spec['evaluate']['steps']} steps of "
         f"{spec['evaluate']['num_envs']} environments from seed 10000 + seed, the same "
-        "tasks for every scheduler of a seed. Means over seeds with 95 % Student-t "
+        "tasks for every scheduler of a seed"
+        + (f"; live: {ev.get('slots')} clocked slots of a fresh bench with master seed "
+           "10000 + seed (the same tasks for every scheduler of a seed), drained"
+           if live else "")
+        + ". Means over seeds with 95 % Student-t "
         "intervals; completion is the share of tasks within the deadline.", "",
     ]  # fmt: skip
     if done < expected:
         lines += [f"**Partial: {done} of {expected} cells.**", ""]
     lines += _reduction_table(spec, summary, sampled=False)
     lines += _reduction_table(spec, summary, sampled=True)
+    lines += _twin_reduction_table(summary)
     lines += _every_scheduler_table(summary)
-    lines += ["## Delay and completion per value (twin)", ""]
+    lines += [f"## Delay and completion per value ({where})", ""]
     lines += _scheduler_tables(spec, summary)
     lines += _curve_table(spec, cells)
     lines += ["Every cell (its figures and training curve) and every figure: `results.json`.", ""]

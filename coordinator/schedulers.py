@@ -12,6 +12,8 @@ one learns with, which actions it takes, and how it is trained on the §B twin
 | `smcoedge` | double DQN | — | `topk` (k = `coedge.top_k`), split |
 | `random` | — | — | the config's mode: an action uniformly |
 | `least-queue` | — | — | the config's mode: the least queued work |
+| `home` | — | — | `one`: the station's own server (no transfer) |
+| `split-all` | — | — | `subset`: every server, split |
 | `optimum` | — | — | the config's mode: exact per task (myopic) |
 | `slot-optimum` | — | — | the config's mode: exact per slot (small instances) |
 
@@ -22,8 +24,9 @@ k best is not rebuilt (docs/coedge.md, "Schedulers").
 
 Every learned scheduler trains with the shared loop (coordinator/algorithms/
 discrete_loop.py) on `num_envs` twin environments seeded by the run's seed; its
-hyper-parameters are `COEDGE_TRAIN` (this project's choice for a short budget on
-2 cores), overridable per run.
+hyper-parameters are the config's `coedge_learners:` section (testbed/config/
+coedge_learners.py: this project's choice for a short budget on 2 cores), overridable
+per run.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from coordinator.envs.coedge_heuristics import (
 )
 from coordinator.envs.coedge_twin import CoedgeTwin
 from testbed.config.coedge import CoedgeActionMode
+from testbed.config.coedge_learners import CoedgeLearnersConfig
 
 Array = np.ndarray[Any, Any]
 
@@ -68,6 +72,8 @@ class ModeChoice(enum.StrEnum):
     SUBSET_OR_TOPK = "subset-or-topk"
     """Any subset up to MAX_SUBSET_SERVERS_AMSA servers, k-subsets beyond."""
     TOPK = "topk"
+    SUBSET = "subset"
+    """Any non-empty subset (`split-all`: the set of every server)."""
     CONFIG = "config"
     """The config's `coedge.action_mode`."""
 
@@ -104,6 +110,10 @@ SCHEDULERS: dict[str, SchedulerInfo] = {
                       "an action uniformly at random"),
         SchedulerInfo("least-queue", LearnerKind.NONE, ModeChoice.CONFIG, False,
                       "the server(s) with the least queued work"),
+        SchedulerInfo("home", LearnerKind.NONE, ModeChoice.ONE, False,
+                      "the station's own server, no transfer"),
+        SchedulerInfo("split-all", LearnerKind.NONE, ModeChoice.SUBSET, False,
+                      "every server, split by the rule"),
         SchedulerInfo("optimum", LearnerKind.NONE, ModeChoice.CONFIG, False,
                       "exact per task on the observed state (myopic)"),
         SchedulerInfo("slot-optimum", LearnerKind.NONE, ModeChoice.CONFIG, False,
@@ -111,25 +121,23 @@ SCHEDULERS: dict[str, SchedulerInfo] = {
     )
 }  # fmt: skip
 
-COEDGE_TRAIN: dict[str, Any] = {
-    "hidden": 128,
-    "batch_size": 256,
-    "buffer_size": 50_000,
-    "warmup_steps": 400,
-    "updates_per_step": 0.25,
-    "lr_actor": 3e-4,
-    "alpha": 0.01,
-    "lr_alpha": 3e-3,
-}
-"""This project's training settings for the §B schedulers (DsacArgs / DqnArgs keys;
-a key one learner lacks is ignored for it): 128-wide networks, batch 256 and a quarter
-of a gradient update per environment step keep a run within seconds to minutes on two
-shared cores; the actor's rate is CartPole's 3e-4 (coordinator/cartpole.py), not §B's
-1e-4, for the same reason. The entropy temperature starts at 0.01 and is tuned ten
-times faster than DsacArgs' default (3e-3): the delays' differences between actions are
-hundredths of a second, and from 0.05 at the default rate α stayed so large for a run
-of this length that both SAC actors remained almost uniform over the 31 subsets
-(docs/coedge.md, "Schedulers")."""
+COEDGE_TRAIN: dict[str, Any] = CoedgeLearnersConfig().learner_settings()
+"""The default `coedge_learners:` settings as DsacArgs / DqnArgs keys, for readers
+without a config (benchmarks). Why these values (docs/coedge.md, "Schedulers"): 128-wide
+networks, batch 256 and a quarter of a gradient update per environment step keep a run
+within seconds to minutes on two shared cores; the actor's rate is CartPole's 3e-4
+(coordinator/cartpole.py), not §B's 1e-4, for the same reason. The entropy temperature
+starts at 0.01 and is tuned ten times faster than DsacArgs' default (3e-3): the
+delays' differences between actions are hundredths of a second, and from 0.05 at the
+default rate α stayed so large for a run of this length that both SAC actors remained
+almost uniform over the 31 subsets. A run's own settings: `learner_settings(cfg)`."""
+
+
+def learner_settings(cfg: Any, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The learners' settings of config `cfg` (its `coedge_learners:` section) with
+    `overrides` (an experiment's `train.overrides`) over them."""
+    return {**cfg.coedge_learners.learner_settings(), **(overrides or {})}
+
 
 TRAIN_ENVS = 8
 """Twin environments stepped together while training (each env step: B decisions)."""
@@ -146,6 +154,8 @@ def action_mode(name: str, cfg: Any) -> CoedgeActionMode:
         return CoedgeActionMode.ONE
     if info.mode is ModeChoice.TOPK:
         return CoedgeActionMode.TOPK
+    if info.mode is ModeChoice.SUBSET:
+        return CoedgeActionMode.SUBSET
     if info.mode is ModeChoice.SUBSET_OR_TOPK:
         small = cfg.coedge.num_stations <= MAX_SUBSET_SERVERS_AMSA
         return CoedgeActionMode.SUBSET if small else CoedgeActionMode.TOPK
@@ -235,10 +245,10 @@ class TrainedScheduler:
     last_losses: dict[str, float] = field(default_factory=dict)
 
 
-def _learner_args(cls: type, seed: int, env_steps: int, overrides: dict[str, Any]) -> Any:
+def _learner_args(cls: type, seed: int, env_steps: int, settings: dict[str, Any]) -> Any:
     keys = {f.name for f in dataclasses.fields(cls)}
-    settings = {**COEDGE_TRAIN, **overrides, "env_steps": env_steps, "seed": seed}
-    return cls(**{k: v for k, v in settings.items() if k in keys})
+    given = {**settings, "env_steps": env_steps, "seed": seed}
+    return cls(**{k: v for k, v in given.items() if k in keys})
 
 
 def train_scheduler(
@@ -246,7 +256,8 @@ def train_scheduler(
     num_envs: int = TRAIN_ENVS, overrides: dict[str, Any] | None = None,
 ) -> TrainedScheduler:  # fmt: skip
     """Train scheduler `name` (if it learns) on the twin of `cfg` for `env_steps`
-    environment steps from `seed`; heuristics are returned as they are."""
+    environment steps from `seed`, with `cfg`'s `coedge_learners:` settings and
+    `overrides` over them; heuristics are returned as they are."""
     info = SCHEDULERS.get(name)
     if info is None:
         raise ValueError(unknown(name))
@@ -256,17 +267,16 @@ def train_scheduler(
     env = CurveRecorder(CoedgeTwin.from_config(mode_cfg, num_envs, seed),
                         env_steps // CURVE_POINTS)  # fmt: skip
     learner: Any
+    settings = learner_settings(cfg, overrides)
     if info.learner is LearnerKind.DSAC:
         from coordinator.algorithms import dsac
 
-        args = _learner_args(dsac.DsacArgs, seed, env_steps, overrides or {})
+        args = _learner_args(dsac.DsacArgs, seed, env_steps, settings)
         learner, stats = dsac.train(dataclasses.replace(args, diffusion=info.diffusion), env)
     else:
         from coordinator.algorithms import dqn
 
-        learner, stats = dqn.train(
-            _learner_args(dqn.DqnArgs, seed, env_steps, overrides or {}), env
-        )
+        learner, stats = dqn.train(_learner_args(dqn.DqnArgs, seed, env_steps, settings), env)
     return TrainedScheduler(
         name, LearnedPolicy(learner), mode_cfg, env.steps, env.delay_s, env.reward,
         stats.wall_s, stats.updates, dict(stats.last_losses),
@@ -279,11 +289,32 @@ def heuristic(name: str, seed: int) -> CoedgeScheduler:
         return RandomScheduler(seed)
     if name == "least-queue":
         return LeastQueueScheduler()
+    if name == "home":
+        return HomeScheduler()
+    if name == "split-all":
+        return SplitAllScheduler()
     if name == "optimum":
         return TaskOptimum()
     if name == "slot-optimum":
         return SlotOptimum()
     raise ValueError(f"{name!r} is not a heuristic scheduler")
+
+
+class HomeScheduler:
+    """Station n's task on server n (the board's `home` policy, agent_node/
+    coedge_policy.py): the twin in `one` mode, where action n is server n."""
+
+    def act(self, env: CoedgeTwin) -> Array:
+        return np.broadcast_to(np.arange(env.num_agents, dtype=np.int64),
+                               (env.num_envs, env.num_agents)).copy()  # fmt: skip
+
+
+class SplitAllScheduler:
+    """Every task over every server, split by the rule (the board's `split-all`): the
+    twin in `subset` mode, whose last action is the set of all servers."""
+
+    def act(self, env: CoedgeTwin) -> Array:
+        return np.full((env.num_envs, env.num_agents), env.num_actions - 1, dtype=np.int64)
 
 
 def evaluate_scheduler(

@@ -62,6 +62,8 @@ class DsacArgs:
     """β_max of the VP noise schedule."""
     x0_clip: float = 10.0
     """|x̂_0| bound in the reverse chain (diffusion_actor.py; 0: none)."""
+    time_dim: int = 16
+    """Width of the denoiser's sinusoidal step embedding."""
     hidden: int = 256
     """Width of the two hidden layers of the actor (denoiser) and each critic."""
     lr_actor: float = 1e-4
@@ -100,7 +102,7 @@ class DsacArgs:
     def diffusion_spec(self) -> DiffusionSpec:
         return DiffusionSpec(
             steps=self.diffusion_steps, beta_min=self.beta_min, beta_max=self.beta_max,
-            hidden=self.hidden, x0_clip=self.x0_clip,
+            hidden=self.hidden, x0_clip=self.x0_clip, time_dim=self.time_dim,
         )  # fmt: skip
 
     def loop_settings(self) -> LoopSettings:

@@ -5,8 +5,10 @@
   Random on the same tasks beside it; a learned one is exported for the boards
   (coordinator/algorithms/discrete_export.py) into a run folder in `run.out_dir`:
   actor.onnx, actor.spec.json, config.yaml (the scheduler's) and train.json;
-- `testbed coedge experiment run SPEC [--out DIR]`: a sweep (experiments/coedge_*.yaml,
-  coordinator/coedge_experiments.py), resumable;
+- `testbed coedge experiment run SPEC [--out DIR] [--backend live|twin|auto]`: a sweep
+  (experiments/coedge_*.yaml, coordinator/coedge_experiments.py), resumable; evaluated
+  in the twin, or also on the live bench (`evaluate.backend`, coordinator/
+  coedge_live_eval.py);
 - `testbed coedge experiment report DIR`: its report.md again from the cells.
 """
 
@@ -40,11 +42,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     run = actions.add_parser("run", **help_texts(
         "train and evaluate every cell of a spec, then write results.json and report.md",
         "testbed coedge experiment run experiments/coedge_deadline.yaml --workers 2",
-        details="A cell already in OUT/cells/ is skipped: run again to resume.",
+        details="A cell already in OUT/cells/ is skipped: run again to resume. Live cells\n"
+        "(evaluate.backend) run one at a time, each on a fresh bench.",
     ))  # fmt: skip
     run.add_argument("spec", help="experiments/coedge_*.yaml")
     run.add_argument("--out", default=None, help="default: runs/<spec name>")
     run.add_argument("--workers", type=int, default=1, help="cells in parallel processes")
+    run.add_argument("--backend", default=None, choices=["auto", "live", "twin"],
+                     help="override the spec's evaluate.backend")  # fmt: skip
     run.set_defaults(func=run_experiment_command)
     report = actions.add_parser("report", **help_texts(
         "write report.md again from a run's folder",
@@ -136,6 +141,13 @@ def run_experiment_command(args: argparse.Namespace) -> int:
     from coordinator.coedge_experiments import load_coedge_spec, run_experiment
 
     spec = load_coedge_spec(args.spec)
+    if args.backend is not None:
+        import dataclasses
+
+        from coordinator.experiment_spec import EvalBackend
+
+        ev = dataclasses.replace(spec.evaluate, backend=EvalBackend(args.backend))
+        spec = dataclasses.replace(spec, evaluate=ev)
     if args.workers < 1:
         raise TestbedExit(ExitCode.USAGE, "--workers must be ≥ 1")
     out = Path(args.out) if args.out else Path("runs") / spec.name

@@ -48,6 +48,7 @@ from testbed.config.bench import (
     ZooScale,
     split_url_credentials,
 )
+from testbed.config.coedge_learners import CoedgeLearnersConfig
 from testbed.config.deploy import DeployConfig
 from testbed.config.errors import ConfigError
 from testbed.config.inventory import (
@@ -97,6 +98,7 @@ __all__ = [
     "BrokerConfig",
     "BrokerKind",
     "CloudConfig",
+    "CoedgeLearnersConfig",
     "ConfigError",
     "DeployConfig",
     "EdgeSettings",

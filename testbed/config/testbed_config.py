@@ -30,6 +30,7 @@ from testbed.config.bench import (
     ZooScale,
 )
 from testbed.config.coedge import CoedgeConfig
+from testbed.config.coedge_learners import CoedgeLearnersConfig
 from testbed.config.deploy import DeployConfig
 from testbed.config.inventory import InventoryConfig
 from testbed.config.limits import NAME_MAX_LEN, SEED_END
@@ -83,6 +84,10 @@ class TestbedConfig:
     )
     coedge: CoedgeConfig = field(
         default_factory=CoedgeConfig, metadata=meta("Multi-server scheduling (docs/coedge.md).")
+    )
+    coedge_learners: CoedgeLearnersConfig = field(
+        default_factory=CoedgeLearnersConfig,
+        metadata=meta("The §B schedulers' learners (docs/diffusion-learners.md)."),
     )
     allocation: AllocationConfig = field(
         default_factory=AllocationConfig,

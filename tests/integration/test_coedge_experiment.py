@@ -84,9 +84,9 @@ def test_a_run_again_skips_finished_cells(tmp_path: Path, monkeypatch: pytest.Mo
     ran = []
     real = coedge_experiments.run_cell
 
-    def counting(spec_: object, cell: coedge_experiments.Cell) -> dict:
+    def counting(spec_: object, cell: coedge_experiments.Cell, *more: object) -> dict:
         ran.append(cell.file_name)
-        return real(spec_, cell)  # type: ignore[arg-type]
+        return real(spec_, cell, *more)  # type: ignore[arg-type]
 
     monkeypatch.setattr(coedge_experiments, "run_cell", counting)
     results = run_experiment(spec, out)

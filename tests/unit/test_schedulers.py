@@ -100,3 +100,33 @@ def test_ddrl_amsa_beats_random_on_mean_delay_after_a_short_budget() -> None:
     assert learned["decisions"] == baseline["decisions"]  # the same tasks
     # Measured: 0.106 s vs 0.131 s (seeds 0-2 alike); the optimum per task is 0.077 s.
     assert learned["delay_s"] < 0.95 * baseline["delay_s"]
+
+
+def test_the_coedge_learners_keys_reach_the_learner() -> None:
+    """`coedge_learners.*` (testbed/config/coedge_learners.py) is what the learners get:
+    a non-default diffusion_steps, time_dim and hidden change the trained actor, and an
+    experiment's overrides still win over the config."""
+    default = train_scheduler("ddrl-amsa", _cfg(), 0, 32, num_envs=4, overrides=FEW_STEPS)
+    assert default.policy.learner.actor.steps == 5  # type: ignore[attr-defined]
+    sets = [("coedge_learners.diffusion_steps", 3), ("coedge_learners.time_dim", 8),
+            ("coedge_learners.hidden", 24)]  # fmt: skip
+    few = {k: v for k, v in FEW_STEPS.items() if k != "hidden"}
+    trained = train_scheduler("ddrl-amsa", _cfg(*sets), 0, 32, num_envs=4, overrides=few)
+    actor = trained.policy.learner.actor  # type: ignore[attr-defined]
+    assert actor.steps == 3 and actor.spec.time_dim == 8 and actor.spec.hidden == 24
+    assert tuple(actor.sample_noise(1).shape) == (1, 3, 7)  # 2^3 − 1 subsets
+    assert actor.time_embedding.shape == (3, 8)
+    overridden = train_scheduler("ddrl-amsa", _cfg(*sets), 0, 32, num_envs=4, overrides=FEW_STEPS)
+    assert overridden.policy.learner.actor.spec.hidden == 16  # type: ignore[attr-defined]
+    dqn = train_scheduler("drlcoedge", _cfg(("coedge_learners.lr_critic", 0.02)), 0, 32,
+                          num_envs=4, overrides=FEW_STEPS)  # fmt: skip
+    assert dqn.policy.learner.args.lr == 0.02  # type: ignore[attr-defined]
+
+
+def test_home_and_split_all_in_the_twin_are_the_boards_policies() -> None:
+    cfg = _cfg()
+    home = CoedgeTwin.from_config(scheduler_config("home", cfg), num_envs=2, seed=0)
+    assert (heuristic("home", 0).act(home) == [[0, 1, 2], [0, 1, 2]]).all()
+    assert (home.params.masks[[0, 1, 2]] == np.eye(3, dtype=bool)).all()
+    split = CoedgeTwin.from_config(scheduler_config("split-all", cfg), num_envs=2, seed=0)
+    assert split.params.masks[heuristic("split-all", 0).act(split)].all()
