@@ -217,12 +217,22 @@ def _quality_problems(cfg: TestbedConfig) -> list[tuple[str, str]]:
     names = [c.name for c in cfg.quality.categories]
     got = [c.name for c in cfg.allocation.categories]
     if got != names:
-        problems.append(("allocation.categories", f"expected the categories of "
-                         f"quality.categories in order ({', '.join(names)}), got {', '.join(got)}"))
+        problems.append(
+            (
+                "allocation.categories",
+                f"expected the categories of "
+                f"quality.categories in order ({', '.join(names)}), got {', '.join(got)}",
+            )
+        )
     live = cfg.quality.live
     if set(live.model_ids) != set(cfg.allocation.models):
-        problems.append(("quality.live.model_ids", "expected one model id for each of "
-                         f"allocation.models ({', '.join(cfg.allocation.models)})"))
+        problems.append(
+            (
+                "quality.live.model_ids",
+                "expected one model id for each of "
+                f"allocation.models ({', '.join(cfg.allocation.models)})",
+            )
+        )
     edges = [s.id for s in cfg.edge_specs()]
     if live.edge and live.edge not in edges:
         problems.append(("quality.live.edge", f"expected an edge of the bench: {', '.join(edges)}"))
