@@ -18,6 +18,7 @@ one `QualityRecord`: a transport failure is an outcome (testbed/edge_client.py),
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import time
@@ -31,7 +32,13 @@ import numpy as np
 from coordinator.launcher import Launcher
 from coordinator.quality_plan import SlotPlan, calibration_steps, plan_slot
 from coordinator.quality_stream import QualityRecord, QualityRequest, draw_requests, failed
-from testbed.allocation import LatencyFit, ModelProfile, fit_latency, task_counts
+from testbed.allocation import (
+    LatencyCurve,
+    LatencyFit,
+    ModelProfile,
+    fit_latency,
+    task_counts,
+)
 from testbed.config import AllocationMethod, EdgeSpec, TestbedConfig
 from testbed.edge_client import EdgeClient, Submission
 from testbed.messages import EdgeTaskRequest, ModelRef
@@ -186,6 +193,15 @@ class QualityBench:
         self.latency_fits = fits
         return report
 
+    def use_calibration(self, path: Path) -> dict[str, Any]:
+        """Plan with another run's latency fits (its calibration.json, e.g. the first run
+        of the seed, so every method of a seed plans on the same curves); this run's own
+        calibration stays measured beside them as a check. What calibration.json records."""
+        self.latency_fits = shared_latency_fits(path, list(self.latency_fits))
+        return {"from": str(path), **{m: {"fixed_s": f.curve.fixed_s,
+                                          "per_step_s": f.curve.per_step_s}
+                                      for m, f in self.latency_fits.items()}}  # fmt: skip
+
     # ------------------------------------------------------------------ slots
 
     def _allocation(self, counts: tuple[int, ...]) -> SlotPlan:
@@ -245,6 +261,23 @@ class QualityBench:
                for r, k, phi in self._in_flight]  # fmt: skip
         self._in_flight = []
         return out
+
+
+def shared_latency_fits(path: Path, model_ids: list[str]) -> dict[str, LatencyFit]:
+    """The latency fits a run's calibration.json recorded (its `latency` section), for
+    `model_ids`; ValueError if it lacks one."""
+    try:
+        section = json.loads(Path(path).read_text())["latency"]
+        return {m: LatencyFit(LatencyCurve(float(section[m]["fixed_s"]),
+                                           float(section[m]["per_step_s"])),
+                              float(section[m]["r_squared"]), math.nan,
+                              len(section[m]["points"]))
+                for m in model_ids}  # fmt: skip
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(
+            f"{path}: not a calibration.json with the latency of "
+            f"{', '.join(model_ids)} ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _per_model(names: list[str], values: Any) -> str:

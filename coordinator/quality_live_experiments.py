@@ -13,6 +13,7 @@ import argparse
 import csv
 import json
 import os
+import random
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -77,6 +78,22 @@ class LiveQualitySpec:
         default=AssignmentMethod.PROBABILISTIC,
         metadata=meta("The allocation part's assignment."),
     )
+    latency_weights_per_s: list[float] = field(
+        default_factory=list,
+        metadata=meta("λ sweep: the allocation part once per λ (allocation."
+                      "latency_weight_per_s); empty: the config's λ only.", ge=0, max_len=10),
+    )  # fmt: skip
+    interleave: bool = field(
+        default=False,
+        metadata=meta("Run each seed's cells together, in an order shuffled by the seed "
+                      "(the host's drift then falls on no method in particular); off: "
+                      "method by method."),
+    )  # fmt: skip
+    shared_calibration: bool = field(
+        default=False,
+        metadata=meta("Every run of a seed plans on the latency fits of that seed's first "
+                      "run (each run still measures its own, as a check)."),
+    )  # fmt: skip
 
 
 def load_live_spec(path: str | Path) -> LiveQualitySpec:
@@ -84,25 +101,39 @@ def load_live_spec(path: str | Path) -> LiveQualitySpec:
     return load_dataclass(LiveQualitySpec, data, "")
 
 
-def _cells(spec: LiveQualitySpec) -> dict[str, list[tuple[str, str]]]:
-    """Per part, its (assignment, allocation) pairs."""
-    return {
-        "assignment": [
-            (a.value, spec.assignment_allocation.value) for a in spec.assignment_methods
-        ],
-        "allocation": [
-            (spec.allocation_assignment.value, m.value) for m in spec.allocation_methods
-        ],
-    }
+Cell = tuple[str, str, float | None]
+"""(assignment, allocation, λ per s or None: the config's)."""
 
 
-def _one_run(
-    spec: LiveQualitySpec, out: Path, cell: tuple[str, str], seed: int, runner: QualityRunner
-) -> dict[str, Any]:
-    """One `testbed quality run` in-process (`runner` is its body); its summary and run
-    folder."""
-    assignment, allocation = cell
-    runs = out / "runs" / f"{assignment}-{allocation}-s{seed}"
+def _cells(spec: LiveQualitySpec) -> dict[str, list[Cell]]:
+    """Per part, its (assignment, allocation, λ) cells; a λ sweep makes one allocation
+    part per λ (`allocation λ=…`)."""
+    parts: dict[str, list[Cell]] = {}
+    if spec.assignment_methods:
+        parts["assignment"] = [
+            (a.value, spec.assignment_allocation.value, None) for a in spec.assignment_methods
+        ]
+    weights: list[float | None] = list(spec.latency_weights_per_s) or [None]
+    for lam in weights:
+        name = "allocation" if lam is None else f"allocation λ={lam:g}"
+        parts[name] = [
+            (spec.allocation_assignment.value, m.value, lam) for m in spec.allocation_methods
+        ]
+    return parts
+
+
+def _run_key(cell: Cell, seed: int) -> str:
+    assignment, allocation, lam = cell
+    return f"{assignment}-{allocation}-s{seed}" + ("" if lam is None else f"-l{lam:g}")
+
+
+def _one_run(spec: LiveQualitySpec, out: Path, cell: Cell, seed: int, runner: QualityRunner,
+             calibration: Path | None = None) -> dict[str, Any]:  # fmt: skip
+    """One `testbed quality run` in-process (`runner` is its body), planning on
+    `calibration` when given; its summary and run folder."""
+    assignment, allocation, lam = cell
+    runs = out / "runs" / _run_key(cell, seed)
+    weight = [] if lam is None else [f"allocation.latency_weight_per_s={lam}"]
     args = argparse.Namespace(
         config=spec.config,
         assignment=assignment,
@@ -111,7 +142,8 @@ def _one_run(
         requests=spec.requests_per_slot,
         seed=seed,
         profile=spec.profile,
-        set=[*spec.sets, f"run.out_dir={runs}"],
+        set=[*spec.sets, *weight, f"run.out_dir={runs}"],
+        calibration=None if calibration is None else str(calibration),
         json=False,
     )
     code, summary = runner(args)
@@ -120,7 +152,27 @@ def _one_run(
             f"testbed quality run {assignment}/{allocation} seed {seed}: exit {code}"
         )
     (folder,) = [p for p in runs.iterdir() if p.is_dir()]
-    return {"run_dir": str(folder), "summary": {**summary, "edge": _edge_means(folder)}}
+    return {"run_dir": str(folder), "summary": {**summary, "edge": _edge_means(folder)},
+            "calibration": _calibration_check(folder)}  # fmt: skip
+
+
+def _calibration_check(folder: Path) -> dict[str, Any]:
+    """Per model: this run's own fit (fixed, per-step seconds, R²) and, when it planned on
+    a shared one, that one's and the ratio of their predicted compute at the model's
+    calibration steps' mean (1.0: the run's host was as fast as the shared run's)."""
+    data = json.loads((folder / "calibration.json").read_text())
+    shared = data.get("planned_with") or {}
+    out: dict[str, Any] = {"shared_from": shared.get("from", "")}
+    for model, own in data["latency"].items():
+        steps = [p["steps"] for p in own["points"]]
+        k = sum(steps) / len(steps)
+        row = {"fixed_s": own["fixed_s"], "per_step_s": own["per_step_s"],
+               "r_squared": own["r_squared"]}  # fmt: skip
+        if model in shared:
+            theirs = shared[model]["fixed_s"] + shared[model]["per_step_s"] * k
+            row["own_over_shared"] = (own["fixed_s"] + own["per_step_s"] * k) / theirs
+        out[model] = row
+    return out
 
 
 def _edge_means(folder: Path) -> dict[str, float]:
@@ -183,6 +235,12 @@ def _versus(first: list[dict[str, Any]], other: list[dict[str, Any]]) -> dict[st
         "time_reduction_percent": interval(
             [-pct(a["latency_ms"]["mean"], b["latency_ms"]["mean"]) for a, b in pairs]
         ),
+        "planned_utility_per_slot": interval(
+            [
+                a["edge"]["planned_utility_per_slot"] - b["edge"]["planned_utility_per_slot"]
+                for a, b in pairs
+            ]
+        ),
     }
 
 
@@ -200,6 +258,20 @@ def _meta(spec: LiveQualitySpec, command: str | None) -> dict[str, Any]:
     }
 
 
+def _schedule(spec: LiveQualitySpec) -> list[tuple[Cell, int]]:
+    """The (cell, seed) runs in the order they run: method by method, or (`interleave`)
+    seed by seed, each seed's cells shuffled by random.Random(seed)."""
+    cells = [c for part in _cells(spec).values() for c in part]
+    if not spec.interleave:
+        return [(c, s) for c in cells for s in spec.seeds]
+    order = []
+    for seed in spec.seeds:
+        mine = list(cells)
+        random.Random(seed).shuffle(mine)
+        order += [(c, seed) for c in mine]
+    return order
+
+
 def run_live_experiment(
     spec: LiveQualitySpec, out: Path, runner: QualityRunner, command: str | None = None
 ) -> dict[str, Any]:
@@ -208,18 +280,20 @@ def run_live_experiment(
     out.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {**_meta(spec, command), "runs": {}, "parts": {}}
     models = list(load_config(spec.config, sets=list(spec.sets)).allocation.models)
+    shared: dict[int, Path] = {}  # seed: the calibration.json every later run plans on
+    for cell, seed in _schedule(spec):
+        key = _run_key(cell, seed)
+        if key not in result["runs"]:
+            run = _one_run(spec, out, cell, seed, runner, shared.get(seed))
+            result["runs"][key] = run
+            if spec.shared_calibration and seed not in shared:
+                shared[seed] = Path(run["run_dir"]) / "calibration.json"
+    result["order"] = list(result["runs"])
     for part, cells in _cells(spec).items():
         table: dict[str, Any] = {}
-        for assignment, allocation in cells:
-            summaries = []
-            for seed in spec.seeds:
-                key = f"{assignment}-{allocation}-s{seed}"
-                if key not in result["runs"]:
-                    result["runs"][key] = _one_run(
-                        spec, out, (assignment, allocation), seed, runner
-                    )
-                summaries.append(result["runs"][key]["summary"])
-            method = assignment if part == "assignment" else allocation
+        for cell in cells:
+            summaries = [result["runs"][_run_key(cell, seed)]["summary"] for seed in spec.seeds]
+            method = cell[0] if part == "assignment" else cell[1]
             table[method] = {"per_seed": summaries}
         first = next(iter(table.values()))["per_seed"]
         result["parts"][part] = {
@@ -230,6 +304,7 @@ def run_live_experiment(
     result["finished_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
     result["load_average_after"] = list(os.getloadavg())
     result["offline"] = _offline(Path(spec.offline))
+    result["calibration_spread"] = _calibration_spread(result["runs"])
     (out / LIVE_FILE).write_text(json.dumps(result, indent=1, allow_nan=True) + "\n")
     write_live_report(out)
     return result
@@ -247,6 +322,25 @@ def _offline(folder: Path) -> dict[str, Any]:
         "assignment": {m: {"score": s["score"]} for m, s in data["summary"].items()},
         "probabilistic_vs": {m: {"score": v["score"]} for m, v in data["probabilistic_vs"].items()},
     }
+
+
+def _calibration_spread(runs: dict[str, Any]) -> dict[str, Any]:
+    """Over the runs that planned on a shared calibration: per model, their own fit's
+    predicted compute over the shared one's (how far each run's host speed was from the
+    calibrating run's), and the own fits' R²."""
+    out: dict[str, Any] = {}
+    for run in runs.values():
+        for model, row in run.get("calibration", {}).items():
+            if isinstance(row, dict) and "own_over_shared" in row:
+                cell = out.setdefault(model, {"own_over_shared": [], "r_squared": []})
+                cell["own_over_shared"].append(row["own_over_shared"])
+                cell["r_squared"].append(row["r_squared"])
+    return {m: {"runs": len(c["r_squared"]),
+                "own_over_shared": {"min": min(c["own_over_shared"]),
+                                    "max": max(c["own_over_shared"]),
+                                    **interval(c["own_over_shared"])},
+                "r_squared": {"min": min(c["r_squared"]), "max": max(c["r_squared"])}}
+            for m, c in out.items()}  # fmt: skip
 
 
 PAPER = {
@@ -276,13 +370,34 @@ def _part_lines(part: str, cell: dict[str, Any], title: str, models: list[str]) 
     rows = [
         [o, _ci(v["score"]), _ci(v["utility_per_slot"], 1),
          _ci(v["utility_percent"], 1) + " %", _ci(v["time_reduction_percent"], 1) + " %",
-         PAPER[part].get(o, "–")]
+         _ci(v["planned_utility_per_slot"], 2) if "planned_utility_per_slot" in v else "–",
+         PAPER[part.split(" ")[0]].get(o, "–")]
         for o, v in cell["first_vs"].items()
     ]  # fmt: skip
     header = ["vs", "score difference", "utility difference per slot",
-              "utility difference (of theirs)", "time saved", "paper"]  # fmt: skip
+              "utility difference (of theirs)", "time saved",
+              "planned utility difference per slot (twin)", "paper"]  # fmt: skip
     lines += [f"{first} against the others (paired by seed):", ""]
     return [*lines, *_table(header, rows), ""]
+
+
+def _spread_lines(spread: dict[str, Any]) -> list[str]:
+    rows = [[m, str(c["runs"]), _ci(c["own_over_shared"], 3),
+             f"{c['own_over_shared']['min']:.3f}–{c['own_over_shared']['max']:.3f}",
+             f"{c['r_squared']['min']:.3f}–{c['r_squared']['max']:.3f}"]
+            for m, c in spread.items()]  # fmt: skip
+    header = [
+        "model",
+        "runs",
+        "own fit / shared fit (compute at the calibration steps)",
+        "range",
+        "own fit's R² (range)",
+    ]
+    title = (
+        "## The check: each run's own calibration against its seed's shared one "
+        "(the runs after each seed's first)"
+    )
+    return [title, "", *_table(header, rows), ""]
 
 
 def _offline_lines(off: dict[str, Any]) -> list[str]:
@@ -305,12 +420,14 @@ def write_live_report(folder: Path) -> Path:
         "the other method's |utility|.",
         "",
     ]
-    titles = {
-        "assignment": f"## Assignment (allocation {spec['assignment_allocation']})",
-        "allocation": f"## Allocation (assignment {spec['allocation_assignment']})",
-    }
     for part, cell in data["parts"].items():
-        lines += _part_lines(part, cell, titles[part], models)
+        if part == "assignment":
+            title = f"## Assignment (allocation {spec['assignment_allocation']})"
+        else:
+            title = f"## {part.capitalize()} (assignment {spec['allocation_assignment']})"
+        lines += _part_lines(part, cell, title, models)
+    if data.get("calibration_spread"):
+        lines += _spread_lines(data["calibration_spread"])
     if data.get("offline"):
         lines += _offline_lines(data["offline"])
     lines += [

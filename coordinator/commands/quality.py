@@ -81,6 +81,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--set", action="append", default=[], metavar="KEY=VALUE",
         help="override a config key, e.g. --set allocation.latency_weight_per_s=1",
     )  # fmt: skip
+    p.add_argument("--calibration", default=None, metavar="FILE",
+                   help="plan with the latency fits of another run's calibration.json "
+                   "(this run's own is still measured and recorded)")  # fmt: skip
     add_json_flag(p)
     p.set_defaults(func=lambda args: json_result(args.json, lambda: run_quality(args)))
     register_offline(commands, run_quality)
@@ -196,6 +199,10 @@ def run_quality(args: argparse.Namespace) -> tuple[int, dict[str, Any] | None]:
                                  "scale_steps": f.curve.scale_steps, "r_squared": f.r_squared}
                              for m, f in score_fits.items()},
         })  # fmt: skip
+        if getattr(args, "calibration", None):  # one calibration per seed, shared
+            own = json.loads((run_dir / "calibration.json").read_text())
+            shared = bench.use_calibration(Path(args.calibration))
+            write_json(run_dir / "calibration.json", {**own, "planned_with": shared})
         bench.models = profiles(cfg, score_fits, bench.latency_fits)
         for slot in range(cfg.run.slots):
             done = bench.run_slot(slot)
