@@ -66,31 +66,30 @@ Handler = Callable[[Job, float], EdgeTaskResult]  # (job, queue_ms) -> result
 Rejecter = Callable[[Job, FailureReason, str], EdgeTaskResult]
 
 
-class FifoExecutor:
+class SlotExecutor:
+    """What every edge executor shares (this FIFO one, edge_node/share_executor.py): the
+    queue's bound, the counters, `submit`, `abandon` and the run of one task, so each task
+    ends in exactly one outcome whatever the order. A subclass says where a waiting task
+    goes (`_enqueue`) and how an abandoned one leaves it (`_withdraw`), both under the
+    lock, and runs its own slots."""
+
     def __init__(
         self,
-        slots: int,
         capacity: int,
         handler: Handler,
         reject: Rejecter,
         on_change: Callable[[], None] = lambda: None,
     ) -> None:
-        self._queue: queue.Queue[Job | None] = queue.Queue()
         self._capacity = capacity
         self._handler = handler
         self._reject = reject
         self._on_change = on_change
-        self._lock = threading.Lock()
+        self._lock = threading.Condition(threading.Lock())  # never taken twice by one thread
         self._waiting = 0
         self._running = 0
         self._closed = False
         self.completed = 0
         self.cancelled = 0
-        self._workers = [
-            threading.Thread(target=self._work, name=f"slot-{i}", daemon=True) for i in range(slots)
-        ]
-        for w in self._workers:
-            w.start()
 
     @property
     def queue_length(self) -> int:
@@ -99,6 +98,13 @@ class FifoExecutor:
     @property
     def running(self) -> int:
         return self._running
+
+    def _enqueue(self, job: Job) -> None:
+        raise NotImplementedError
+
+    def _withdraw(self, job: Job) -> None:
+        """Take an abandoned waiting `job` out of the queue (default: leave it there; the
+        slot that meets it skips it)."""
 
     def submit(self, job: Job) -> Future[EdgeTaskResult]:
         with self._lock:
@@ -110,7 +116,7 @@ class FifoExecutor:
                 self._waiting += 1
                 job.enqueued_at = time.perf_counter()
                 job.phase = JobPhase.WAITING
-                self._queue.put(job)
+                self._enqueue(job)
                 reason = None
         if reason is not None:
             job.future.set_result(self._reject(job, reason, detail))
@@ -125,11 +131,42 @@ class FifoExecutor:
         with self._lock:
             if job.phase is not JobPhase.WAITING:
                 return
+            self._withdraw(job)
             job.phase = JobPhase.ABANDONED
             self._waiting -= 1
             self.cancelled += 1
         job.future.set_result(self._reject(job, FailureReason.CANCELLED, reason))
         self._on_change()
+
+    def _run(self, job: Job, queue_ms: float) -> EdgeTaskResult:
+        if job.should_stop():  # its caller left while it waited
+            return self._reject(job, FailureReason.CANCELLED, job.stop_reason)
+        try:
+            return self._handler(job, queue_ms)
+        except Exception as exc:  # the handler maps known failures; this is a bug
+            log.exception("task %s failed unexpectedly", job.request.task_id)
+            return self._reject(job, FailureReason.INTERNAL, repr(exc))
+
+
+class FifoExecutor(SlotExecutor):
+    def __init__(
+        self,
+        slots: int,
+        capacity: int,
+        handler: Handler,
+        reject: Rejecter,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        super().__init__(capacity, handler, reject, on_change)
+        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._workers = [
+            threading.Thread(target=self._work, name=f"slot-{i}", daemon=True) for i in range(slots)
+        ]
+        for w in self._workers:
+            w.start()
+
+    def _enqueue(self, job: Job) -> None:
+        self._queue.put(job)
 
     def _work(self) -> None:
         while True:
@@ -156,15 +193,6 @@ class FifoExecutor:
                 self.cancelled += result.reason is FailureReason.CANCELLED
             job.future.set_result(result)
             self._on_change()
-
-    def _run(self, job: Job, queue_ms: float) -> EdgeTaskResult:
-        if job.should_stop():  # its caller left while it waited
-            return self._reject(job, FailureReason.CANCELLED, job.stop_reason)
-        try:
-            return self._handler(job, queue_ms)
-        except Exception as exc:  # the handler maps known failures; this is a bug
-            log.exception("task %s failed unexpectedly", job.request.task_id)
-            return self._reject(job, FailureReason.INTERNAL, repr(exc))
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
         with self._lock:

@@ -27,22 +27,19 @@ running one to stop; every task ends in exactly one outcome.
 
 from __future__ import annotations
 
-import logging
 import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from edge_node.executor import FifoExecutor, Handler, Job, JobPhase, Rejecter
+from edge_node.executor import FifoExecutor, Handler, Job, JobPhase, Rejecter, SlotExecutor
 from testbed.config.bench import EdgeSettings
 from testbed.config.edge_executor import EdgeExecutorKind, ShareMode
 from testbed.messages import EdgeTaskResult
 from testbed.types import FailureReason
 
-log = logging.getLogger(__name__)
 
 FLOOR_SHARE = 0.01
 """The share of a model the table gives none (absent or 0) when the listed models
@@ -114,7 +111,7 @@ class Turn:
     estimate_s: float
 
 
-class ShareExecutor:
+class ShareExecutor(SlotExecutor):
     def __init__(
         self,
         slots: int,
@@ -129,22 +126,13 @@ class ShareExecutor:
     ) -> None:
         """`shares`: φ per model id (checked: raises ShareTableError); `clock`: the
         time source of the measured task times and of `strict`'s waits."""
+        super().__init__(capacity, handler, reject, on_change)
         self._slots = slots
-        self._capacity = capacity
-        self._handler = handler
-        self._reject = reject
-        self._on_change = on_change
         self.mode = mode
         self._clock = clock
-        self._cond = threading.Condition(threading.Lock())  # never taken twice by one thread
         self._table: dict[str, float] = {}
         self._lanes: dict[str, ModelLane] = {}
         self._virtual_s = 0.0  # the virtual time of the latest task started
-        self._waiting = 0
-        self._running = 0
-        self._closed = False
-        self.completed = 0
-        self.cancelled = 0
         self.set_shares(shares or {})
         self._workers = [
             threading.Thread(target=self._work, name=f"share-slot-{i}", daemon=True)
@@ -162,22 +150,22 @@ class ShareExecutor:
         problems = check_share_table(shares)
         if problems:
             raise ShareTableError("; ".join(problems))
-        with self._cond:
+        with self._lock:
             self._table = {m: float(s) for m, s in shares.items()}
             self._reshare()
-            self._cond.notify_all()
+            self._lock.notify_all()
         self._on_change()
 
     def shares(self, models: Iterable[str] = ()) -> dict[str, float]:
         """The share every model with a table entry, a lane or in `models` runs at now."""
-        with self._cond:
+        with self._lock:
             known = sorted({*self._table, *self._lanes, *models})
             return effective_shares(self._table, known)
 
     def busy_s(self) -> dict[str, float]:
         """Measured slot seconds each model with a lane has held so far (a lane
         `_forget_settled` dropped takes its figure with it)."""
-        with self._cond:
+        with self._lock:
             return {m: lane.busy_s for m, lane in self._lanes.items()}
 
     def _reshare(self) -> None:
@@ -193,56 +181,22 @@ class ShareExecutor:
 
     # ------------------------------------------------------------------ the contract
 
-    @property
-    def queue_length(self) -> int:
-        return self._waiting
+    def _enqueue(self, job: Job) -> None:
+        lane = self._lane(job.request.model.model_id)
+        if not lane.active:  # idle time earns no credit
+            lane.pass_s = max(lane.pass_s, self._virtual_s)
+        lane.waiting.append(job)
+        self._lock.notify()
 
-    @property
-    def running(self) -> int:
-        return self._running
-
-    def submit(self, job: Job) -> Future[EdgeTaskResult]:
-        with self._cond:
-            if self._closed:
-                reason, detail = FailureReason.SHUTTING_DOWN, "the edge is stopping"
-            elif self._waiting >= self._capacity:
-                reason, detail = FailureReason.QUEUE_FULL, f"{self._waiting} tasks waiting"
-            else:
-                lane = self._lane(job.request.model.model_id)
-                if not lane.active:  # idle time earns no credit
-                    lane.pass_s = max(lane.pass_s, self._virtual_s)
-                self._waiting += 1
-                job.enqueued_at = time.perf_counter()
-                job.phase = JobPhase.WAITING
-                lane.waiting.append(job)
-                self._cond.notify()
-                reason = None
-        if reason is not None:
-            job.future.set_result(self._reject(job, reason, detail))
-        else:
-            self._on_change()
-        return job.future
-
-    def abandon(self, job: Job, reason: str) -> None:
-        """The caller of `job` has gone: answer it CANCELLED now if it is still
-        waiting, else ask it to stop at its next invocation boundary."""
-        job.ask_to_stop(reason)
-        with self._cond:
-            if job.phase is not JobPhase.WAITING:
-                return
-            self._lanes[job.request.model.model_id].waiting.remove(job)
-            job.phase = JobPhase.ABANDONED
-            self._waiting -= 1
-            self.cancelled += 1
-        job.future.set_result(self._reject(job, FailureReason.CANCELLED, reason))
-        self._on_change()
+    def _withdraw(self, job: Job) -> None:
+        self._lanes[job.request.model.model_id].waiting.remove(job)
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
         """Refuse new tasks, answer every waiting one SHUTTING_DOWN, let the running
         ones finish (up to `timeout_s` each slot)."""
-        with self._cond:
+        with self._lock:
             self._closed = True
-            self._cond.notify_all()
+            self._lock.notify_all()
         for w in self._workers:
             w.join(timeout_s)
 
@@ -286,12 +240,12 @@ class ShareExecutor:
         """Block until a task may start and return its turn; once the executor has
         closed, the tasks still waiting instead (answered SHUTTING_DOWN by the caller;
         the other slots find none left)."""
-        with self._cond:
+        with self._lock:
             while not self._closed:
                 now = self._clock()
                 lane, wait_s = self._next(now)
                 if lane is None:
-                    self._cond.wait(wait_s)
+                    self._lock.wait(wait_s)
                     continue
                 job = lane.waiting.popleft()
                 self._waiting -= 1
@@ -335,7 +289,7 @@ class ShareExecutor:
     def _charge(self, turn: Turn, task_s: float, result: EdgeTaskResult) -> None:
         """Replace the estimate charged at the start by the measured `task_s`."""
         lane = turn.lane
-        with self._cond:
+        with self._lock:
             correction_s = task_s - turn.estimate_s
             lane.pass_s += correction_s / lane.share
             lane.ready_at += correction_s / (lane.share * self._slots)
@@ -350,16 +304,7 @@ class ShareExecutor:
             self._running -= 1
             self.completed += 1
             self.cancelled += result.reason is FailureReason.CANCELLED
-            self._cond.notify_all()
-
-    def _run(self, job: Job, queue_ms: float) -> EdgeTaskResult:
-        if job.should_stop():  # its caller left while it waited
-            return self._reject(job, FailureReason.CANCELLED, job.stop_reason)
-        try:
-            return self._handler(job, queue_ms)
-        except Exception as exc:  # the handler maps known failures; this is a bug
-            log.exception("task %s failed unexpectedly", job.request.task_id)
-            return self._reject(job, FailureReason.INTERNAL, repr(exc))
+            self._lock.notify_all()
 
 
 def make_executor(
