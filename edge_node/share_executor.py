@@ -40,7 +40,6 @@ from testbed.config.edge_executor import EdgeExecutorKind, ShareMode
 from testbed.messages import EdgeTaskResult
 from testbed.types import FailureReason
 
-
 FLOOR_SHARE = 0.01
 """The share of a model the table gives none (absent or 0) when the listed models
 leave less than this each: its tasks still run (slowly) instead of waiting forever."""
