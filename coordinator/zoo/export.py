@@ -69,6 +69,20 @@ def export_onnx(
     and nothing time- or path-dependent is written.
     """
     inputs, outputs = io_names(family)
+    return export_module(model, example_inputs(family), inputs, outputs, metadata, doc)
+
+
+def export_module(
+    model: nn.Module,
+    examples: tuple[torch.Tensor, ...],
+    inputs: tuple[str, ...],
+    outputs: tuple[str, ...],
+    metadata: dict[str, str],
+    doc: str = "",
+) -> bytes:
+    """Any zoo module as checked ONNX bytes (the quality zoo's too,
+    coordinator/zoo/quality/export.py): traced on `examples`, every input and output
+    with a symbolic batch dimension, `metadata` as the model's properties."""
     buffer = io.BytesIO()
     model.eval()
     with warnings.catch_warnings():
@@ -78,7 +92,7 @@ def export_onnx(
         warnings.filterwarnings("ignore", category=UserWarning, module="torch.onnx")
         torch.onnx.export(
             model,
-            example_inputs(family),
+            examples,
             buffer,  # type: ignore[arg-type]  # a file-like object is accepted
             dynamo=False,
             input_names=list(inputs),
@@ -88,7 +102,7 @@ def export_onnx(
             do_constant_folding=True,
         )
     proto = onnx.load_from_string(buffer.getvalue())
-    _set_output_shapes(proto, model, family)
+    _set_output_shapes(proto, model, examples)
     proto.doc_string = doc
     proto.graph.name = metadata.get("id", proto.graph.name)
     for key, value in sorted(metadata.items()):
@@ -98,11 +112,13 @@ def export_onnx(
     return proto.SerializeToString()
 
 
-def _set_output_shapes(proto: onnx.ModelProto, model: nn.Module, family: ModelFamily) -> None:
+def _set_output_shapes(
+    proto: onnx.ModelProto, model: nn.Module, examples: tuple[torch.Tensor, ...]
+) -> None:
     """Give every output its static sample shape (the exporter leaves the dimensions
     behind a reshape symbolic), keeping the batch dimension symbolic."""
     with torch.no_grad():
-        results = model(*example_inputs(family))
+        results = model(*examples)
     if isinstance(results, torch.Tensor):
         results = (results,)
     for value, result in zip(proto.graph.output, results, strict=True):
