@@ -48,6 +48,39 @@ def write_config(path: Path, broker_url: str | None, zoo_dir: Path, **sections: 
     return path
 
 
+COEDGE_EDGE_GHZ = [1.0, 1.5, 3.0]
+"""Edge clocks of the tests' §B bench on a host counted as 3 GHz: edge-0 computes 3×
+slower than the host, edge-1 2×, edge-2 at its speed (the compute emulation stretches
+slower nodes)."""
+
+
+def write_coedge_config(
+    path: Path, zoo_dir: Path, slot_mode: str = "clocked", **sections: Any
+) -> Path:
+    """The tests' live §B bench: three heterogeneous edges (`COEDGE_EDGE_GHZ`) and their
+    schedulers, one task type of ~10-30 units of the tiny cGAN (enough to split), two
+    tasks per station and slot; `sections` merged into those (a section's keys over its
+    own)."""
+    n = len(COEDGE_EDGE_GHZ)
+    data: dict[str, Any] = {
+        "emulation": {"links": False, "compute": True, "host_ghz": 3.0},
+        "edges": {"count": n, "cache_capacity_mb": 8.0, "energy": {"meter": "estimated"},
+                  "preload": ["cgan-s"], "nodes": [{"cpu_ghz": g} for g in COEDGE_EDGE_GHZ]},
+        "agents": {"count": n, "energy": {"meter": "estimated"}},
+        "tasks": {"flops_per_cycle": 0.01, "types": [{
+            "name": "process_optimisation", "model": "cgan-s", "size_mbit": [1.0, 1.0],
+            "density_cycles_per_bit": 1.0, "deadline_s": 10.0}]},
+        "coedge": {"edge_ghz": COEDGE_EDGE_GHZ, "slot_s": 0.4, "max_tasks": 2,
+                   "arrival_prob": 1.0, "size_mbit": [0.5, 1.0],
+                   "density_cycles_per_bit": [800.0, 1200.0], "deadline_s": 10.0},
+        "run": {"system": "coedge", "slot_mode": slot_mode, "task_timeout_s": 20.0,
+                "start_timeout_s": 60.0},
+    }  # fmt: skip
+    for key, value in sections.items():
+        data[key] = {**data[key], **value} if isinstance(data.get(key), dict) else value
+    return write_config(path, None, zoo_dir, **data)
+
+
 class StateWatcher:
     """Every edge state published on MQTT, in arrival order."""
 

@@ -20,10 +20,9 @@ from coordinator.envs.coedge_twin import CoedgeParams, CoedgeTwin
 from testbed.coedge.tasks import slot_tasks
 from testbed.config import load_config
 
-from .harness import write_config
+from .harness import write_coedge_config
 
 ROOT = Path(__file__).resolve().parents[2]
-EDGE_GHZ = [1.0, 1.5, 3.0]
 SLOTS = 2
 
 pytestmark = pytest.mark.slow
@@ -31,24 +30,13 @@ pytestmark = pytest.mark.slow
 
 def coedge_bench(tmp_path: Path, tiny_zoo: Path) -> Path:
     """Three heterogeneous edges and their schedulers (tests/integration/test_coedge_live.py)."""
-    n = len(EDGE_GHZ)
     (tmp_path / "zoo").mkdir(exist_ok=True)  # the command finds it as <zoo.dir>/<scale>
     (tmp_path / "zoo" / "tiny").symlink_to(tiny_zoo)
-    return write_config(
-        tmp_path / "testbed.yaml", None, tmp_path / "zoo" / "tiny",
-        emulation={"links": False, "compute": True, "host_ghz": 3.0},
-        edges={"count": n, "cache_capacity_mb": 8.0, "energy": {"meter": "estimated"},
-               "preload": ["cgan-s"], "nodes": [{"cpu_ghz": g} for g in EDGE_GHZ]},
-        agents={"count": n, "energy": {"meter": "estimated"}},
-        tasks={"flops_per_cycle": 0.01, "types": [{
-            "name": "process_optimisation", "model": "cgan-s", "size_mbit": [1.0, 1.0],
-            "density_cycles_per_bit": 1.0, "deadline_s": 10.0}]},
-        coedge={"edge_ghz": EDGE_GHZ, "slot_s": 0.4, "max_tasks": 2, "arrival_prob": 1.0,
-                "size_mbit": [0.5, 1.0], "density_cycles_per_bit": [800.0, 1200.0],
-                "deadline_s": 10.0},
-        run={"system": "coedge", "slot_mode": "clocked", "task_timeout_s": 20.0,
-             "start_timeout_s": 60.0, "out_dir": str(tmp_path / "runs")},
-    )  # fmt: skip
+    return write_coedge_config(
+        tmp_path / "testbed.yaml",
+        tmp_path / "zoo" / "tiny",
+        run={"out_dir": str(tmp_path / "runs")},
+    )
 
 
 def run_testbed(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:

@@ -25,32 +25,14 @@ from testbed.exit_codes import ExitCode, TestbedExit
 from testbed.messages import TaskRecord
 from testbed.types import FailureReason, Outcome
 
-from .harness import write_config as write_test_config
+from .harness import write_coedge_config
 
 pytestmark = pytest.mark.slow
 
-EDGE_GHZ = [1.0, 1.5, 3.0]
-"""Edge clocks on a host counted as 3 GHz: edge-0 computes 3× slower than the host,
-edge-1 2×, edge-2 at its speed (the compute emulation stretches slower nodes)."""
-
 
 def make_bench(tmp_path: Path, tiny_zoo: Path, slot_mode: str = "clocked") -> CoedgeBench:
-    n = len(EDGE_GHZ)
-    path = write_test_config(
-        tmp_path / "testbed.yaml", None, tiny_zoo,
-        emulation={"links": False, "compute": True, "host_ghz": 3.0},
-        edges={"count": n, "cache_capacity_mb": 8.0, "energy": {"meter": "estimated"},
-               "preload": ["cgan-s"], "nodes": [{"cpu_ghz": g} for g in EDGE_GHZ]},
-        agents={"count": n, "energy": {"meter": "estimated"}},
-        # one task type whose tasks are ~10-30 units of the tiny cGAN: enough to split
-        tasks={"flops_per_cycle": 0.01, "types": [{
-            "name": "process_optimisation", "model": "cgan-s", "size_mbit": [1.0, 1.0],
-            "density_cycles_per_bit": 1.0, "deadline_s": 10.0}]},
-        coedge={"edge_ghz": EDGE_GHZ, "slot_s": 0.4, "max_tasks": 2, "arrival_prob": 1.0,
-                "size_mbit": [0.5, 1.0], "density_cycles_per_bit": [800.0, 1200.0],
-                "deadline_s": 10.0},
-        run={"system": "coedge", "slot_mode": slot_mode, "task_timeout_s": 20.0,
-             "start_timeout_s": 60.0},
+    path = write_coedge_config(
+        tmp_path / "testbed.yaml", tiny_zoo, slot_mode,
         registry={"heartbeat_interval_s": 0.3, "missing_after_beats": 3},
     )  # fmt: skip
     cfg = load_config(path, env={})

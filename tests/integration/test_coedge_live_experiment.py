@@ -14,36 +14,23 @@ import yaml
 
 from coordinator.coedge_experiments import backend_of, cells_of, load_coedge_spec, run_experiment
 
-from .harness import write_config as write_test_config
+from .harness import write_coedge_config
 
 pytestmark = pytest.mark.slow
-
-EDGE_GHZ = [1.0, 1.5, 3.0]
 
 
 def _bench_config(tmp_path: Path, tiny_zoo: Path) -> Path:
     """Three heterogeneous edges, one scheduler each, clocked slots (as
     tests/integration/test_coedge_live.py's bench)."""
-    n = len(EDGE_GHZ)
     zoo = tmp_path / "zoo" / "tiny"  # the config names a zoo by folder and scale
     zoo.parent.mkdir()
     zoo.symlink_to(tiny_zoo)
-    return write_test_config(
-        tmp_path / "testbed.yaml", None, zoo,
-        emulation={"links": False, "compute": True, "host_ghz": 3.0},
-        edges={"count": n, "cache_capacity_mb": 8.0, "energy": {"meter": "estimated"},
-               "preload": ["cgan-s"], "nodes": [{"cpu_ghz": g} for g in EDGE_GHZ]},
-        agents={"count": n, "energy": {"meter": "estimated"}},
-        tasks={"flops_per_cycle": 0.01, "types": [{
-            "name": "process_optimisation", "model": "cgan-s", "size_mbit": [1.0, 1.0],
-            "density_cycles_per_bit": 1.0, "deadline_s": 10.0}]},
-        coedge={"edge_ghz": EDGE_GHZ, "slot_s": 0.4, "max_tasks": 2, "arrival_prob": 1.0,
-                "size_mbit": [0.5, 1.0], "density_cycles_per_bit": [800.0, 1200.0],
-                "deadline_s": 10.0, "episode_slots": 3},
-        run={"system": "coedge", "slot_mode": "clocked", "task_timeout_s": 20.0,
-             "start_timeout_s": 60.0},
+    return write_coedge_config(
+        tmp_path / "testbed.yaml",
+        zoo,
+        coedge={"episode_slots": 3},
         coedge_learners={"hidden": 16, "batch_size": 16, "warmup_steps": 16},
-    )  # fmt: skip
+    )
 
 
 def test_the_live_backend_runs_a_cell_on_the_boards(tmp_path: Path, tiny_zoo: Path) -> None:
