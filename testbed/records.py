@@ -85,11 +85,8 @@ def judge(
     elif local_error is not None:
         record.outcome, record.reason = Outcome.FAILED, FailureReason.LOCAL_FAILED
         record.detail = f"{local_error.reason.value}: {local_error.detail}"
-    elif record.latency_ms > record.deadline_s * 1e3:
-        record.outcome, record.reason = Outcome.FAILED, FailureReason.DEADLINE
-        record.detail = f"{record.latency_ms:.0f} ms > deadline {record.deadline_s * 1e3:.0f} ms"
     else:
-        record.outcome, record.reason, record.detail = Outcome.COMPLETED, FailureReason.NONE, ""
+        _judge_deadline(record)
     return record
 
 
@@ -156,9 +153,16 @@ def judge_shares(record: TaskRecord, shares: Sequence[ShareResult]) -> TaskRecor
     if failed is not None:
         record.outcome, record.reason = Outcome.FAILED, failed.reason
         record.detail = f"{failed.edge_id}: {failed.detail}" if failed.detail else failed.edge_id
-    elif record.latency_ms > record.deadline_s * 1e3:
+    else:
+        _judge_deadline(record)
+    return record
+
+
+def _judge_deadline(record: TaskRecord) -> None:
+    """A task whose parts all completed: failed `deadline` past `record.deadline_s`,
+    else completed."""
+    if record.latency_ms > record.deadline_s * 1e3:
         record.outcome, record.reason = Outcome.FAILED, FailureReason.DEADLINE
         record.detail = f"{record.latency_ms:.0f} ms > deadline {record.deadline_s * 1e3:.0f} ms"
     else:
         record.outcome, record.reason, record.detail = Outcome.COMPLETED, FailureReason.NONE, ""
-    return record
