@@ -11,8 +11,6 @@ scikit-learn; ≈ 30–60 s on 2 cores. Treat the folder as read-only: copy it
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
 import os
 import shutil
 from pathlib import Path
@@ -20,31 +18,17 @@ from pathlib import Path
 import pytest
 
 from testbed.config import ZooScale
-from tests.zoo_fixtures import CACHE_ROOT, KEY_FILE, REPO, _is_valid, _locked
+from tests.zoo_fixtures import CACHE_ROOT, KEY_FILE, _is_valid, _locked, source_key
 
 QUALITY_ZOO_SEED = 0
 _SOURCES = ("coordinator/zoo", "coordinator/zoo/quality", "testbed/zoo", "testbed/quality")
 _FILES = ("testbed/config/quality.py",)
-_NOT_SOURCES = ("coordinator/zoo/cli.py",)
 _PACKAGES = ("torch", "onnx", "numpy", "scikit-learn")
 
 
 def quality_source_key() -> str:
     """Hash of everything that decides the tiny quality zoo's bytes."""
-    digest = hashlib.sha256(f"quality/{QUALITY_ZOO_SEED}".encode())
-    paths = [p for folder in _SOURCES for p in sorted((REPO / folder).glob("*.py"))]
-    paths += [REPO / f for f in _FILES]
-    for path in paths:
-        if path.relative_to(REPO).as_posix() in _NOT_SOURCES:
-            continue
-        digest.update(path.relative_to(REPO).as_posix().encode())
-        digest.update(path.read_bytes())
-    for name in _PACKAGES:
-        try:
-            digest.update(f"{name}={importlib.metadata.version(name)}".encode())
-        except importlib.metadata.PackageNotFoundError:
-            digest.update(f"{name}=absent".encode())
-    return digest.hexdigest()
+    return source_key(f"quality/{QUALITY_ZOO_SEED}", _SOURCES, _FILES, _PACKAGES)
 
 
 def build_tiny_quality_zoo(root: Path = CACHE_ROOT) -> Path:

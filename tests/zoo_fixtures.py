@@ -39,14 +39,22 @@ _PACKAGES = ("torch", "onnx", "numpy")
 
 def zoo_source_key() -> str:
     """Hash of everything that decides the tiny zoo's bytes."""
-    digest = hashlib.sha256(f"{TINY_ZOO_SEED}/{TINY_ZOO_TRAIN_STEPS}".encode())
-    for folder in _SOURCES:
-        for path in sorted((REPO / folder).glob("*.py")):
-            if path.relative_to(REPO).as_posix() in _NOT_SOURCES:
-                continue
-            digest.update(path.relative_to(REPO).as_posix().encode())
-            digest.update(path.read_bytes())
-    for name in _PACKAGES:
+    return source_key(f"{TINY_ZOO_SEED}/{TINY_ZOO_TRAIN_STEPS}", _SOURCES, (), _PACKAGES)
+
+
+def source_key(
+    salt: str, folders: tuple[str, ...], files: tuple[str, ...], packages: tuple[str, ...]
+) -> str:
+    """Hash of `salt`, the Python files of `folders` (not the command line's), `files`
+    and the versions of `packages`: a cached zoo's key (tests/quality_fixtures.py too)."""
+    digest = hashlib.sha256(salt.encode())
+    paths = [p for folder in folders for p in sorted((REPO / folder).glob("*.py"))]
+    for path in [*paths, *(REPO / f for f in files)]:
+        if path.relative_to(REPO).as_posix() in _NOT_SOURCES:
+            continue
+        digest.update(path.relative_to(REPO).as_posix().encode())
+        digest.update(path.read_bytes())
+    for name in packages:
         try:
             digest.update(f"{name}={importlib.metadata.version(name)}".encode())
         except importlib.metadata.PackageNotFoundError:
