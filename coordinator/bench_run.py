@@ -126,28 +126,14 @@ class LiveRun:
         return self.bench.interrupted("the run was stopped (Ctrl-C or SIGTERM) in its slot")
 
     def extra(self, final: bool) -> dict[str, Any]:
-        events = [e for e in self.bench.events if e.old != "new"]
-        out: dict[str, Any] = {
+        return {
             "mode": "live: agents decide on the boards",
-            "policy": self.label,
-            "slots": self.cfg.run.slots,
-            "broker": self.launcher.broker_description,
-            "nodes": self.bench.node_states(),
-            "node_events": [e.__dict__ for e in events],
-            "node_lines": [
-                f"node {e.node_id}: {e.old} -> {e.new} at slot {max(e.slot, 0)} ({e.t_s:.1f} s)"
-                for e in events
-            ],
-            "refused_records": self.bench.refused_records(),
+            **live_summary(self.bench, self.label, self.cfg.run.slots, self._t0, final),
             "orchestration_overhead_ms": {
                 "p50": percentile(self._overhead_ms, 50),
                 "p95": percentile(self._overhead_ms, 95),
             },
-            "wall_s": round(time.monotonic() - self._t0, 2),
         }
-        if final:  # asks the edges: not while a run is being stopped
-            out["cache"] = self.bench.cache_counters()
-        return out
 
     def close(self, keep: bool) -> None:
         if self.telemetry is not None:
@@ -155,6 +141,31 @@ class LiveRun:
             self.telemetry = None
         self.bench.keep = keep
         self.bench.close()
+
+
+def live_summary(
+    bench: LiveBench, label: str, slots: int, t0: float, final: bool
+) -> dict[str, Any]:
+    """What a live run's summary says of its bench (the §B run's too,
+    coordinator/coedge_run.py): policy, nodes and their events, refused records, wall
+    time, and at the end the edges' cache counters."""
+    events = [e for e in bench.events if e.old != "new"]
+    out: dict[str, Any] = {
+        "policy": label,
+        "slots": slots,
+        "broker": bench.launcher.broker_description,
+        "nodes": bench.node_states(),
+        "node_events": [e.__dict__ for e in events],
+        "node_lines": [
+            f"node {e.node_id}: {e.old} -> {e.new} at slot {max(e.slot, 0)} ({e.t_s:.1f} s)"
+            for e in events
+        ],
+        "refused_records": bench.refused_records(),
+        "wall_s": round(time.monotonic() - t0, 2),
+    }
+    if final:  # asks the edges: not while a run is being stopped
+        out["cache"] = bench.cache_counters()
+    return out
 
 
 def record_slots(

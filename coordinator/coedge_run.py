@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from coordinator.actors import ActorFile
-from coordinator.bench_run import write_run_manifest
+from coordinator.bench_run import live_summary, write_run_manifest
 from coordinator.coedge_live import CoedgeBench, CoedgeSlot
 from coordinator.coedge_shares import CLOCKED_SLOT_FIELDS, coedge_summary
 from coordinator.monitor.recorder import TelemetryRecorder, start_recording
@@ -150,35 +150,22 @@ class CoedgeRun:
         return records
 
     def extra(self, final: bool) -> dict[str, Any]:
-        events = [e for e in self.bench.events if e.old != "new"]
         summary = coedge_summary(self.records)
-        out: dict[str, Any] = {
+        out = live_summary(self.bench, self.label, self.cfg.run.slots, self._t0, final)
+        out["node_lines"].append(summary_line(summary))
+        return {
             "mode": f"live §B: schedulers decide on the boards, {self.cfg.run.slot_mode} slots",
             "system": "coedge",
             "slot_mode": str(self.cfg.run.slot_mode),
             "slot_s": self.cfg.coedge.slot_s,
-            "policy": self.label,
-            "slots": self.cfg.run.slots,
-            "broker": self.launcher.broker_description,
-            "nodes": self.bench.node_states(),
-            "node_events": [e.__dict__ for e in events],
-            "node_lines": [
-                f"node {e.node_id}: {e.old} -> {e.new} at slot {max(e.slot, 0)} ({e.t_s:.1f} s)"
-                for e in events
-            ]
-            + [summary_line(summary)],
-            "refused_records": self.bench.refused_records(),
+            **out,
             "coedge": summary,
             "slot_lateness_ms": {
                 "p50": percentile(self._lateness_ms, 50),
                 "p95": percentile(self._lateness_ms, 95),
                 "max": max(self._lateness_ms, default=0.0),
             },
-            "wall_s": round(time.monotonic() - self._t0, 2),
         }
-        if final:
-            out["cache"] = self.bench.cache_counters()
-        return out
 
     def close(self, keep: bool) -> None:
         if self.telemetry is not None:
