@@ -47,16 +47,29 @@ class Results:
             for c in self.doc["cells"]
         )
 
+    def here(self, recorded: str | None, *folder: str) -> Path | None:
+        """A path this file recorded, as it is found now: as written, or (written relative
+        to another working directory, or the experiment folder moved) at the same place
+        under this file's folder (`folder` …, then its last part). None if neither is."""
+        if not recorded:
+            return None
+        path = Path(recorded)
+        moved = self.path.parent.joinpath(*folder, path.name)
+        return next((p for p in (path, moved) if p.exists()), None)
+
     def calibration(self, value: Any) -> str | None:
         path = self.doc.setdefault("calibrations", {}).get(str(value))
-        return path if path and Path(path).exists() else None
+        found = self.here(path, "calibration", Path(path or ".").parent.name)
+        return str(found) if found else None
 
     def add_calibration(self, value: Any, path: Path) -> None:
         self.doc.setdefault("calibrations", {})[str(value)] = str(path)
         self.save()
 
     def training(self, algorithm: str, value: Any, seed: int) -> str | None:
-        return self.doc["trainings"].get(f"{algorithm}/{value}/{seed}")
+        """The recorded run folder of a training (see `here`), None if not found."""
+        found = self.here(self.doc["trainings"].get(f"{algorithm}/{value}/{seed}"), "runs")
+        return str(found) if found else None
 
     def add_training(self, algorithm: str, value: Any, seed: int, run_dir: Path) -> None:
         """A finished training: its run folder, and its evaluation curve (step, reward per

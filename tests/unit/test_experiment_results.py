@@ -1,0 +1,59 @@
+"""results.json's recorded paths: a resumed experiment finds its trainings and
+calibrations even when the first run was started from another directory."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from coordinator.executors import Cell, reusable_training
+from coordinator.experiment_results import Results
+from coordinator.experiment_spec import ExperimentSpec, load_spec
+
+
+def _spec(tmp_path: Path) -> ExperimentSpec:
+    doc = {"name": "probe", "config": "bench.yaml", "algorithms": ["mato"],
+           "sweep": {"key": "agents.count", "values": [3]}, "seeds": [0]}  # fmt: skip
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(doc))
+    return load_spec(tmp_path / "spec.yaml")
+
+
+def _record(tmp_path: Path, run_dir: str, calibration: str) -> Path:
+    """An experiment folder whose results.json recorded these (relative) paths, with the
+    folders themselves where the experiment writes them."""
+    out = tmp_path / "first" / "runs" / "experiments" / "probe"
+    (out / "runs" / Path(run_dir).name / "actors").mkdir(parents=True)
+    (out / "calibration" / "3").mkdir(parents=True)
+    (out / "calibration" / "3" / "calibration.json").write_text("{}")
+    doc = {"experiment": "probe", "sweep": {"key": "agents.count"}, "cells": [],
+           "trainings": {"mato/3/0": run_dir}, "calibrations": {"3": calibration}}  # fmt: skip
+    (out / "results.json").write_text(json.dumps(doc))
+    return out
+
+
+def test_paths_recorded_from_another_directory_are_found_in_the_experiment_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = _spec(tmp_path)
+    out = _record(tmp_path, "runs/experiments/probe/runs/probe_3__mato__0__T",
+                  "runs/experiments/probe/calibration/3/calibration.json")  # fmt: skip
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the recorded relative paths do not exist from here
+    results = Results(out / "results.json", spec)
+    assert reusable_training(results, Cell("mato", 3, 0)) == out / "runs" / "probe_3__mato__0__T"
+    assert results.calibration(3) == str(out / "calibration" / "3" / "calibration.json")
+
+
+def test_paths_that_exist_nowhere_are_not_reused(tmp_path: Path) -> None:
+    spec = _spec(tmp_path)
+    out = _record(tmp_path, "runs/x/probe_3__mato__0__T", "calibration/3/calibration.json")
+    results = Results(out / "results.json", spec)
+    os.rename(out / "runs" / "probe_3__mato__0__T", out / "runs" / "gone")
+    (out / "calibration" / "3" / "calibration.json").unlink()
+    assert reusable_training(results, Cell("mato", 3, 0)) is None
+    assert results.calibration(3) is None
