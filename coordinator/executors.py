@@ -102,7 +102,7 @@ def calibrate_value(plan: Plan, value: Any, out_dir: Path) -> Path:
     return out
 
 
-def train_cell(plan: Plan, cell: Cell, out_dir: Path, calibration: str | None) -> Path:
+def train_cell(plan: Plan, cell: Cell, out_dir: Path, calibration: str | Path | None) -> Path:
     """Train the cell's algorithm in the twin; its run folder (under out_dir/runs)."""
     from coordinator.training import train_run
 
@@ -120,7 +120,7 @@ def cell_backend(plan: Plan, cell: Cell, out_dir: Path) -> tuple[str, str]:
 
 
 def evaluate_cell(
-    plan: Plan, cell: Cell, out_dir: Path, calibration: str | None, run_dir: Path | None
+    plan: Plan, cell: Cell, out_dir: Path, calibration: str | Path | None, run_dir: Path | None
 ) -> dict[str, Any]:
     """Evaluate the cell (the trained actors of `run_dir`, or the heuristic); the entry
     `results.json` holds for it."""

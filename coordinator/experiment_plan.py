@@ -39,11 +39,11 @@ class Plan:
     slots: int
 
     def cell_config(
-        self, value: Any, seed: int, out_dir: Path, calibration: str | None = None
+        self, value: Any, seed: int, out_dir: Path, calibration: str | Path | None = None
     ) -> TestbedConfig:
         sets: list[SetItem] = list(self.spec.set.items())
-        if calibration:
-            sets.append(("twin.calibration", calibration))
+        if calibration:  # a path as the sequential executor keeps it, or as Ray returns it
+            sets.append(("twin.calibration", str(calibration)))
         sets += [(f"train.{k}", v) for k, v in self.spec.train.items()]
         if self.steps is not None:
             sets.append(("train.steps", self.steps))

@@ -133,3 +133,13 @@ def test_ray_without_the_extra_exits_naming_it(
     assert code == ExitCode.DEPENDENCY_MISSING
     assert "pip install 'aigc-testbed[cluster]'" in capsys.readouterr().err
     assert main(["experiment", "run", spec, "--address", "x:1"]) == ExitCode.USAGE
+
+
+def test_a_calibration_path_from_a_ray_task_configures_the_cells(tmp_path: Path) -> None:
+    # The calibration step returns a Path; on Ray the trainings and evaluations get it as
+    # such (the sequential executor keeps a str): both configure the twin alike.
+    plan = _plan(tmp_path, [2])
+    calibration = tmp_path / "calibration" / "2" / "calibration.json"
+    as_path = plan.cell_config(2, 0, tmp_path, calibration)
+    assert as_path.twin.calibration == str(calibration)
+    assert as_path == plan.cell_config(2, 0, tmp_path, str(calibration))
