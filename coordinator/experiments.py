@@ -81,6 +81,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("spec", help="experiment spec, e.g. experiments/mato_models.yaml")
     add_json_flag(c)
     c.set_defaults(func=check_experiment)
+    from coordinator.experiment_reuse import register as register_reuse
+
+    register_reuse(ps)
 
 
 def _csv(text: str | None, cast: Any = str) -> list[Any] | None:
