@@ -3,7 +3,7 @@ optimality gaps against it.
 
 The bench: `testbed.yaml` (10 devices, 3 edges, 3 models) with the experiments'
 `reward.energy_scale_j: 10`, priced by the committed calibration of the paper-figure
-runs (docs/results/mato_models/calibration/3/calibration.json); the grid of the
+runs (docs/results/calibrations/2026-12-01/3/calibration.json); the grid of the
 exhaustive oracle (local, or x ∈ {0.25, 0.5, 0.75, 1} to edge j with d ∈ {0, 1}).
 
 Cases (one per pricing: calibrated, and the paper model with the demo zoo's sizes):
@@ -48,7 +48,7 @@ from benchmarks.common import standalone as _standalone
 
 NAME = "slot_optimum"
 GOAL = Goal(GoalKind.BELOW, 5.0, "< 5 s per slot at 10 devices, every slot exact")
-CALIBRATION = REPO / "docs/results/mato_models/calibration/3/calibration.json"
+CALIBRATION = REPO / "docs/results/calibrations/2026-12-01/3/calibration.json"
 POLICIES = ("local", "greedy", "random")
 
 

@@ -30,7 +30,7 @@ from testbed.observation import ObservationSpec  # noqa: E402
 from tests.toy_vec_env import ToyVecEnv, toy_spec  # noqa: E402
 
 CALIBRATION = (
-    Path(__file__).resolve().parents[2] / "docs/results/mato_models/calibration/3/calibration.json"
+    Path(__file__).resolve().parents[2] / "docs/results/calibrations/2026-12-01/3/calibration.json"
 )
 """The twin's prices without a built zoo: a committed calibration of the demo bench."""
 

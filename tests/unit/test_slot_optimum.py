@@ -2,7 +2,7 @@
 oracle where both run, its slot model against the twin, and the optimum at 10 devices.
 
 Benches: the default `testbed.yaml` with 2-4 (exhaustive) or 10 devices, priced by the
-committed calibration of docs/results/mato_models (3 models) or by the paper's model,
+committed calibration docs/results/calibrations/2026-12-01 (3 models) or by the paper's model,
 and variants that reach the corners of the slot: no download flag in the policy space,
 a model larger than the cache, and link emulation off (every upload arrives at once, so
 the FIFO's ties decide). Slots differ in their caches: between slots the twin is
@@ -27,7 +27,7 @@ from testbed.config import TestbedConfig, apply_sets, config_from_dict, load_con
 from testbed.zoo.catalog import Catalog, ModelEntry
 
 ROOT = Path(__file__).resolve().parents[2]
-CALIBRATION = ROOT / "docs/results/mato_models/calibration/3/calibration.json"
+CALIBRATION = ROOT / "docs/results/calibrations/2026-12-01/3/calibration.json"
 RATIOS = (0.25, 0.5, 0.75, 1.0)
 
 
