@@ -102,6 +102,13 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def busy_cores(interval_s: float = 1.0) -> float:
+    """How many of the host's cores were busy over the next `interval_s` (from
+    /proc/stat via psutil): what runs now, unlike the 1-min load average, which still
+    carries the last minute's work (in an experiment: the previous cell's own bench)."""
+    return psutil.cpu_percent(interval=interval_s) / 100.0 * (os.cpu_count() or 1)
+
+
 def host_facts() -> dict[str, Any]:
     """Facts about this host; on a Jetson also L4T release, power mode and clocks."""
     facts: dict[str, Any] = {

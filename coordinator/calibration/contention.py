@@ -26,6 +26,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from coordinator.calibration.ps_replay import replayed_slowdown
 from coordinator.calibration_file import BenchFacts, Calibration, HostContention
@@ -185,6 +186,13 @@ def _weighted(pairs: list[tuple[float, float]]) -> float:
     return sum(x * w for x, w in pairs) / total if total > 0 else math.nan
 
 
+def background_of(host: dict[str, Any]) -> Any:
+    """The host's other work before the bench started, in cores: the busy cores measured
+    then (`busy_cores_before`), or, in a calibration from before that was recorded, the
+    1-min load average, which also counts the last minute's finished work."""
+    return host.get("busy_cores_before", host.get("load_avg_1min_before"))
+
+
 def host_contention(
     cfg: TestbedConfig,
     facts: BenchFacts,
@@ -196,7 +204,7 @@ def host_contention(
     cores = _float(facts.host.get("cpu_count"))
     if cfg.inventory.remote or not cores:
         return None
-    background = max(0.0, _float(facts.host.get("load_avg_1min_before")) or 0.0)
+    background = max(0.0, _float(background_of(facts.host)) or 0.0)
     demand = _Demand.of(cfg)
     part = HostContention(int(cores), background, 0.0, 0.0, 1.0, 1.0, fetch_cores=FETCH_CORES)
     local_slots, edge_slots = demand.by_slot(local_records), demand.by_slot(offload_records)
@@ -324,7 +332,7 @@ def _main() -> None:
     cal = Calibration.load(args.run / "calibration.json")
     cfg = load_config(args.run / "config.yaml")
     print(f"host {cal.bench.host.get('cpu_count')} cores, background load "
-          f"{cal.bench.host.get('load_avg_1min_before')}")  # fmt: skip
+          f"{background_of(cal.bench.host)}")  # fmt: skip
     print("| run | unit | units | mean slot demand (cores) | one price | contention | "
           "processor sharing |")  # fmt: skip
     print("|---|---|---:|---:|---:|---:|---:|")

@@ -195,7 +195,12 @@ def fidelity_report(
     context = (
         f"Host: {host.get('cpu_model', '?')}, {host.get('cpu_count', '?')} cores, 1-min load "
         f"average {host.get('load_avg_1min_before', '?')} before the bench started and "
-        f"{host.get('load_avg_1min_after', '?')} when it stopped. "
+        f"{host.get('load_avg_1min_after', '?')} when it stopped"
+        + (
+            f", {host['busy_cores_before']} cores busy in the second before it started. "
+            if "busy_cores_before" in host
+            else ". "
+        )
         + _contention_line(cfg, calibration)
     )
     return FidelityReport(slots, cfg.seed, str(calibration_path), gaps, in_sample, context)

@@ -56,7 +56,7 @@ from coordinator.live import LiveBench
 from coordinator.policy_choice import PolicySource
 from coordinator.progress import ProgressBar
 from coordinator.recorder import RunRecorder
-from coordinator.run_folder import git_commit, host_facts, new_run_dir, write_manifest
+from coordinator.run_folder import busy_cores, git_commit, host_facts, new_run_dir, write_manifest
 from testbed.config import TestbedConfig
 from testbed.exit_codes import ExitCode, TestbedExit
 from testbed.messages import TaskRecord
@@ -161,6 +161,7 @@ def measure_bench(
     """Every phase of the module doc on `bench` (started here), and the fit."""
     t0 = time.monotonic()
     load_before = os.getloadavg()[0]
+    busy_before = busy_cores()  # the host's other work, measured now (1 s)
     bench.start(PolicySource("random"))  # the boards' random generators start fresh
     say(f"bench up in {time.monotonic() - t0:.1f} s: {cfg.edges.count} edge(s), "
         f"{cfg.agents.count} agent(s); broker {bench.launcher.broker_description}")  # fmt: skip
@@ -178,6 +179,7 @@ def measure_bench(
         cfg, catalog, broker=bench.launcher.broker_description, slots=slots,
         run_dir=str(bench.run_dir), git_commit=git_commit(),
         host={**host_facts(), "load_avg_1min_before": round(load_before, 2),
+              "busy_cores_before": round(busy_before, 2),
               "load_avg_1min_after": round(os.getloadavg()[0], 2)},
     )  # fmt: skip
     calibration = fit_calibration(

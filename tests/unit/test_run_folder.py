@@ -4,11 +4,14 @@ error naming it (OUTPUT_UNWRITABLE), never a traceback."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from coordinator.run_folder import new_run_dir, slug
+from coordinator.run_folder import busy_cores, new_run_dir, slug
 from testbed.exit_codes import ExitCode, TestbedExit
 
 
@@ -50,3 +53,17 @@ def test_run_folder_names_stay_short(tmp_path: Path) -> None:
     path = new_run_dir(tmp_path, "e" * 64, "/x/" + "p" * 300 + ".onnx", 2**63 - 1)
     assert len(path.name) < 200 and path.is_dir()
     assert slug("a/b c") == "a-b-c"
+
+
+def test_busy_cores_sees_what_runs_now() -> None:
+    # a process spinning on one core through the whole window: at least half a core busy,
+    # never more than the host has
+    spin = subprocess.Popen([sys.executable, "-c", "import time\nt = time.monotonic()\n"
+                             "while time.monotonic() - t < 5: pass"])  # fmt: skip
+    try:
+        time.sleep(0.2)
+        busy = busy_cores(0.5)
+    finally:
+        spin.kill()
+        spin.wait()
+    assert 0.5 <= busy <= (os.cpu_count() or 1)

@@ -170,6 +170,11 @@ def test_the_fit_records_how_busy_the_calibration_runs_kept_the_host() -> None:
         0.5 + 2 / 3 + 1.0
     )
     assert host_contention(cfg, dataclasses.replace(facts, host={}), local, offload) is None
+    # the busy cores measured just before the bench, where recorded, over the load average
+    # (which still counts the last minute's work, e.g. the previous cell's own bench)
+    measured = dataclasses.replace(facts, host={"cpu_count": "2", "load_avg_1min_before": "7",
+                                                "busy_cores_before": "0.25"})  # fmt: skip
+    assert host_contention(cfg, measured, local, offload).background_load == 0.25
 
 
 def test_switches_are_priced_from_the_run_s_own_downloads() -> None:
