@@ -33,8 +33,9 @@ from coordinator.calibration.coedge_gap import (
     live_metrics,
     replay_twin,
 )
+from coordinator.calibration.replay import unreadable_source
 from coordinator.calibration_file import CALIBRATION_NAME
-from coordinator.coedge_calibration_file import CoedgeCalibration
+from coordinator.coedge_calibration_file import CoedgeCalibration, CoedgeCalibrationError
 from coordinator.coedge_live import CoedgeBench, SlotClock
 from coordinator.coedge_run import RECORDER_FILES
 from coordinator.envs.coedge_twin import CoedgeParams
@@ -203,7 +204,10 @@ def replay_coedge(
     """`--from RUN`: the fit and the report again from a §B calibrate run folder (or
     its calibration file), no bench."""
     path = source if source.is_file() else source / CALIBRATION_NAME
-    old = CoedgeCalibration.load(path)
+    try:
+        old = CoedgeCalibration.load(path)
+    except CoedgeCalibrationError as exc:
+        raise unreadable_source(source, exc) from None
     run_dir = Path(old.measured["run_dir"]) if source.is_file() else source
     if cfg.seed != old.measured.get("seed"):
         raise TestbedExit(ExitCode.USAGE, f"{path}: measured with seed {old.measured.get('seed')}")

@@ -12,11 +12,14 @@ from coordinator.calibration.fidelity import CALIBRATION_POLICIES, POLICIES, csv
 from coordinator.calibration.fit import fit_calibration
 from coordinator.calibration.measure import CalibrationRun, Say, report_run
 from coordinator.calibration.switches import SWITCHES_CSV, SwitchSample, read_switches
-from coordinator.calibration_file import CALIBRATION_NAME, Calibration
+from coordinator.calibration_file import CALIBRATION_NAME, Calibration, CalibrationError
 from coordinator.records import read_records
 from testbed.config import TestbedConfig
 from testbed.exit_codes import ExitCode, TestbedExit
 from testbed.zoo.catalog import Catalog
+
+RECORDS = "records"
+"""A calibration file's run records copied beside it (the run folder is not kept)."""
 
 
 def replay_run(
@@ -30,12 +33,18 @@ def replay_run(
     say: Say = print,
 ) -> CalibrationRun:
     """The report of the calibrate run `source` (its folder, or its calibration file:
-    the records are then in the run folder the file names), the twin replayed again.
+    the records are then in the run folder the file names, or, where that folder is
+    gone, in `records/` beside the file), the twin replayed again.
     `out`: the calibration file of a run folder (default: its calibration.json)."""
     default = out or source / CALIBRATION_NAME
     out = source if source.is_file() else default
-    calibration = Calibration.load(out)
+    try:
+        calibration = Calibration.load(out)
+    except CalibrationError as exc:
+        raise unreadable_source(source, exc) from None
     records = source if source.is_dir() else Path(calibration.bench.run_dir)
+    if source.is_file() and not records.is_dir() and (source.parent / RECORDS).is_dir():
+        records = source.parent / RECORDS  # a committed calibration, its run's records beside
     if refit:
         calibration = refit_calibration(cfg, catalog, calibration, records)
         calibration.save(out)
@@ -52,6 +61,18 @@ def replay_run(
         raise TestbedExit(ExitCode.USAGE, f"{out}: measured with seed {calibration.bench.seed}")
     slots = calibration.bench.slots
     return report_run(cfg, catalog, calibration, out, live, runs, slots, report_md, say)
+
+
+def unreadable_source(source: Path, exc: Exception) -> TestbedExit:
+    """`--from` without a calibration file to read: what was wrong, and where such a
+    run's file usually is when it is not in the run folder."""
+    hint = (
+        "; a run made by `testbed experiment run` keeps its calibration file in the"
+        " experiment folder (calibration/<value>/calibration.json): pass that file to --from"
+        if source.is_dir()
+        else ""
+    )
+    return TestbedExit(ExitCode.USAGE, f"--from {source}: {exc}{hint}")
 
 
 def refit_calibration(

@@ -64,6 +64,21 @@ def test_calibrate_writes_a_calibration_the_twin_uses(tmp_path: Path, tiny_zoo: 
     for old, new in zip(calibration.models, Calibration.load(out).models, strict=True):
         for name in ("local_ghz_s_per_unit", "local_j_per_unit", "edge_s_per_unit", "load_s"):
             assert getattr(new, name) == pytest.approx(getattr(old, name), rel=1e-6)
+    # the host's other work, measured in the second before the bench, is the background
+    busy = float(calibration.bench.host["busy_cores_before"])
+    assert calibration.contention is not None and calibration.contention.background_load == busy
+    # a committed calibration: its run's records beside it, the run folder gone
+    run_dir = Path(calibration.bench.run_dir)
+    run_dir.rename(out.parent / "records")
+    kept = run_testbed("calibrate", "-c", str(config), "--from", str(out))  # no bench
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    assert "fidelity gap" in kept.stdout
+    empty = tmp_path / "not-a-run"
+    empty.mkdir()
+    bad = run_testbed("calibrate", "-c", str(config), "--from", str(empty))
+    assert bad.returncode == 3 and "Traceback" not in bad.stderr, bad.stderr
+    assert f"--from {empty}: no calibration file" in bad.stderr
+    assert "pass that file to --from" in bad.stderr
 
 
 def test_calibrate_without_a_zoo_exits_4(tmp_path: Path) -> None:

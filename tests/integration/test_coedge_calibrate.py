@@ -85,3 +85,8 @@ def test_calibrate_a_coedge_bench_writes_a_calibration_the_twin_loads(
     assert again.returncode == 0, again.stdout + again.stderr
     refit = CoedgeCalibration.load(out)
     assert refit.edges == calibration.edges and refit.links == calibration.links
+    empty = tmp_path / "not-a-run"
+    empty.mkdir()
+    bad = run_testbed("calibrate", "-c", str(config), "--from", str(empty))
+    assert bad.returncode == 3 and "Traceback" not in bad.stderr, bad.stderr
+    assert f"--from {empty}: " in bad.stderr and "pass that file to --from" in bad.stderr
