@@ -192,15 +192,12 @@ def fidelity_report(
         for p in CALIBRATION_POLICIES
     ]
     host = calibration.bench.host
+    busy = host.get("busy_cores_before")
+    busy_text = "" if busy is None else f", {busy} cores busy in the second before it started"
     context = (
         f"Host: {host.get('cpu_model', '?')}, {host.get('cpu_count', '?')} cores, 1-min load "
         f"average {host.get('load_avg_1min_before', '?')} before the bench started and "
-        f"{host.get('load_avg_1min_after', '?')} when it stopped"
-        + (
-            f", {host['busy_cores_before']} cores busy in the second before it started. "
-            if "busy_cores_before" in host
-            else ". "
-        )
+        f"{host.get('load_avg_1min_after', '?')} when it stopped{busy_text}. "
         + _contention_line(cfg, calibration)
     )
     return FidelityReport(slots, cfg.seed, str(calibration_path), gaps, in_sample, context)

@@ -67,8 +67,8 @@ def unreadable_source(source: Path, exc: Exception) -> TestbedExit:
     """`--from` without a calibration file to read: what was wrong, and where such a
     run's file usually is when it is not in the run folder."""
     hint = (
-        "; a run made by `testbed experiment run` keeps its calibration file in the"
-        " experiment folder (calibration/<value>/calibration.json): pass that file to --from"
+        "; a run whose calibration file was written elsewhere (`--out`, or an experiment's"
+        " calibration/<value>/calibration.json) keeps it there: pass that file to --from"
         if source.is_dir()
         else ""
     )
