@@ -1,13 +1,15 @@
-"""Where the live time went, per algorithm and number of models: the decision mix and the
-latency components of every live task of this experiment.
+"""Where the live time went, per algorithm and swept value: the decision mix and the
+latency components of every live task of an experiment.
 
     python docs/results/mato_models/decision_mix.py                 # from tasks.csv.gz here
     python docs/results/mato_models/decision_mix.py --collect runs/experiments/mato_models
+    python docs/results/mato_models/decision_mix.py --tasks docs/results/mato_devices/tasks.csv.gz
 
 `--collect DIR` reads DIR/results.json, gathers the `tasks.csv` of every live cell's
 evaluation run (each task's outcome, decision and timings, docs/live-loop.md) into
-tasks.csv.gz beside this script, with the cell's value, algorithm and seed in front,
-then prints the table. Without it the table comes from the committed tasks.csv.gz.
+`--tasks` (default: tasks.csv.gz beside this script), with the cell's value, algorithm
+and seed in front, then prints the table. Without it the table comes from the
+`--tasks` file, the swept key's label (DIR's results.json) heading the first column.
 Columns: tasks; local % (share 0); mean offloaded share; d = 1 % (the download flag);
 cache hits among offloaded tasks; then means over all tasks, in ms: latency, on the
 board, transmission, edge queue, edge compute, model fetch + load + warm-up.
@@ -55,12 +57,12 @@ def _num(text: str) -> float:
     return float(text) if text else 0.0
 
 
-def table(path: Path) -> None:
+def table(path: Path, label: str) -> None:
     groups: dict[tuple[int, str], list[dict[str, str]]] = defaultdict(list)
     with gzip.open(path, "rt", newline="") as f:
         for row in csv.DictReader(f):
             groups[(int(row["value"]), row["algorithm"])].append(row)
-    print("| models | algorithm | tasks | local % | share | d = 1 % | hit % | latency | "
+    print(f"| {label} | algorithm | tasks | local % | share | d = 1 % | hit % | latency | "
           "board | tx | queue | edge | fetch+load |")  # fmt: skip
     print("|" + "---|" * 13)
     for (value, algorithm), rows in sorted(groups.items()):
@@ -82,15 +84,26 @@ def table(path: Path) -> None:
         )
 
 
+def _label(folder: Path) -> str:
+    """The swept key's label in `folder`'s results.json ("models" for "number of
+    models"), or "value" without one."""
+    path = folder / "results.json"
+    if not path.is_file():
+        return "value"
+    sweep = json.loads(path.read_text())["sweep"]
+    return str(sweep.get("label") or sweep["key"]).removeprefix("number of ")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--collect", type=Path, metavar="DIR",
                         help="an experiment folder: gather its live tasks first")  # fmt: skip
+    parser.add_argument("--tasks", type=Path, default=HERE / "tasks.csv.gz",
+                        help="the gathered tasks (default: tasks.csv.gz here)")  # fmt: skip
     args = parser.parse_args()
-    out = HERE / "tasks.csv.gz"
     if args.collect:
-        collect(args.collect, out)
-    table(out)
+        collect(args.collect, args.tasks)
+    table(args.tasks, _label(args.collect or args.tasks.parent))
 
 
 if __name__ == "__main__":
