@@ -31,6 +31,8 @@ from testbed.zoo.catalog import ModelFamily, write_atomic
 
 CALIBRATION_VERSION = 1
 CALIBRATION_NAME = "calibration.json"
+RECORDS = "records"
+"""A calibration file's run records copied beside it (the run folder is not kept)."""
 
 
 class CalibrationError(ValueError):
@@ -223,6 +225,14 @@ class Calibration:
 
     def has_model(self, model_id: str) -> bool:
         return any(m.model_id == model_id for m in self.models)
+
+    def records(self, path: Path) -> Path:
+        """Where the records of the run this file (at `path`) was fitted on are: the run
+        folder it names, or, where that folder is gone, `records/` beside the file (a
+        committed calibration)."""
+        run = Path(self.bench.run_dir)
+        beside = path.parent / RECORDS
+        return beside if not run.is_dir() and beside.is_dir() else run
 
     def summary(self) -> str:
         """The figures as a table for people (overheads, per model, per node class)."""

@@ -14,7 +14,8 @@ the host; the twin (coordinator/envs/twin_params.py) divides the figures by the 
 slowdown and multiplies them by each slot's own. `contention_table` is the check: per
 run of a calibrate folder, each kind of unit's measured cost against the cost one price
 per unit predicts, and against the cost the slowdown model predicts
-(`python -m coordinator.calibration.contention RUN`).
+(`python -m coordinator.calibration.contention RUN`, RUN a calibrate run folder or a
+calibration file with its records).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from coordinator.calibration.ps_replay import replayed_slowdown
-from coordinator.calibration_file import BenchFacts, Calibration, HostContention
+from coordinator.calibration_file import CALIBRATION_NAME, BenchFacts, Calibration, HostContention
 from coordinator.envs.twin_ps import CoreShare
 from coordinator.records import read_records
 from testbed.config import TestbedConfig, load_config
@@ -327,16 +328,18 @@ def contention_table(run_dir: Path, cfg: TestbedConfig, facts: BenchFacts) -> li
 
 def _main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("run", type=Path, help="a calibrate run folder")
+    parser.add_argument("run", type=Path, help="a calibrate run folder, or a calibration file")
     args = parser.parse_args()
-    cal = Calibration.load(args.run / "calibration.json")
-    cfg = load_config(args.run / "config.yaml")
+    path = args.run if args.run.is_file() else args.run / CALIBRATION_NAME
+    cal = Calibration.load(path)
+    run = args.run if args.run.is_dir() else cal.records(path)
+    cfg = load_config(run / "config.yaml")
     print(f"host {cal.bench.host.get('cpu_count')} cores, background load "
           f"{background_of(cal.bench.host)}")  # fmt: skip
     print("| run | unit | units | mean slot demand (cores) | one price | contention | "
           "processor sharing |")  # fmt: skip
     print("|---|---|---:|---:|---:|---:|---:|")
-    for row in contention_table(args.run, cfg, cal.bench):
+    for row in contention_table(run, cfg, cal.bench):
         one = 100 * (row.one_price_s / row.measured_s - 1)
         cont = 100 * (row.contention_s / row.measured_s - 1)
         shared = 100 * (row.shared_s / row.measured_s - 1)

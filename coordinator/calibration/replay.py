@@ -18,9 +18,6 @@ from testbed.config import TestbedConfig
 from testbed.exit_codes import ExitCode, TestbedExit
 from testbed.zoo.catalog import Catalog
 
-RECORDS = "records"
-"""A calibration file's run records copied beside it (the run folder is not kept)."""
-
 
 def replay_run(
     cfg: TestbedConfig,
@@ -42,9 +39,7 @@ def replay_run(
         calibration = Calibration.load(out)
     except CalibrationError as exc:
         raise unreadable_source(source, exc) from None
-    records = source if source.is_dir() else Path(calibration.bench.run_dir)
-    if source.is_file() and not records.is_dir() and (source.parent / RECORDS).is_dir():
-        records = source.parent / RECORDS  # a committed calibration, its run's records beside
+    records = source if source.is_dir() else calibration.records(source)
     if refit:
         calibration = refit_calibration(cfg, catalog, calibration, records)
         calibration.save(out)

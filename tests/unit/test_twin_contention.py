@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -222,3 +225,34 @@ def test_the_oracle_searches_exhaustively_when_contention_is_modelled() -> None:
     for decisions in ([(-1, 0.0, True)] * 2, [(0, 1.0, True), (-1, 0.0, True)]):
         give(env, [A, A])
         assert act(env, decisions).reward[0].sum() <= best + 1e-9
+
+
+def test_a_calibration_file_finds_its_records_beside_it_when_its_run_is_gone(
+    tmp_path: Path,
+) -> None:
+    run = tmp_path / "run"
+    kept = tmp_path / "kept"
+    (kept / "records").mkdir(parents=True)
+    cal = dataclasses.replace(
+        calibration(), bench=dataclasses.replace(calibration().bench, run_dir=str(run))
+    )
+    assert cal.records(kept / "calibration.json") == kept / "records"  # the run is gone
+    run.mkdir()
+    assert cal.records(kept / "calibration.json") == run  # the run folder it names first
+    assert cal.records(tmp_path / "calibration.json") == run
+
+
+def test_the_contention_check_reads_a_committed_calibration_and_its_records() -> None:
+    """Fig. 3's 4-model calibration (docs/results/mato_models/calibration/4): each
+    calibration run is its own price, and under greedy the edges cost more than the
+    all-offload run prices them (docs/twin.md, "Known differences")."""
+    root = Path(__file__).resolve().parents[2]
+    source = root / "docs/results/mato_models/calibration/4/calibration.json"
+    out = subprocess.run(
+        [sys.executable, "-m", "coordinator.calibration.contention", str(source)],
+        capture_output=True, text=True, check=True, cwd=root,
+    ).stdout  # fmt: skip
+    rows = {tuple(c.strip() for c in line.split("|")[1:3]): line for line in out.splitlines()}
+    assert "| +0.0 % | +0.0 % |" in rows["calibration-local", "local"]
+    one_price = float(rows["fidelity-greedy", "edge"].split("|")[5].strip(" %"))
+    assert one_price < -30  # measured: −48.6 %
