@@ -4,7 +4,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PY     := $(BIN)/python
-PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
+# --no-cache-dir: no second copy of every wheel under ~/.cache (torch alone is ~200 MB);
+# the install needs ~2 GB free, and CI machines can be short of disk.
+PIP    := $(PY) -m pip install --quiet --disable-pip-version-check --no-cache-dir
 
 .PHONY: demo test lint typecheck proto bench clean help
 
