@@ -9,7 +9,7 @@ its rate to each edge and whether each edge holds its task's model. Of those, th
 position, clock and rates do not change during a run (the twin fixes them, a board's
 are its configuration), so they carry nothing about the slot to another agent's critic.
 
-Two layouts (`train.critic_input`):
+Three layouts (`train.critic_input`):
 
 - `paper` — the paper's literal input (docs/papers.md §A): all N observations and all N
   actions, as they are. Every critic gets the same vector, N·(D + A') wide, in which the
@@ -18,6 +18,12 @@ Two layouts (`train.critic_input`):
   once, and its own features), the *varying* own features of every other agent
   (`varying_columns`: task block, queue, holds-the-model flags), and all N actions;
   the observation parts standardised by a running normaliser (normalizer.py).
+- `mean_field` — agent i's critic sees o_i (standardised), the mean of the other
+  agents' standardised varying features, its own action a_i and the mean of the
+  other agents' actions (the mean-field critic of Yang et al., 2018). It is as wide at
+  20 devices as at 5: the compact input grows by F + A' columns per agent (355 at 20
+  devices), through which the critic must still find the own observation × own action
+  interaction that decides a task's reward (docs/algorithms.md, "The critic's input").
 
 Without a centralised critic (SADDPG) agent i's critic sees [o_i, a_i] (standardised
 o_i with `compact`). With `share_parameters` one critic serves every agent and an
@@ -57,13 +63,19 @@ class CriticLayout:
         n = num_agents
         # others[i] = every agent but i, in agent order
         self.others = torch.as_tensor([[j for j in range(n) if j != i] for i in range(n)])
+        f = len(self.varying)
+        # the first column of agent 0's action, and the step to agent i's (0: each
+        # critic's own action sits at the same columns)
+        self.action_step = self.a if centralised and self.mode is not CriticInput.MEAN_FIELD else 0
         if not centralised:
-            obs_width, self.action_start = self.d, self.d
+            self.action_start, actions = self.d, self.a
         elif self.mode is CriticInput.PAPER:
-            obs_width = self.action_start = n * self.d
+            self.action_start, actions = n * self.d, n * self.a
+        elif self.mode is CriticInput.MEAN_FIELD:
+            self.action_start, actions = self.d + f, 2 * self.a
         else:
-            obs_width = self.action_start = self.d + (n - 1) * len(self.varying)
-        self.width = obs_width + (n * self.a if centralised else self.a) + (n if share else 0)
+            self.action_start, actions = self.d + (n - 1) * f, n * self.a
+        self.width = self.action_start + actions + (n if share else 0)
 
     @property
     def same_for_all(self) -> bool:
@@ -72,7 +84,7 @@ class CriticLayout:
 
     @property
     def standardised(self) -> bool:
-        return self.mode is CriticInput.COMPACT
+        return self.mode is not CriticInput.PAPER
 
     def build(self, obs: torch.Tensor, act: torch.Tensor, norm: RunningNorm) -> torch.Tensor:
         """obs (B, N, D), act (B, N, A'): (B, K) if `same_for_all`, else (N, B, K)."""
@@ -87,6 +99,10 @@ class CriticLayout:
         elif self.mode is CriticInput.PAPER:
             joint = torch.cat([obs.flatten(1), act.flatten(1)], -1)
             parts = [joint.expand(n, *joint.shape)]
+        elif self.mode is CriticInput.MEAN_FIELD:
+            act = act.transpose(0, 1)  # (N, B, A')
+            varying = own[..., self.varying]  # (N, B, F)
+            parts = [own, _mean_of_others(varying), act, _mean_of_others(act)]
         else:
             varying = obs[..., self.varying]  # (B, N, F)
             others = varying[:, self.others].permute(1, 0, 2, 3).reshape(n, b, -1)
@@ -98,10 +114,16 @@ class CriticLayout:
     def own_action_weights(self, w1: torch.Tensor) -> torch.Tensor:
         """The first-layer columns through which critic i sees agent i's own action:
         w1 (C, H, K), C = N or 1 (shared) → (N, H, A')."""
-        step = self.a if self.centralised else 0
+        step = self.action_step
         cols = [self.action_start + i * step + torch.arange(self.a) for i in range(self.n)]
         net = [0 if self.share else i for i in range(self.n)]
         return torch.stack([w1[c][:, k] for c, k in zip(net, cols, strict=True)])
+
+
+def _mean_of_others(x: torch.Tensor) -> torch.Tensor:
+    """x (N, B, F): row i the mean of x over every agent but i (zeros for one agent)."""
+    n = x.shape[0]
+    return (x.sum(0, keepdim=True) - x) / max(n - 1, 1)
 
 
 class Critic(nn.Module):

@@ -111,7 +111,8 @@ class MaddpgArgs:
     explore_eps_end: float = 0.02
     """... decayed linearly to this at the last step."""
     critic_input: CriticInput = CriticInput.COMPACT
-    """What a critic sees: compact (standardised; critic_input.py) or the paper's."""
+    """What a critic sees: compact, mean_field (standardised; critic_input.py) or the
+    paper's."""
     grad_clip_norm: float = 0.5
     """Largest gradient norm of each agent's actor and critic per update (0: off)."""
     share_parameters: bool = False

@@ -210,6 +210,9 @@ class CriticInput(enum.StrEnum):
     """Own observation, the others' varying features and all actions, standardised."""
     PAPER = "paper"
     """The paper's literal input: all N observations and all N actions, raw."""
+    MEAN_FIELD = "mean_field"
+    """Own observation and action, the others' varying features and actions averaged:
+    as wide at 20 devices as at 5."""
 
 
 @dataclass(frozen=True)
@@ -255,7 +258,10 @@ class TrainConfig:
     )
     critic_input: CriticInput = field(
         default=CriticInput.COMPACT,
-        metadata=meta("compact (standardised, global state once) or paper (N obs + N actions)."),
+        metadata=meta(
+            "compact (standardised, global state once), paper (N obs + N actions) or "
+            "mean_field (own obs and action, the others' averaged)."
+        ),
     )
     explore_eps_start: float = field(
         default=0.2,

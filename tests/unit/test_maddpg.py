@@ -142,7 +142,7 @@ def test_critic_input_sizes(centralised: bool) -> None:
 
 LAYOUTS = [
     {"centralised_critic": c, "critic_input": m, "share_parameters": s}
-    for c in (True, False) for m in ("compact", "paper") for s in (False, True)
+    for c in (True, False) for m in ("compact", "paper", "mean_field") for s in (False, True)
 ]  # fmt: skip
 
 

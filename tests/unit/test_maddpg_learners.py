@@ -83,6 +83,27 @@ def test_compact_input_holds_the_global_state_once_and_is_standardised() -> None
     assert raw.shape == (64, 510) and torch.equal(raw[:, :d], torch.from_numpy(obs)[:, 0])
 
 
+@pytest.mark.parametrize("n", [5, 20])
+def test_mean_field_input_averages_the_others_and_keeps_its_width(n: int) -> None:
+    spec = ObservationSpec.from_config(load_config(None, env={}))
+    a, d, f = len(critic_columns(spec)), spec.obs_dim, len(varying_columns(spec))
+    layout = CriticLayout(spec, n, a, mode=CriticInput.MEAN_FIELD, centralised=True, share=False)
+    assert layout.width == d + f + 2 * a == 67  # the same at 5 and 20 devices
+    rng = np.random.default_rng(2)
+    obs = torch.from_numpy(rng.uniform(size=(8, n, d)).astype(np.float32))
+    act = torch.rand(8, n, a)
+    norm = RunningNorm(n, d)
+    norm.update(obs.numpy())
+    x = layout.build(obs, act, norm)
+    assert x.shape == (n, 8, layout.width)
+    z, i = norm.normalise(obs), 1
+    others = [j for j in range(n) if j != i]
+    assert torch.allclose(x[i, :, :d], z[:, i])
+    assert torch.allclose(x[i, :, d : d + f], z[:, others][..., varying_columns(spec)].mean(1))
+    assert torch.equal(x[i, :, d + f : d + f + a], act[:, i])
+    assert torch.allclose(x[i, :, d + f + a :], act[:, others].mean(1), atol=1e-6)
+
+
 def test_shared_critic_input_ends_with_the_agent_id() -> None:
     spec = toy_spec()
     layout = CriticLayout(spec, 3, 5, mode=CriticInput.COMPACT, centralised=False, share=True)
