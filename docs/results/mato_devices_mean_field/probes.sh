@@ -22,6 +22,8 @@ probe h512 --set train.hidden=512
 probe noclip --set train.grad_clip_norm=0
 probe paper --set train.critic_input=paper
 probe mean_field --set train.critic_input=mean_field
+# one actor and one critic for all 20 agents (the function sets share_parameters=false first)
+probe mean_field_shared --set train.critic_input=mean_field --set train.share_parameters=true
 
 C10=docs/results/mato_models/calibration/3
 for input in compact mean_field; do
