@@ -64,9 +64,7 @@ class CriticLayout:
         # others[i] = every agent but i, in agent order
         self.others = torch.as_tensor([[j for j in range(n) if j != i] for i in range(n)])
         f = len(self.varying)
-        # the first column of agent 0's action, and the step to agent i's (0: each
-        # critic's own action sits at the same columns)
-        self.action_step = self.a if centralised and self.mode is not CriticInput.MEAN_FIELD else 0
+        # action_start: the first column of agent 0's action in critic 0's input
         if not centralised:
             self.action_start, actions = self.d, self.a
         elif self.mode is CriticInput.PAPER:
@@ -114,7 +112,9 @@ class CriticLayout:
     def own_action_weights(self, w1: torch.Tensor) -> torch.Tensor:
         """The first-layer columns through which critic i sees agent i's own action:
         w1 (C, H, K), C = N or 1 (shared) → (N, H, A')."""
-        step = self.action_step
+        # the step from agent 0's action columns to agent i's (0: each critic's own
+        # action sits at the same columns)
+        step = self.a if self.centralised and self.mode is not CriticInput.MEAN_FIELD else 0
         cols = [self.action_start + i * step + torch.arange(self.a) for i in range(self.n)]
         net = [0 if self.share else i for i in range(self.n)]
         return torch.stack([w1[c][:, k] for c, k in zip(net, cols, strict=True)])

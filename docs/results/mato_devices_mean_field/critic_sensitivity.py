@@ -32,9 +32,8 @@ def main(run: Path, checkpoint: str = "latest.pt") -> None:
     idx = torch.randint(0, int(buffer["size"]), (1024,), generator=torch.Generator().manual_seed(0))
     obs = buffer["obs"][idx].float()
     act = buffer["actions"][idx][..., agent.cols].float().requires_grad_(True)
-    q, _ = critic_forward(
-        agent.critic.params, agent._critic_in(obs, act), shared=agent.layout.same_for_all
-    )
+    x = agent.layout.build(obs, act, agent.norm)
+    q, _ = critic_forward(agent.critic.params, x, shared=agent.layout.same_for_all)
     own, others = [], []
     for i in range(n):
         (grad,) = torch.autograd.grad(q[i].sum(), act, retain_graph=True)
