@@ -5,12 +5,15 @@ process of the bench read every 0.2 s, summed by role over the slots (from the l
 priced at each model's cost per unit alone (measured first, one process, nothing
 beside it). The twin prices only the computations; what the roles spend beyond them
 (uploads and replies, the broker relaying models, the cloud serving them) it does not.
+A second table takes the intervals in which the boards compute and shows who else
+holds the cores then.
 
     .venv/bin/python docs/results/twin_fidelity/bench_cpu.py [SLOTS] [OUT_DIR]
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import subprocess
@@ -28,6 +31,7 @@ from testbed.zoo.catalog import Catalog
 
 ROLES = ("agent_node", "edge_node", "cloud_node", "testbed.broker", "testbed")
 """Matched in this order against a process's command line ("testbed": the coordinator)."""
+ROLES_SHOWN = ("agent_node", "edge_node", "testbed.broker", "cloud_node", "testbed")
 POLICIES = ("local", "offload", "greedy", "random")
 
 
@@ -84,8 +88,14 @@ class Sampler(threading.Thread):
             time.sleep(0.2)
 
 
-def run_policy(policy: str, slots: int, out_dir: Path) -> tuple[dict[str, float], float, str]:
-    """CPU seconds by role over the run's slots, their wall time, the run folder."""
+Samples = list[tuple[float, dict[int, tuple[str, float]]]]
+
+
+def run_policy(
+    policy: str, slots: int, out_dir: Path
+) -> tuple[dict[str, float], float, str, Samples]:
+    """CPU seconds by role over the run's slots, their wall time, the run folder and the
+    samples taken over the slots."""
     testbed = str(Path(sys.executable).with_name("testbed"))
     argv = [testbed, "up", "--policy", policy, "--slots", str(slots),
             "--set", f"run.out_dir={out_dir}"]  # fmt: skip
@@ -115,7 +125,26 @@ def run_policy(policy: str, slots: int, out_dir: Path) -> tuple[dict[str, float]
     by_role: dict[str, float] = defaultdict(float)
     for pid, (role, cpu) in last.items():
         by_role[role] += cpu - first.get(pid, (role, 0.0))[1]
-    return dict(by_role), marks["end"] - marks["up"], run_dir
+    window = [x for x in sampler.samples if marks["up"] <= x[0] <= marks["end"]]
+    return dict(by_role), marks["end"] - marks["up"], run_dir, window
+
+
+BOARD_PHASE_CORES = 1.0
+"""The boards' processes together use at least this many cores: they compute."""
+
+
+def board_phase(samples: Samples) -> tuple[int, dict[str, float]]:
+    """The 0.2 s intervals in which the boards compute (`BOARD_PHASE_CORES`), and the
+    mean cores each role used in them."""
+    rates = []
+    for (t0, a), (t1, b) in itertools.pairwise(samples):
+        rate: dict[str, float] = defaultdict(float)
+        for pid, (role, cpu) in b.items():
+            if pid in a:
+                rate[role] += (cpu - a[pid][1]) / (t1 - t0)
+        rates.append(rate)
+    phase = [r for r in rates if r["agent_node"] >= BOARD_PHASE_CORES]
+    return len(phase), {k: sum(r[k] for r in phase) / len(phase) for k in ROLES} if phase else {}
 
 
 def main() -> None:
@@ -129,8 +158,10 @@ def main() -> None:
         "their work alone s | ratio | broker s | cloud s | coordinator s | MB moved |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    phases = {}
     for policy in POLICIES:
-        cpu, wall, run_dir = run_policy(policy, slots, out_dir)
+        cpu, wall, run_dir, samples = run_policy(policy, slots, out_dir)
+        phases[policy] = board_phase(samples)
         records = read_records(Path(run_dir) / "tasks.csv")
         local = sum(r.local_units * prices[r.model_id] for r in records)
         edge = sum(r.edge_units * prices[r.model_id] for r in records)
@@ -142,6 +173,14 @@ def main() -> None:
               f"{e / edge if edge else float('nan'):.2f} | {cpu.get('testbed.broker', 0.0):.1f} | "
               f"{cpu.get('cloud_node', 0.0):.1f} | {cpu.get('testbed', 0.0):.1f} | "
               f"{moved:.0f} |", flush=True)  # fmt: skip
+    print(f"\nWhile the boards compute (intervals of 0.2 s in which their processes use "
+          f"≥ {BOARD_PHASE_CORES:g} core), the mean cores each role uses:\n")  # fmt: skip
+    print("| policy | intervals | boards | edges | broker | cloud | coordinator | all |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for policy, (n, cores) in phases.items():
+        if n:
+            each = " | ".join(f"{cores[k]:.2f}" for k in ROLES_SHOWN)
+            print(f"| {policy} | {n} | {each} | {sum(cores.values()):.2f} |")
 
 
 _SIZES: dict[str, float] = {}
