@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 
 from coordinator.lab.tools import run_tool
-from coordinator.process_identity import ProcessIdentity
+from coordinator.process_identity import ProcessIdentity, read_process
 from testbed.exit_codes import ExitCode, TestbedExit
 
 SSHD = "/usr/sbin/sshd"
@@ -116,16 +116,12 @@ def start_sshd(namespace: str, config: Path) -> ProcessIdentity:
 def own_sshd(record: dict[str, object] | None) -> psutil.Process | None:
     """The sshd `record` describes if its PID still is that process; else None."""
     recorded = ProcessIdentity.from_record(dict(record)) if record else None
-    if recorded is None:
+    found = read_process(recorded.pid) if recorded is not None else None
+    if recorded is None or found is None:
         return None
-    current = stable_identity(recorded.pid)
-    if current is None or not recorded.matches(current):
-        return None
-    with contextlib.suppress(psutil.NoSuchProcess):
-        proc = psutil.Process(recorded.pid)  # psutil re-checks this start time per signal
-        if abs(proc.create_time() - recorded.started_at) < 0.05:
-            return proc
-    return None
+    proc, current = found  # psutil re-checks this process's start time per signal
+    current = replace(current, cmdline=without_title(current.cmdline))
+    return proc if recorded.matches(current) else None
 
 
 def stop_processes(procs: list[psutil.Process]) -> int:

@@ -67,7 +67,8 @@ def test_down_leaves_a_recycled_pid_alone(
 ) -> None:
     record = ProcessIdentity.of(bystander.pid).to_record()  # type: ignore[union-attr]
     if changed == "started_at":
-        record["started_at"] -= 3600.0  # the bench's edge started an hour earlier
+        record["started_at"] -= 3600.0  # the bench's edge started an hour earlier,
+        record["since_boot_s"] -= 3600.0  # on both clocks
     elif changed == "cmdline":
         record["cmdline"] = [sys.executable, "-m", "edge_node", "--id", "edge-0"]
     else:

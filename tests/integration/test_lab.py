@@ -140,7 +140,9 @@ def test_down_leaves_alone_a_pid_that_is_no_longer_the_sshd(tmp_path: Path) -> N
     try:
         identity = ProcessIdentity.of(stranger.pid)
         assert identity is not None
-        lab.state.hosts[0].sshd = {**identity.to_record(), "started_at": identity.started_at - 5}
+        assert identity.since_boot_s is not None  # the lab runs on Linux only
+        lab.state.hosts[0].sshd = {**identity.to_record(), "started_at": identity.started_at - 5,
+                                   "since_boot_s": identity.since_boot_s - 5}  # fmt: skip
         lab.state.save()
         report = lab_down(lab.dir)
         assert report is not None and stranger.poll() is None
