@@ -88,9 +88,15 @@ def stable_identity(pid: int | None) -> ProcessIdentity | None:
 
 
 def without_title(cmdline: tuple[str, ...]) -> tuple[str, ...]:
-    """sshd's command line without the listener's changing title (`[listener] 0 of
-    10-100 startups`)."""
-    return cmdline[: cmdline.index(_LISTENER_MARK)] if _LISTENER_MARK in cmdline else cmdline
+    """sshd's command line, the same whether it is read before or after sshd sets its
+    listener title. Once it listens, sshd replaces its command line with `sshd: ARGV
+    [listener] 0 of 10-100 startups` (the count changing with each connection), which
+    psutil splits at spaces. Its pid file is written a moment before, so the identity
+    `start_sshd` records may be either. Both come out as ARGV split at spaces."""
+    if _LISTENER_MARK in cmdline:
+        cmdline = cmdline[: cmdline.index(_LISTENER_MARK)]
+    words = " ".join(cmdline).split()
+    return tuple(words[1:] if words[:1] == ["sshd:"] else words)
 
 
 def start_sshd(namespace: str, config: Path) -> ProcessIdentity:
@@ -120,6 +126,7 @@ def own_sshd(record: dict[str, object] | None) -> psutil.Process | None:
     if recorded is None or found is None:
         return None
     proc, current = found  # psutil re-checks this process's start time per signal
+    recorded = replace(recorded, cmdline=without_title(recorded.cmdline))  # and of before
     current = replace(current, cmdline=without_title(current.cmdline))
     return proc if recorded.matches(current) else None
 

@@ -45,7 +45,8 @@ def test_lab_up_status_down_from_the_command_line(tmp_path: Path) -> None:
         status = run_testbed("lab", "status", "--dir", lab_dir, "--json")
         assert status.returncode == 0, status.stderr
         report = json.loads(status.stdout)
-        assert report["all_up"] and [h["ssh_answers"] for h in report["hosts"]] == [True, True]
+        hosts_up = [h["ssh_answers"] for h in report["hosts"]]
+        assert report["all_up"] and hosts_up == [True, True], status.stdout  # which, and why
         assert report["shaping"]["rate_mbit"] == 50
     finally:
         down = run_testbed("lab", "down", "--dir", lab_dir)
