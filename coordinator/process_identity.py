@@ -19,7 +19,6 @@ records of before (which it decides alone).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -112,10 +111,12 @@ def read_process(pid: int | None) -> tuple[psutil.Process, ProcessIdentity] | No
         proc = psutil.Process(pid)
         with proc.oneshot():
             started_at, cmdline = proc.create_time(), tuple(proc.cmdline())
-        since_boot = _since_boot_s(pid)
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return None
-    boot_id = _boot_id() if since_boot is not None else None
+    boot_id = _boot_id()
+    # create_time() is /proc/PID/stat's ticks from boot plus the boot time it read just
+    # now; less the boot time, the start from boot, which setting the clock does not move
+    since_boot = started_at - psutil.boot_time() if boot_id is not None else None
     return proc, ProcessIdentity(pid, started_at, cmdline, boot_id, since_boot)
 
 
@@ -125,23 +126,4 @@ def _boot_id() -> str | None:
         with open("/proc/sys/kernel/random/boot_id") as f:
             return f.read().strip() or None
     except OSError:
-        return None
-
-
-def _since_boot_s(pid: int) -> float | None:
-    """/proc/PID/stat's `starttime` (field 22, clock ticks from boot) in seconds; None
-    where there is no /proc (not Linux). The command name (field 2) may hold spaces and
-    parentheses, so the fields are counted from its closing one."""
-    if _boot_id() is None:
-        return None
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
-        raise psutil.NoSuchProcess(pid) from None
-    except (OSError, IndexError):
-        return None
-    try:
-        return int(fields[19]) / os.sysconf("SC_CLK_TCK")
-    except (IndexError, ValueError):
         return None

@@ -82,9 +82,17 @@ def write_config(host_dir: Path, name: str, address: str, port: int, client_key:
 
 
 def stable_identity(pid: int | None) -> ProcessIdentity | None:
-    """The identity of sshd listener `pid`, its command line cut before `[listener]`."""
-    found = ProcessIdentity.of(pid)
-    return None if found is None else replace(found, cmdline=without_title(found.cmdline))
+    """The identity of sshd listener `pid`, its command line without its title."""
+    found = _read_sshd(pid)
+    return found[1] if found else None
+
+
+def _read_sshd(pid: int | None) -> tuple[psutil.Process, ProcessIdentity] | None:
+    found = read_process(pid)
+    if found is None:
+        return None
+    proc, identity = found
+    return proc, replace(identity, cmdline=without_title(identity.cmdline))
 
 
 def without_title(cmdline: tuple[str, ...]) -> tuple[str, ...]:
@@ -122,12 +130,11 @@ def start_sshd(namespace: str, config: Path) -> ProcessIdentity:
 def own_sshd(record: dict[str, object] | None) -> psutil.Process | None:
     """The sshd `record` describes if its PID still is that process; else None."""
     recorded = ProcessIdentity.from_record(dict(record)) if record else None
-    found = read_process(recorded.pid) if recorded is not None else None
+    found = _read_sshd(recorded.pid) if recorded is not None else None
     if recorded is None or found is None:
         return None
     proc, current = found  # psutil re-checks this process's start time per signal
     recorded = replace(recorded, cmdline=without_title(recorded.cmdline))  # and of before
-    current = replace(current, cmdline=without_title(current.cmdline))
     return proc if recorded.matches(current) else None
 
 
