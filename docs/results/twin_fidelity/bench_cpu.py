@@ -35,9 +35,9 @@ ROLES_SHOWN = ("agent_node", "edge_node", "testbed.broker", "cloud_node", "testb
 POLICIES = ("local", "offload", "greedy", "random")
 
 
-def alone_prices(zoo: Path, models: list[str]) -> dict[str, float]:
+def alone_prices(catalog: Catalog, models: list[str]) -> dict[str, float]:
     """Seconds per unit of each model, one session, one thread, nothing beside it."""
-    catalog, runtime = Catalog.load(zoo), ModelRuntime(RuntimeKind.CPU, 1)
+    runtime = ModelRuntime(RuntimeKind.CPU, 1)
     data, prices = os.urandom(200_000), {}
     for model in models:
         loaded = runtime.load(catalog.path(model), catalog.get(model))
@@ -150,7 +150,9 @@ def board_phase(samples: Samples) -> tuple[int, dict[str, float]]:
 def main() -> None:
     slots = int(sys.argv[1]) if len(sys.argv) > 1 else 20
     out_dir = Path(sys.argv[2] if len(sys.argv) > 2 else "runs/bench_cpu")
-    prices = alone_prices(Path(".zoo/demo"), ["ae-s", "cgan-s", "diffusion-s"])
+    catalog = Catalog.load(Path(".zoo/demo"))
+    size_mb = {entry.id: entry.size_mb for entry in catalog.entries}
+    prices = alone_prices(catalog, ["ae-s", "cgan-s", "diffusion-s"])
     print("alone, ms per unit: " + ", ".join(f"{m} {p * 1e3:.4f}" for m, p in prices.items()))
     print(f"host: {os.cpu_count()} cores; {slots} slots per policy\n")
     print(
@@ -166,7 +168,7 @@ def main() -> None:
         local = sum(r.local_units * prices[r.model_id] for r in records)
         edge = sum(r.edge_units * prices[r.model_id] for r in records)
         moved = sum(r.size_mbit * r.share for r in records) / 8
-        moved += sum(_size_mb(r.model_id) for r in records if r.fetch_ms > 0)
+        moved += sum(size_mb[r.model_id] for r in records if r.fetch_ms > 0)
         a, e = cpu.get("agent_node", 0.0), cpu.get("edge_node", 0.0)
         print(f"| {policy} | {wall:.1f} | {a:.1f} | {local:.1f} | "
               f"{a / local if local else float('nan'):.2f} | {e:.1f} | {edge:.1f} | "
@@ -181,16 +183,6 @@ def main() -> None:
         if n:
             each = " | ".join(f"{cores[k]:.2f}" for k in ROLES_SHOWN)
             print(f"| {policy} | {n} | {each} | {sum(cores.values()):.2f} |")
-
-
-_SIZES: dict[str, float] = {}
-
-
-def _size_mb(model: str) -> float:
-    if not _SIZES:
-        for entry in Catalog.load(Path(".zoo/demo")).entries:
-            _SIZES[entry.id] = entry.size_bytes / 1e6
-    return _SIZES.get(model, 0.0)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,10 @@ edge's unit is fitted on a `local` and an `offload` run (Σ time alone by proces
 sharing on the run's measured timeline / Σ units, coordinator/calibration/contention.py
 `ps_slowdowns`), and each computation of the mixed run (`random`) is predicted as its
 units × that price × its own overlap on the mixed run's timeline. Prints, per kind,
-Σ measured / Σ predicted and the median of the per-computation ratios.
+Σ measured / Σ predicted and the median of the per-computation ratios. Σ measured /
+Σ predicted is what `python -m coordinator.calibration.contention` reports as its
+"processor sharing" column for a calibrate folder; this script takes any three runs
+(a `testbed up` run has no calibration runs beside it) and adds the median.
 
     .venv/bin/python docs/results/twin_fidelity/mixed_ratio.py LOCAL OFFLOAD MIXED
 
