@@ -29,9 +29,11 @@ from coordinator.records import read_records
 from testbed.runtime import ModelRuntime, RuntimeKind
 from testbed.zoo.catalog import Catalog
 
-ROLES = ("agent_node", "edge_node", "cloud_node", "testbed.broker", "testbed")
-"""Matched in this order against a process's command line ("testbed": the coordinator)."""
-ROLES_SHOWN = ("agent_node", "edge_node", "testbed.broker", "cloud_node", "testbed")
+MATCH = (("agent_node", "agent_node"), ("edge_node", "edge_node"), ("cloud_node", "cloud_node"),
+         ("testbed.broker", "broker"), ("mosquitto", "broker"), ("testbed", "testbed"))  # fmt: skip
+"""(in the command line, role), matched in this order: the embedded broker is amqtt
+(`testbed.broker`) or Mosquitto where it is installed; "testbed" is the coordinator."""
+ROLES = ("agent_node", "edge_node", "broker", "cloud_node", "testbed")
 POLICIES = ("local", "offload", "greedy", "random")
 
 
@@ -57,7 +59,7 @@ def role_of(proc: psutil.Process) -> str | None:
         cmd = " ".join(proc.cmdline())
     except psutil.Error:
         return None
-    return next((r for r in ROLES if r in cmd), None)
+    return next((role for mark, role in MATCH if mark in cmd), None)
 
 
 class Sampler(threading.Thread):
@@ -172,7 +174,7 @@ def main() -> None:
         a, e = cpu.get("agent_node", 0.0), cpu.get("edge_node", 0.0)
         print(f"| {policy} | {wall:.1f} | {a:.1f} | {local:.1f} | "
               f"{a / local if local else float('nan'):.2f} | {e:.1f} | {edge:.1f} | "
-              f"{e / edge if edge else float('nan'):.2f} | {cpu.get('testbed.broker', 0.0):.1f} | "
+              f"{e / edge if edge else float('nan'):.2f} | {cpu.get('broker', 0.0):.1f} | "
               f"{cpu.get('cloud_node', 0.0):.1f} | {cpu.get('testbed', 0.0):.1f} | "
               f"{moved:.0f} |", flush=True)  # fmt: skip
     print(f"\nWhile the boards compute (intervals of 0.2 s in which their processes use "
@@ -181,7 +183,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for policy, (n, cores) in phases.items():
         if n:
-            each = " | ".join(f"{cores[k]:.2f}" for k in ROLES_SHOWN)
+            each = " | ".join(f"{cores[k]:.2f}" for k in ROLES)
             print(f"| {policy} | {n} | {each} | {sum(cores.values()):.2f} |")
 
 
