@@ -170,6 +170,27 @@ class HostContention:
 
 
 @dataclass(frozen=True)
+class MixedSlots:
+    """What slots in which the boards and the edges both compute cost beyond what the
+    twin predicts for them (docs/twin.md, "Mixed slots"), fitted on the `random`
+    calibration run: Σ measured / Σ twin over that run's computations in such slots,
+    the twin replaying the run's tasks and draws under `shared_host`. The twin multiplies
+    a mixed slot's local and edge compute time and energy by these factors."""
+
+    shared_host: str = field(
+        metadata=meta("The twin.shared_host the factors were fitted under (off, on, "
+                      "processor_sharing); a twin under another one does not apply them.")
+    )  # fmt: skip
+    local_time: float = field(metadata=meta("Board compute time factor.", gt=0))
+    local_energy: float = field(metadata=meta("Board compute energy factor.", gt=0))
+    edge_time: float = field(metadata=meta("Edge compute time factor.", gt=0))
+    edge_energy: float = field(metadata=meta("Edge compute energy factor.", gt=0))
+    slots: int = field(default=0, metadata=meta("Mixed slots in the run.", ge=0))
+    local_shares: int = field(default=0, metadata=meta("Board computations compared.", ge=0))
+    edge_shares: int = field(default=0, metadata=meta("Edge computations compared.", ge=0))
+
+
+@dataclass(frozen=True)
 class BenchFacts:
     """The bench the calibration was measured on."""
 
@@ -214,6 +235,10 @@ class Calibration:
     contention: HostContention | None = field(
         default=None,
         metadata=meta("The host's cores and how busy the runs kept them (null: not recorded)."),
+    )
+    mixed: MixedSlots | None = field(
+        default=None,
+        metadata=meta("Mixed slots' cost beyond the twin's (null: no `random` calibration run)."),
     )
 
     def model(self, model_id: str) -> ModelCalibration:
@@ -263,6 +288,12 @@ class Calibration:
                     if c.local_ps_slowdown is not None and c.edge_ps_slowdown is not None
                     else ""
                 )
+            )
+        if (x := self.mixed) is not None:
+            lines.append(
+                f"mixed slots ({x.slots}, twin.shared_host {x.shared_host}): board compute "
+                f"time × {x.local_time:.2f}, energy × {x.local_energy:.2f}; edge compute time "
+                f"× {x.edge_time:.2f}, energy × {x.edge_energy:.2f}"
             )
         return "\n".join(lines)
 

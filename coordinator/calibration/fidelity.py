@@ -31,8 +31,9 @@ from testbed.zoo.catalog import Catalog
 
 POLICIES = ("local", "offload", "greedy", "random")
 """The heuristics of the fidelity runs."""
-CALIBRATION_POLICIES = ("local", "offload")
-"""The heuristics whose runs the figures are fitted to (fit.py)."""
+CALIBRATION_POLICIES = ("local", "offload", "random")
+"""The heuristics whose runs the figures are fitted to (fit.py; `random`: the mixed
+slots' factors, mixed.py, in calibrations from 2026-12-02 on)."""
 METRICS = ("latency_mean_s", "latency_p95_s", "energy_mean_j", "completion_rate", "reward_mean")
 _LABELS = {
     "latency_mean_s": "mean latency (s)",
@@ -115,7 +116,8 @@ def twin_metrics(
 ) -> RunMetrics:
     """`policy` for `slots` slots in the twin (E = 1) from slot `first_slot` (0 or a
     multiple of `slots`) of the config's seed, from the edges' preload, with the live
-    bench's tasks (CRN) and, for random from slot 0, its boards' draws."""
+    bench's tasks (CRN) and, for random, its boards' draws (continued through the
+    slots before `first_slot`, as the live boards' were by the run before)."""
     if first_slot % slots:
         raise ValueError(f"first_slot must be a multiple of slots, got {first_slot}")
     params = TwinParams.from_config(cfg, calibration, catalog=catalog, use_config_calibration=False)
@@ -123,8 +125,9 @@ def twin_metrics(
     env.reset(seed=cfg.seed)
     heuristic = make_heuristic(policy, seed=cfg.seed, crn=True)
     local = make_heuristic("local")
+    skip = heuristic if policy == "random" else local
     for _ in range(first_slot):  # on to the episode that starts at first_slot
-        env.step(local.act(env))
+        env.step(skip.act(env))
     lat: list[float] = []
     energy: list[float] = []
     done: list[bool] = []
@@ -184,12 +187,13 @@ def fidelity_report(
     slots: int,
 ) -> FidelityReport:
     """The report of a calibrate run: the fidelity runs of every policy in `POLICIES`
-    (`live`, slots 0 … S−1) and the calibration runs of `local` and `offload` (`runs`,
-    slots S … 2S−1) against the twin."""
+    (`live`, slots 0 … S−1) and its calibration runs (`runs`, slots S … 2S−1, those of
+    `CALIBRATION_POLICIES` it has) against the twin."""
     gaps = [policy_gap(cfg, p, slots, live[p], calibration, catalog) for p in POLICIES]
     in_sample = [
         policy_gap(cfg, p, slots, runs[p], calibration, catalog, first_slot=slots)
         for p in CALIBRATION_POLICIES
+        if p in runs
     ]
     host = calibration.bench.host
     busy = host.get("busy_cores_before")

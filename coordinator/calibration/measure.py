@@ -7,7 +7,9 @@ One bench is started and driven through these phases (every phase starts from th
 edges' preload, so each sees the bench as a run starts):
 
 1. fidelity run of `random` on slots 0 … S−1 (first, while each board's decision
-   generator is fresh, so the twin can replay its draws);
+   generator is fresh, so the twin can replay its draws), and right after it a
+   calibration run of `random` on slots S … 2S−1 (the generators continued): the
+   mixed slots' factors (mixed.py);
 2. for `local`, then `offload`: a calibration run on slots S … 2S−1 (tasks the fidelity
    runs do not see) — per-unit compute and energy of agents and edges, upload and reply
    overheads — and right after it the policy's fidelity run on slots 0 … S−1 (back to
@@ -16,9 +18,10 @@ edges' preload, so each sees the bench as a run starts):
 4. model switches measured with the edges' operator calls (evict + prefetch, `repeats`
    times per model): fetch overhead, verify, load, warm-up (switches.py).
 
-Then `calibration.json` is written (fit.py), the twin replays the four fidelity runs
-(same seed, same tasks), and the report (markdown + JSON, fidelity.py) goes next to the
-calibration file. Every line for people goes through `say` (default: print).
+Then `calibration.json` is written (fit.py, mixed.py), the twin replays the four
+fidelity runs and the three calibration runs (same seed, same tasks), and the report
+(markdown + JSON, fidelity.py) goes next to the calibration file. Every line for
+people goes through `say` (default: print).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from coordinator.calibration.fidelity import (
     live_metrics,
 )
 from coordinator.calibration.fit import bench_facts, fit_calibration
+from coordinator.calibration.mixed import MIXED_POLICY, with_mixed
 from coordinator.calibration.switches import (
     SWITCHES_CSV,
     SwitchSample,
@@ -98,7 +102,7 @@ class Measurement:
     fidelity_runs: dict[str, list[TaskRecord]]
     """Slots 0 … S−1 of every policy in `POLICIES`."""
     calibration_runs: dict[str, list[TaskRecord]]
-    """Slots S … 2S−1 of `local` and `offload`, the fit's records."""
+    """Slots S … 2S−1 of every policy in `CALIBRATION_POLICIES`, the fit's records."""
 
 
 def calibrate_bench(
@@ -186,6 +190,7 @@ def measure_bench(
         cfg, catalog, models=models, local_records=runs["local"],
         offload_records=runs["offload"], switches=switches, facts=facts,
     )  # fmt: skip
+    calibration = with_mixed(cfg, catalog, calibration, runs[MIXED_POLICY])
     return Measurement(calibration, live, runs)
 
 
@@ -197,10 +202,10 @@ def _run_phases(
     live: dict[str, list[TaskRecord]] = {}
     runs: dict[str, list[TaskRecord]] = {}
     # a policy's calibration and fidelity runs back to back: the least drift between them
-    phases = [("random", 0), ("local", slots), ("local", 0), ("offload", slots),
-              ("offload", 0), ("greedy", 0), ("switches", -1)]  # fmt: skip
+    phases = [("random", 0), ("random", slots), ("local", slots), ("local", 0),
+              ("offload", slots), ("offload", 0), ("greedy", 0), ("switches", -1)]  # fmt: skip
     switches: list[SwitchSample] = []
-    for policy, first in phases:
+    for policy, first in phases:  # `random` twice in a row: its boards' draws continue
         bench_ops.restore_caches(bench)
         bench_ops.wait_settled()
         if policy == "switches":

@@ -11,6 +11,7 @@ from pathlib import Path
 from coordinator.calibration.fidelity import CALIBRATION_POLICIES, POLICIES, csv_metrics
 from coordinator.calibration.fit import fit_calibration
 from coordinator.calibration.measure import CalibrationRun, Say, report_run
+from coordinator.calibration.mixed import MIXED_POLICY, with_mixed
 from coordinator.calibration.switches import SWITCHES_CSV, SwitchSample, read_switches
 from coordinator.calibration_file import CALIBRATION_NAME, Calibration, CalibrationError
 from coordinator.records import read_records
@@ -48,7 +49,9 @@ def replay_run(
     try:
         live = {p: csv_metrics(records / f"tasks-fidelity-{p}.csv") for p in POLICIES}
         runs = {
-            p: csv_metrics(records / f"tasks-calibration-{p}.csv") for p in CALIBRATION_POLICIES
+            p: csv_metrics(records / f"tasks-calibration-{p}.csv")
+            for p in CALIBRATION_POLICIES
+            if p != MIXED_POLICY or (records / f"tasks-calibration-{p}.csv").is_file()
         }
     except FileNotFoundError as exc:
         raise TestbedExit(ExitCode.USAGE, f"not a calibrate run folder: {exc}") from None
@@ -93,7 +96,9 @@ def refit_calibration(
             for m in old.models
         ]  # fmt: skip
     models = [m.model_id for m in old.models]
-    return fit_calibration(
+    fitted = fit_calibration(
         cfg, catalog, models=models, local_records=local, offload_records=offload,
         switches=switches, facts=old.bench,
     )  # fmt: skip
+    mixed = records / f"tasks-calibration-{MIXED_POLICY}.csv"  # none in runs from before
+    return with_mixed(cfg, catalog, fitted, read_records(mixed) if mixed.is_file() else None)

@@ -233,6 +233,8 @@ class TwinEnv:
         off = split.target >= 0
         tj = np.where(off, split.target, 0)
         t_loc, e_loc, comp_s, comp_j = self._compute_costs(split, size, density, u, tj)
+        if p.mixed is not None:
+            t_loc, e_loc, comp_s, comp_j = self._mixed(split, t_loc, e_loc, comp_s, comp_j)
         ps = p.sharing is not None and p.sharing.processor_sharing
         if p.sharing is not None and not ps:
             t_loc, e_loc, comp_s, comp_j = self._contended(split, t_loc, e_loc, comp_s, comp_j)
@@ -276,6 +278,8 @@ class TwinEnv:
             "t_edge_queue_s": edge.queue_s.astype(f32),
             "t_switch_s": edge.switch_s.astype(f32),
             "t_edge_compute_s": np.where(ran, comp_s, 0.0).astype(f32),
+            "e_local_j": np.where(has, e_loc, 0.0).astype(f32),
+            "e_edge_compute_j": np.where(ran, comp_j, 0.0).astype(f32),
             "slot": self.global_slot().copy(),
         }
         empty = np.empty((0,), dtype=np.float32)
@@ -324,6 +328,25 @@ class TwinEnv:
             * stepf
         )
         return t_loc, e_loc, comp_s, comp_j
+
+    def _mixed(
+        self, split: _UnitSplit, t_loc: Array, e_loc: Array, comp_s: Array, comp_j: Array
+    ) -> tuple[Array, Array, Array, Array]:
+        """The compute time and energy of a mixed slot (one in which a board and an edge
+        both compute) × the calibration's factors (docs/twin.md, "Mixed slots"); the
+        local overhead unchanged."""
+        m = self.params.mixed
+        assert m is not None
+        has_local = split.local_units > 0
+        mixed = np.logical_and(has_local.any(axis=1), (split.edge_units > 0).any(axis=1))[:, None]
+        over = self.params.local_overhead_s
+        t_loc = np.where(has_local, (t_loc - over) * np.where(mixed, m.local_time, 1.0) + over, 0.0)
+        return (
+            t_loc,
+            e_loc * np.where(mixed, m.local_energy, 1.0),
+            comp_s * np.where(mixed, m.edge_time, 1.0),
+            comp_j * np.where(mixed, m.edge_energy, 1.0),
+        )
 
     def _contended(
         self, split: _UnitSplit, t_loc: Array, e_loc: Array, comp_s: Array, comp_j: Array

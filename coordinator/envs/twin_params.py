@@ -17,10 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from coordinator.calibration_file import Calibration
+from coordinator.calibration_file import Calibration, MixedSlots
 from coordinator.envs.twin_contention import HostSharing, host_sharing
 from testbed import costs
 from testbed.config import EmulationConfig, TestbedConfig
+from testbed.config.runs import SharedHost
 from testbed.emulation import stretch_factor
 from testbed.links import distance_m, shannon_rate_mbps
 from testbed.observation import ObservationSpec
@@ -118,6 +119,14 @@ class TwinParams:
     sharing: HostSharing | None = None
     """Contention for the calibrated host's cores (twin_contention.py); None: one price
     per unit whatever the slot's mix (`twin.shared_host` off, or not recorded)."""
+    mixed: MixedSlots | None = None
+    """Factors on a mixed slot's compute time and energy (boards and edges both compute),
+    fitted under this twin's pricing (`pricing_mode`); None: not fitted or not applied."""
+
+    @property
+    def pricing_mode(self) -> str:
+        """How compute is priced per slot (`pricing_mode`)."""
+        return pricing_mode(self.sharing)
 
     def with_seed(self, seed: int) -> TwinParams:
         """The same bench under another master seed (agents' positions and clocks are
@@ -367,6 +376,8 @@ def _build(
     agent_ghz, edge_ghz = _f64([a.cpu_ghz for a in agents]), _f64([e.cpu_ghz for e in edges])
     sharing, sharing_notes = host_sharing(cfg, calibration, agent_ghz, edge_ghz)
     notes += sharing_notes
+    mixed, mixed_notes = _mixed_slots(calibration, sharing, cost_model)
+    notes += mixed_notes
     queue_cap = min((e.queue_capacity for e in edges), default=cfg.agents.count)
     if cfg.agents.count > queue_cap:
         notes.append(
@@ -398,8 +409,34 @@ def _build(
         preload=tuple(tuple(index[m] for m in e.preload) for e in edges),
         model_size_bytes=size_bytes,
         sharing=sharing,
+        mixed=mixed,
         **vars(prices),
     )  # fmt: skip
+
+
+def pricing_mode(sharing: HostSharing | None) -> str:
+    """How a twin prices compute per slot: off (one price per unit), on (the slot's
+    contention) or processor_sharing, as `twin.shared_host` resolved on its bench."""
+    if sharing is None:
+        return SharedHost.OFF.value
+    return (SharedHost.PROCESSOR_SHARING if sharing.processor_sharing else SharedHost.ON).value
+
+
+def _mixed_slots(
+    calibration: Calibration | None, sharing: HostSharing | None, cost_model: CostModel
+) -> tuple[MixedSlots | None, list[str]]:
+    """The calibration's mixed-slot factors where they were fitted under the pricing
+    this twin uses (else None, and a note saying how to fit them for it)."""
+    if calibration is None or calibration.mixed is None or cost_model is not CostModel.CALIBRATED:
+        return None, []
+    mode = pricing_mode(sharing)
+    if calibration.mixed.shared_host != mode:
+        return None, [
+            f"the calibration's mixed-slot factors were fitted under twin.shared_host "
+            f"{calibration.mixed.shared_host}, this twin prices as {mode}: not applied "
+            f"(`testbed calibrate --from FILE --refit --set twin.shared_host={mode}`)"
+        ]
+    return calibration.mixed, []
 
 
 def _stretch(ghz: float, emu: EmulationConfig) -> float:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +57,10 @@ def test_calibrate_writes_a_calibration_the_twin_uses(tmp_path: Path, tiny_zoo: 
         assert gap["live"]["tasks"] == gap["twin"]["tasks"] == 2 * 3  # same tasks (CRN)
         assert set(gap["gap"]) >= {"latency_mean_s", "latency_p95_s", "energy_mean_j",
                                    "completion_rate"}  # fmt: skip
-    assert set(report["calibration_runs"]) == {"local", "offload"}  # the fit's own window
+    assert set(report["calibration_runs"]) == {"local", "offload", "random"}  # the fit's window
+    # random's calibration run, its boards' draws continued: the twin replays its decisions
+    assert (Path(calibration.bench.run_dir) / "tasks-calibration-random.csv").is_file()
+    assert report["calibration_runs"]["random"]["live"]["tasks"] == 2 * 3
     assert (out.parent / "fidelity.md").read_text().startswith("# The twin's fidelity gap")
     again = run_testbed("calibrate", "-c", str(config), "--from", str(out), "--refit")  # no bench
     assert again.returncode == 0, again.stdout + again.stderr
@@ -64,6 +68,12 @@ def test_calibrate_writes_a_calibration_the_twin_uses(tmp_path: Path, tiny_zoo: 
     for old, new in zip(calibration.models, Calibration.load(out).models, strict=True):
         for name in ("local_ghz_s_per_unit", "local_j_per_unit", "edge_s_per_unit", "load_s"):
             assert getattr(new, name) == pytest.approx(getattr(old, name), rel=1e-6)
+    refitted = Calibration.load(out).mixed  # the mixed factors too (None: no mixed slot)
+    assert (refitted is None) == (calibration.mixed is None)
+    if refitted is not None and calibration.mixed is not None:
+        got, want = asdict(refitted), asdict(calibration.mixed)
+        assert got.pop("shared_host") == want.pop("shared_host") == "off"
+        assert got == pytest.approx(want, rel=1e-6)
     # the host's other work, measured in the second before the bench, is the background
     busy = float(calibration.bench.host["busy_cores_before"])
     assert calibration.contention is not None and calibration.contention.background_load == busy
