@@ -33,16 +33,18 @@ def replay_run(
     """The report of the calibrate run `source` (its folder, or its calibration file:
     the records are then in the run folder the file names, or, where that folder is
     gone, in `records/` beside the file), the twin replayed again.
-    `out`: the calibration file of a run folder (default: its calibration.json)."""
-    default = out or source / CALIBRATION_NAME
-    out = source if source.is_file() else default
+    `out`: for a run folder, its calibration file (default: its calibration.json); for
+    a calibration file, where the refit goes (default: over it)."""
+    read = source if source.is_file() else out or source / CALIBRATION_NAME
     try:
-        calibration = Calibration.load(out)
+        calibration = Calibration.load(read)
     except CalibrationError as exc:
         raise unreadable_source(source, exc) from None
     records = source if source.is_dir() else calibration.records(source)
+    out = out if refit and out is not None else read
     if refit:
         calibration = refit_calibration(cfg, catalog, calibration, records)
+        out.parent.mkdir(parents=True, exist_ok=True)
         calibration.save(out)
         say(f"fitted again from {records}: wrote {out}")
         say(calibration.summary())

@@ -83,6 +83,17 @@ def test_calibrate_writes_a_calibration_the_twin_uses(tmp_path: Path, tiny_zoo: 
     kept = run_testbed("calibrate", "-c", str(config), "--from", str(out))  # no bench
     assert kept.returncode == 0, kept.stdout + kept.stderr
     assert "fidelity gap" in kept.stdout
+    # a refit of a calibration file with --out goes there, and leaves the file as it was
+    before = out.read_bytes()
+    elsewhere = tmp_path / "refit" / "ps.json"
+    ps = run_testbed("calibrate", "-c", str(config), "--from", str(out), "--refit", "--out",
+                     str(elsewhere), "--set", "twin.shared_host=processor_sharing")  # fmt: skip
+    assert ps.returncode == 0, ps.stdout + ps.stderr
+    assert out.read_bytes() == before and f"wrote {elsewhere}" in ps.stdout
+    refit_ps = Calibration.load(elsewhere)
+    assert (refit_ps.mixed is None) == (calibration.mixed is None)
+    assert refit_ps.mixed is None or refit_ps.mixed.shared_host == "processor_sharing"
+    assert (elsewhere.parent / "fidelity.md").is_file()
     empty = tmp_path / "not-a-run"
     empty.mkdir()
     bad = run_testbed("calibrate", "-c", str(config), "--from", str(empty))
