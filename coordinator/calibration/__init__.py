@@ -13,6 +13,9 @@ gap in numbers (`testbed calibrate`, docs/twin.md).
     contention.py how busy the calibration runs kept a shared host's cores (the
                   calibration's `contention`), and the check of the twin's contention
                   model against a calibrate run's records
+    mixed.py      what slots in which boards and edges both compute cost beyond the
+                  twin's pricing, fitted on `random`'s calibration run (the
+                  calibration's `mixed`)
     fidelity.py   the twin replayed on the live runs' seed and tasks; the gap report
     coedge.py     the same job on the live §B bench (`run.system: coedge`): the
                   heuristics' runs, the fit (coedge_fit.py: shares → per-edge and
