@@ -165,7 +165,7 @@ def policy_gap(
     slots: int,
     live: RunMetrics,
     calibration: Calibration,
-    catalog: Catalog,
+    catalog: Catalog | None,
     first_slot: int = 0,
 ) -> PolicyGap:
     """`live`'s run of `policy` beside the twin's, calibrated and with the paper model."""

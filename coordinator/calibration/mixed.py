@@ -81,9 +81,10 @@ def _live(records: list[TaskRecord]) -> dict[_Key, _Share]:
     return out
 
 
-def _twin(params: TwinParams, slots: int) -> dict[_Key, _Share]:
-    """The twin's computations of `random` on slots S ... 2S-1 (CRN tasks, the boards'
-    draws continued from slots 0 ... S-1, the edges from their preload)."""
+def _twin(params: TwinParams, slots: int, first_slot: int) -> dict[_Key, _Share]:
+    """The twin's computations of `random` on `slots` slots from `first_slot` (a
+    multiple of `slots`; CRN tasks, the boards' draws continued from slot 0, the edges
+    from their preload)."""
     cfg = params.cfg
     env = TwinEnv(params, 1, tasks=TaskSource.CRN, episode_slots=slots)
     env.reset(seed=cfg.seed)
@@ -91,11 +92,11 @@ def _twin(params: TwinParams, slots: int) -> dict[_Key, _Share]:
     edges = [e.id for e in cfg.edge_specs()]
     over = params.local_overhead_s
     out: dict[_Key, _Share] = {}
-    for step in range(2 * slots):
+    for step in range(first_slot + slots):
         has = env.has_task[0].copy()
         slot = int(env.global_slot()[0])
         info = env.step(policy.act(env)).info
-        if step < slots:
+        if step < first_slot:
             continue
         for n, agent in enumerate(env.agent_ids):
             if not has[n]:
@@ -117,12 +118,15 @@ def _twin(params: TwinParams, slots: int) -> dict[_Key, _Share]:
 
 def fit_mixed(
     cfg: TestbedConfig, catalog: Catalog | None, calibration: Calibration,
-    records: list[TaskRecord],
+    records: list[TaskRecord], *, first_slot: int | None = None,
 ) -> MixedSlots | None:  # fmt: skip
     """`calibration`'s mixed-slot factors from the records of the `random` calibration
-    run (slots S ... 2S-1), under `cfg`'s twin pricing; None without a mixed slot whose
-    computations the twin replays with the same decisions."""
+    run (slots S ... 2S-1; `first_slot` 0: a `random` run on slots 0 ... S-1 with fresh
+    generators, such as a calibrate run's fidelity run), under `cfg`'s twin pricing;
+    None without a mixed slot whose computations the twin replays with the same
+    decisions."""
     slots = calibration.bench.slots
+    first = slots if first_slot is None else first_slot
     live = _live(records)
     base = dataclasses.replace(calibration, mixed=None)
     mode = TwinParams.from_config(cfg, base, catalog=catalog, use_config_calibration=False)
@@ -132,7 +136,7 @@ def fit_mixed(
             cfg, dataclasses.replace(base, mixed=factors), catalog=catalog,
             use_config_calibration=False,
         )  # fmt: skip
-        twin = _twin(params, slots)
+        twin = _twin(params, slots, first)
         sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0, 0.0])
         for key, got in live.items():
             want = twin.get(key)

@@ -66,10 +66,12 @@ def test_factors_fitted_under_another_pricing_are_not_applied_and_say_so() -> No
     assert paper.mixed is None and paper.pricing_mode == "off"
 
 
-def _records(params: TwinParams, slots: int) -> list[TaskRecord]:
-    """The twin's `random` run on slots S … 2S−1, written as a live run's records."""
+def _records(params: TwinParams, slots: int, first: int | None = None) -> list[TaskRecord]:
+    """The twin's `random` run on slots S … 2S−1 (or from `first`), as a live run's records."""
     parts: dict[tuple[int, str], dict[str, Any]] = defaultdict(dict)
-    for (slot, agent, kind), share in _twin(params, slots).items():
+    for (slot, agent, kind), share in _twin(
+        params, slots, slots if first is None else first
+    ).items():
         parts[slot, agent][kind] = share
     out = []
     for (slot, agent), kinds in sorted(parts.items()):
@@ -106,6 +108,10 @@ def test_the_fit_recovers_the_factors_of_a_run(mode: SharedHost) -> None:
     got = {k: getattr(fitted, k) for k in FACTORS}
     assert got == pytest.approx(FACTORS, rel=0.02 if mode is SharedHost.PROCESSOR_SHARING else 1e-5)
     assert fitted.slots == len(mixed_slots(records)) and fitted.local_shares > 0
+    fresh = _records(params, 6, first=0)  # a run on slots 0 … S−1, fresh generators
+    again = fit_mixed(cfg, CATALOG, base, fresh, first_slot=0)
+    assert again is not None and again.local_time == pytest.approx(1.5, rel=0.02)
+    assert {r.slot for r in fresh} <= set(range(6)) and fresh != records
     assert with_mixed(cfg, CATALOG, truth, None).mixed is None  # no mixed run: none
 
 
