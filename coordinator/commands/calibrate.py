@@ -33,8 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--repeats", type=int, default=3, help="evict + prefetch repeats per model (default 3)"
     )
     p.add_argument(
-        "--out", default=None, help=f"calibration file (default <run>/{CALIBRATION_NAME})"
-    )
+        "--out", default=None,
+        help=f"calibration file (default <run>/{CALIBRATION_NAME}; with --from FILE --refit: "
+        "where the refit goes, default over FILE)",
+    )  # fmt: skip
     p.add_argument(
         "--report", default=None, help="fidelity report .md (default: fidelity.md beside --out)"
     )
