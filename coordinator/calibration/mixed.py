@@ -20,6 +20,7 @@ import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass
 
+from coordinator.calibration.fit import _part_j
 from coordinator.calibration_file import Calibration, MixedSlots
 from coordinator.envs.heuristics import make_heuristic
 from coordinator.envs.twin import TaskSource, TwinEnv
@@ -47,10 +48,6 @@ class _Share:
 
 _Key = tuple[int, str, str]
 """(slot, agent id, kind: local or edge)."""
-
-
-def _part_j(r: TaskRecord, part: str) -> float:
-    return sum(p.energy_j for p in r.energy if p.part == part)
 
 
 def mixed_slots(records: list[TaskRecord]) -> set[int]:
@@ -129,14 +126,10 @@ def fit_mixed(
     first = slots if first_slot is None else first_slot
     live = _live(records)
     base = dataclasses.replace(calibration, mixed=None)
-    mode = TwinParams.from_config(cfg, base, catalog=catalog, use_config_calibration=False)
-    factors = MixedSlots(mode.pricing_mode, 1.0, 1.0, 1.0, 1.0)
-    for _ in range(ROUNDS):
-        params = TwinParams.from_config(
-            cfg, dataclasses.replace(base, mixed=factors), catalog=catalog,
-            use_config_calibration=False,
-        )  # fmt: skip
-        twin = _twin(params, slots, first)
+    params = TwinParams.from_config(cfg, base, catalog=catalog, use_config_calibration=False)
+    factors = MixedSlots(params.pricing_mode, 1.0, 1.0, 1.0, 1.0)
+    for _ in range(ROUNDS):  # the bench resolved once; each round swaps in the factors
+        twin = _twin(dataclasses.replace(params, mixed=factors), slots, first)
         sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0, 0.0])
         for key, got in live.items():
             want = twin.get(key)
