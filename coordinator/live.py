@@ -445,16 +445,17 @@ class LiveBench:
 
     def reward(self, record: TaskRecord) -> float:
         """Reward (18) of the measured latency and energy."""
-        latency_s = record.latency_ms / 1e3
-        if record.outcome is not Outcome.COMPLETED and latency_s <= 0:
-            latency_s = record.deadline_s  # never served: charge the whole deadline
+        done = record.outcome is Outcome.COMPLETED
+        latency_s = costs.charged_latency_s(
+            record.latency_ms / 1e3, record.deadline_s, done, self.cfg.reward
+        )
         return float(
             costs.reward(
                 latency_s,
                 record.energy_j,
                 self._weights.get(record.task_type, 1.0),
                 self.cfg.reward,
-                violated=record.outcome is not Outcome.COMPLETED,
+                violated=not done,
             )
         )
 

@@ -28,7 +28,7 @@ from typing import Any, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
-from testbed.config import RewardConfig
+from testbed.config import FailedLatency, RewardConfig
 
 ArrayLike: TypeAlias = npt.ArrayLike
 """A float, a sequence of floats or a numpy array (broadcast together)."""
@@ -348,6 +348,23 @@ def reward(
         + reward_cfg.omega_energy * _f(energy_j) / reward_cfg.energy_scale_j
     )
     return _out(-_f(weight) * cost - reward_cfg.penalty * _bool(violated))
+
+
+def charged_latency_s(
+    latency_s: ArrayLike, deadline_s: ArrayLike, completed: ArrayLike, reward_cfg: RewardConfig
+) -> FloatArray:
+    """The T that (18) charges: a completed task's latency, else `reward.failed_latency`'s.
+
+    `elapsed` charges a task that was not completed the time until it failed (a latency
+    of 0, a task never served, is charged its deadline); `deadline` charges it at least
+    its deadline, so refusing a task costs what letting it time out does (docs/papers.md).
+    """
+    latency, deadline, done = _f(latency_s), _f(deadline_s), _bool(completed)
+    if reward_cfg.failed_latency is FailedLatency.DEADLINE:
+        failed = np.maximum(latency, deadline)
+    else:
+        failed = np.where(latency > 0, latency, deadline)
+    return _out(np.where(done, latency, failed))
 
 
 def completed(latency_s: ArrayLike, deadline_s: ArrayLike) -> BoolArray:

@@ -166,8 +166,8 @@ class SlotModel:
     ) -> float:
         """testbed/costs.py `reward` (18) in Python floats, as twin.py charges a task."""
         rc = self._reward
-        charged = latency_s if latency_s > 0 else deadline_s
         completed = (not failed) and latency_s <= deadline_s
+        charged = float(costs.charged_latency_s(latency_s, deadline_s, completed, rc))
         cost = (
             rc.omega_latency * charged / rc.latency_scale_s
             + rc.omega_energy * energy_j / rc.energy_scale_j

@@ -262,7 +262,7 @@ class TwinEnv:
         on_time = costs.completed(latency, deadline)
         completed = has & ~failed & on_time
         reason = np.where(has & ~failed & ~on_time, _DEADLINE, edge.reason)
-        charged = np.where(latency > 0, latency, deadline)  # never served: the whole deadline
+        charged = costs.charged_latency_s(latency, deadline, completed, p.cfg.reward)
         reward = costs.reward(charged, energy, p.type_weight[k], p.cfg.reward, violated=~completed)
         reward = np.where(has, reward, 0.0)
         f32 = np.float32

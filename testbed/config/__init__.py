@@ -73,6 +73,7 @@ from testbed.config.quality import QualityConfig
 from testbed.config.quality_live import AllocationMethod, QualityLiveConfig
 from testbed.config.runs import (
     BenchSystem,
+    FailedLatency,
     RewardConfig,
     RunConfig,
     SlotMode,
@@ -106,6 +107,7 @@ __all__ = [
     "EdgesConfig",
     "EmulationConfig",
     "EnergyConfig",
+    "FailedLatency",
     "GrpcTls",
     "HostConfig",
     "InventoryConfig",

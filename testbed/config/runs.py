@@ -89,6 +89,15 @@ class TasksConfig:
         return self.types[: self.num_types] if self.num_types else list(self.types)
 
 
+class FailedLatency(enum.StrEnum):
+    """The T that the reward (18) charges a task that was not completed (docs/papers.md)."""
+
+    ELAPSED = "elapsed"
+    """The time until it failed or finished late; a task never served: its deadline."""
+    DEADLINE = "deadline"
+    """At least its deadline, however soon it failed: refusing a task saves no time."""
+
+
 @dataclass(frozen=True)
 class RewardConfig:
     omega_latency: float = field(default=0.5, metadata=meta("ω1, latency weight.", ge=0, le=1))
@@ -101,6 +110,13 @@ class RewardConfig:
     )
     penalty: float = field(
         default=2.0, metadata=meta("φ, penalty when a constraint fails.", ge=0, le=1e6)
+    )
+    failed_latency: FailedLatency = field(
+        default=FailedLatency.ELAPSED,
+        metadata=meta(
+            "T charged to a task not completed: elapsed (the time until it failed; never "
+            "served: its deadline) or deadline (at least its deadline)."
+        ),
     )
 
     def check(self) -> list[tuple[str, str]]:

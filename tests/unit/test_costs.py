@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from testbed import costs
-from testbed.config import RewardConfig
+from testbed.config import FailedLatency, RewardConfig
 
 # One task, worked by hand (the numbers every test below starts from):
 #   D = 2 Mbit, C = 60 cycles/bit          → D·C = 2e6 · 60 = 1.2e8 cycles
@@ -203,6 +203,22 @@ def test_reward_eq18() -> None:
     # vectorised, penalty per element
     r = costs.reward([2.0, 2.0], [4.0, 4.0], [1.2, 1.2], cfg, violated=[False, True])
     np.testing.assert_allclose(r, [-3.6, -5.6])
+
+
+def test_a_task_not_completed_is_charged_as_failed_latency_says() -> None:
+    elapsed = RewardConfig()
+    deadline = RewardConfig(failed_latency=FailedLatency.DEADLINE)
+    latency, limit = [0.8, 0.3, 0.0, 2.5], [2.0, 2.0, 2.0, 2.0]
+    done = [True, False, False, False]  # on time; refused at 0.3 s; never served; late
+    np.testing.assert_allclose(
+        costs.charged_latency_s(latency, limit, done, elapsed), [0.8, 0.3, 2.0, 2.5]
+    )
+    np.testing.assert_allclose(
+        costs.charged_latency_s(latency, limit, done, deadline), [0.8, 2.0, 2.0, 2.5]
+    )
+    # a refusal at 0.3 s then costs what a timeout does: −1·(0.5·2 + 0.5·0) − 2 = −3
+    charged = costs.charged_latency_s(0.3, 2.0, False, deadline)
+    assert costs.reward(charged, 0.0, 1.0, deadline, violated=True) == pytest.approx(-3.0)
 
 
 def test_completed_against_deadline() -> None:

@@ -83,6 +83,7 @@ CASES: dict[str, tuple[dict[str, Any], bool, bool]] = {
     "no-download-flag": ({}, False, False),
     "model-too-large": ({"edges.cache_capacity_mb": 10.0}, False, True),
     "links-off-ties": ({"emulation.links": "off"}, False, True),
+    "failed-charged-deadline": ({"reward.failed_latency": "deadline"}, False, True),
 }
 
 

@@ -192,6 +192,19 @@ def test_no_download_of_a_missing_model_fails_at_once() -> None:
     assert not env.cached[0, 0, env.params.models.index("m-b")]
 
 
+def test_a_refusal_charged_the_deadline_costs_what_a_timeout_does() -> None:
+    cfg = bench(["m-a"], reward={"failed_latency": "deadline"})
+    env = twin(cfg)
+    give(env, [B, None])
+    out = act(env, [(0, 1.0, False), (-1, 0.0, False)])
+    t_tx = costs.upload_latency_s(1.0, 2.0, rate(100.0)) + UPLOAD
+    assert reason(out, 0) is FailureReason.MODEL_MISSING
+    assert out.latency_s[0, 0] == pytest.approx(t_tx + REPLY, rel=1e-6)  # what it took
+    energy = costs.upload_energy_j(0.5, t_tx)
+    want = costs.reward(2.0, energy, 1.0, cfg.reward, violated=True)  # charged D = 2 s
+    assert out.reward[0, 0] == pytest.approx(want, rel=1e-6)
+
+
 def test_two_uploads_are_served_fifo_in_order_of_arrival() -> None:
     env = twin(bench(["m-a"]))
     give(env, [A, A])
