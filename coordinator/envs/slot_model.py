@@ -19,6 +19,7 @@ admission, state this model does not carry.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,28 @@ Array = np.ndarray[Any, Any]
 
 Held = tuple[int, ...]
 """An edge's cached models, least recently used first."""
+
+
+OFFLOAD_ONLY_LOCAL = -1e6
+"""An agent's reward for running locally when `Pricing.OFFLOAD_ONLY` forbids it: below
+any slot's (rewards per task are O(1–10)), finite so that the programmes' sums stay
+exact."""
+
+
+class Pricing(enum.Enum):
+    """How `SlotModel` prices a slot when the twin has mixed-slot factors (docs/twin.md,
+    "Mixed slots"): the factors apply to a whole slot once a board and an edge both
+    compute in it, which no per-upload programme sees, so the optimum solves twice."""
+
+    PLAIN = "plain"
+    """As the twin prices a slot without mixed-slot factors: exact for every decision
+    when the bench has none."""
+    MIXED = "mixed"
+    """Every slot priced as mixed: exact for the decisions that mix."""
+    OFFLOAD_ONLY = "offload_only"
+    """Plain prices, and only the options that leave no unit on the board (running
+    locally earns `OFFLOAD_ONLY_LOCAL`): exact for the decisions that offload every
+    task whole."""
 
 
 class UnsupportedSlot(ValueError):
@@ -71,7 +94,9 @@ class Decision:
 class SlotModel:
     """The slot an environment of a `TwinEnv` (one environment) holds now, priced."""
 
-    def __init__(self, env: TwinEnv, ratios: tuple[float, ...]) -> None:
+    def __init__(
+        self, env: TwinEnv, ratios: tuple[float, ...], pricing: Pricing = Pricing.PLAIN
+    ) -> None:
         if env.num_envs != 1:
             raise ValueError("the slot model takes one environment at a time")
         p = env.params
@@ -79,7 +104,10 @@ class SlotModel:
             raise UnsupportedSlot(
                 "the exact optimum models one-server edges (edges.parallel_slots: 1)"
             )
+        if pricing is not Pricing.PLAIN and p.mixed is None:
+            raise ValueError(f"{pricing.value} pricing needs a twin with mixed-slot factors")
         self.params = p
+        self.pricing = pricing
         self.num_agents = env.num_agents
         self.active = tuple(int(i) for i in np.flatnonzero(env.has_task[0]))
         self.downloads = (False, True) if env.spec.download_action else (True,)
@@ -117,6 +145,11 @@ class SlotModel:
         off = split.target >= 0
         tj = np.where(off, split.target, 0)
         t_loc, e_loc, comp_s, comp_j = probe._compute_costs(split, size, density, u, tj)
+        if self.pricing is Pricing.MIXED:
+            t_loc, e_loc, comp_s, comp_j = probe._mixed(
+                split, t_loc, e_loc, comp_s, comp_j, every_slot=True
+            )
+        offload_only = self.pricing is Pricing.OFFLOAD_ONLY
         agent = np.broadcast_to(np.arange(n), (num_o, n))
         t_tx = costs.upload_latency_s(split.share, size, p.pace_rate_mbps[agent, tj])
         t_tx = np.where(off, t_tx + p.upload_overhead_s, 0.0)
@@ -125,13 +158,15 @@ class SlotModel:
         weight, deadline = p.type_weight[k[0]], p.type_deadline_s[k[0]]
         first: dict[tuple[int, int, float], Upload] = {}
         for i in self.active:
-            self._local[i] = self._task_reward(
+            self._local[i] = OFFLOAD_ONLY_LOCAL if offload_only else self._task_reward(
                 float(t_loc[0, i]), float(device_j[0, i]), False, float(weight[i]),
                 float(deadline[i]),
             )  # fmt: skip
             for o in range(1, num_o):
                 j = int(split.target[o, i])
                 if j < 0:  # no unit offloaded: the whole task runs on the board
+                    continue
+                if offload_only and split.local_units[o, i] > 0:
                     continue
                 key = (i, j, float(split.edge_units[o, i]))
                 if key in first:  # the same split as an earlier option: served as that one

@@ -18,6 +18,7 @@ The result is exact unless a programme ran out of room (`max_states`); then
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ import numpy as np
 
 from coordinator.envs.heuristics import encode_actions
 from coordinator.envs.slot_edge_dp import EdgeValues, edge_values, placements
-from coordinator.envs.slot_model import Decision, SlotModel
+from coordinator.envs.slot_model import OFFLOAD_ONLY_LOCAL, Decision, Pricing, SlotModel
 from coordinator.envs.twin import TaskSource, TwinEnv
 
 Array = np.ndarray[Any, Any]
@@ -74,8 +75,41 @@ class SlotOptimum:
         self.max_states = max_states
 
     def solve(self, env: TwinEnv) -> SlotSolution:
+        if env.params.mixed is None:
+            return self._solve(env, Pricing.PLAIN)
+        return self._solve_mixed(env)
+
+    def _solve_mixed(self, env: TwinEnv) -> SlotSolution:
+        """With mixed-slot factors a slot's prices depend on whether a board and an edge
+        both compute in it. The optimum is the best of three exact searches: the
+        decisions that mix, priced as mixed (`Pricing.MIXED`, a bound for them: it
+        prices the others as mixed too); the decisions that offload every task whole
+        (`Pricing.OFFLOAD_ONLY`); and everything local. The bound is the largest of the
+        three; the returned decision is the best of the three in the twin."""
         t0, cpu0 = time.perf_counter(), time.process_time()
-        model = SlotModel(env, self.ratios)
+        found = [self._solve(env, Pricing.MIXED)]
+        whole = self._solve(env, Pricing.OFFLOAD_ONLY)
+        if whole.upper_bound > OFFLOAD_ONLY_LOCAL / 2:  # else some agent cannot offload whole
+            found.append(whole)
+        n = env.num_agents
+        local = (np.full(n, -1, dtype=np.int64), np.zeros(n), np.ones(n, dtype=bool))
+        local_total = twin_total(env, *local)
+        best = max(found, key=lambda s: s.reward)
+        bound = max(local_total, *(s.upper_bound for s in found))
+        if local_total > best.reward:
+            best = dataclasses.replace(
+                best, target=local[0], ratio=local[1], download=local[2], reward=local_total
+            )
+        return dataclasses.replace(
+            best, upper_bound=bound, exact=best.reward >= bound - 1e-5 * max(1.0, abs(bound)),
+            start_reward=max(s.start_reward for s in found),
+            states=max(s.states for s in found), seconds=time.perf_counter() - t0,
+            cpu_seconds=time.process_time() - cpu0,
+        )  # fmt: skip
+
+    def _solve(self, env: TwinEnv, pricing: Pricing) -> SlotSolution:
+        t0, cpu0 = time.perf_counter(), time.process_time()
+        model = SlotModel(env, self.ratios, pricing)
         start, start_total = local_search(model)
         edges = range(model.params.num_edges)
         best_at = {(i, j): -math.inf for i in model.active for j in edges}

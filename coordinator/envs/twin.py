@@ -330,15 +330,18 @@ class TwinEnv:
         return t_loc, e_loc, comp_s, comp_j
 
     def _mixed(
-        self, split: _UnitSplit, t_loc: Array, e_loc: Array, comp_s: Array, comp_j: Array
-    ) -> tuple[Array, Array, Array, Array]:
+        self, split: _UnitSplit, t_loc: Array, e_loc: Array, comp_s: Array, comp_j: Array,
+        *, every_slot: bool = False,
+    ) -> tuple[Array, Array, Array, Array]:  # fmt: skip
         """The compute time and energy of a mixed slot (one in which a board and an edge
         both compute) × the calibration's factors (docs/twin.md, "Mixed slots"); the
-        local overhead unchanged."""
+        local overhead unchanged. `every_slot`: price every slot as mixed (the slot
+        optimum's bound, docs/optimum.md)."""
         m = self.params.mixed
         assert m is not None
         has_local = split.local_units > 0
         mixed = np.logical_and(has_local.any(axis=1), (split.edge_units > 0).any(axis=1))[:, None]
+        mixed = mixed | every_slot
         over = self.params.local_overhead_s
         t_loc = np.where(has_local, (t_loc - over) * np.where(mixed, m.local_time, 1.0) + over, 0.0)
         return (

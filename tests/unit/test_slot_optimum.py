@@ -19,7 +19,7 @@ import pytest
 
 from coordinator.envs.heuristics import encode_actions, make_heuristic
 from coordinator.envs.oracle import OracleMethod, OracleTooLarge, SlotOracle
-from coordinator.envs.slot_model import Decision, SlotModel
+from coordinator.envs.slot_model import Decision, Pricing, SlotModel
 from coordinator.envs.slot_optimum import SlotOptimum, twin_total
 from coordinator.envs.twin import TaskSource, TwinEnv
 from coordinator.envs.twin_params import TwinParams
@@ -28,6 +28,8 @@ from testbed.zoo.catalog import Catalog, ModelEntry
 
 ROOT = Path(__file__).resolve().parents[2]
 CALIBRATION = ROOT / "docs/results/calibrations/2026-12-01/3/calibration.json"
+MIXED = ROOT / "docs/results/mato_models_mixed/calibration/3/calibration.json"
+"""A calibration with mixed-slot factors (fitted under `off`: edge time × 2.2)."""
 RATIOS = (0.25, 0.5, 0.75, 1.0)
 
 
@@ -37,9 +39,11 @@ def bench(agents: int, **sets: Any) -> TestbedConfig:
     return config_from_dict(apply_sets(cfg.to_dict(keep_secrets=True), pairs), "optimum test")
 
 
-def params(cfg: TestbedConfig, *, paper: bool = False) -> TwinParams:
+def params(
+    cfg: TestbedConfig, *, paper: bool = False, calibration: Path = CALIBRATION
+) -> TwinParams:
     if not paper:
-        return TwinParams.from_config(cfg, CALIBRATION)
+        return TwinParams.from_config(cfg, calibration)
     # the paper model needs the models' sizes and work: the calibration's, as a catalog
     facts = TwinParams.from_config(cfg, CALIBRATION).facts
     entries = [
@@ -138,6 +142,52 @@ def test_the_slot_model_prices_a_joint_decision_as_the_twin(case: str) -> None:
             download = np.array([choice[i].download for i in range(10)])
             twin = twin_total(env, target, ratio, download)
             assert model.evaluate(choice) == pytest.approx(twin, abs=1e-5)
+
+
+@pytest.mark.parametrize("agents", [2, 3])
+def test_with_mixed_slot_factors_the_programme_finds_the_exhaustive_optimum(agents: int) -> None:
+    exhaustive = SlotOracle(RATIOS, method=OracleMethod.EXHAUSTIVE)
+    for seed in (0, 1, 2):
+        p = params(bench(agents, seed=seed), calibration=MIXED)
+        assert p.mixed is not None
+        for env in slots(p, seed, 6):
+            best = exhaustive.solve(env)[3]
+            s = SlotOptimum(RATIOS).solve(env)
+            assert s.reward == pytest.approx(best, abs=1e-5)
+            assert s.exact and s.upper_bound >= s.reward - 1e-5
+
+
+def test_each_mixed_slot_pricing_is_the_twin_on_the_decisions_it_covers() -> None:
+    p = params(bench(10), calibration=MIXED)
+    rng = np.random.default_rng(3)
+    for env in slots(p, 4, 3):
+        mixed, whole = (
+            SlotModel(env, RATIOS, Pricing.MIXED),
+            SlotModel(env, RATIOS, Pricing.OFFLOAD_ONLY),
+        )
+        pure = [o for o, (_, r) in enumerate(mixed.options) if r == 1.0]
+        for _ in range(30):
+            for model, options in ((mixed, range(len(mixed.options))), (whole, pure)):
+                choice = {
+                    i: Decision(int(rng.choice(list(options))), bool(rng.random() < 0.5))
+                    for i in range(env.num_agents)
+                }
+                choice[0] = Decision(0, True) if model is mixed else choice[0]  # a board computes
+                target = np.array([model.options[choice[i].option][0] for i in range(10)])
+                ratio = np.array([model.options[choice[i].option][1] for i in range(10)])
+                download = np.array([choice[i].download for i in range(10)])
+                if model is mixed and (target < 0).all():
+                    continue
+                twin = twin_total(env, target, ratio, download)
+                assert model.evaluate(choice) == pytest.approx(twin, abs=1e-5)
+
+
+def test_the_optimum_with_mixed_slot_factors_is_no_worse_than_any_heuristic() -> None:
+    p = params(bench(10), calibration=MIXED)
+    for env in slots(p, 6, 3):
+        s = SlotOptimum(RATIOS).solve(env)
+        for name in ("local", "offload", "greedy", "random"):
+            assert s.reward >= _heuristic_total(env, name) - 1e-5, name
 
 
 def _heuristic_total(env: TwinEnv, name: str) -> float:
