@@ -117,6 +117,8 @@ class MaddpgArgs:
     """Largest gradient norm of each agent's actor and critic per update (0: off)."""
     share_parameters: bool = False
     """One actor and one critic for all agents, with an agent-id one-hot."""
+    team_reward: float = 0.0
+    """α of `shared_reward`: the share of the slot's mean reward in each agent's."""
     gumbel_temperature: float = 1.0
     """Temperature T of the Gumbel-softmax / binary concrete relaxations."""
     logit_reg: float = 0.001
@@ -149,6 +151,18 @@ class MaddpgArgs:
     def eps(self, step: int) -> float:
         """ε floor of the sampled target and download flag at `step`."""
         return self._decay(step, self.explore_eps_start, self.explore_eps_end)
+
+
+def shared_reward(reward: np.ndarray, has_task: np.ndarray, alpha: float) -> np.ndarray:
+    """The rewards (E, N) an agent trains on: (1 − α)·r_i + α·(the mean of the slot's
+    rewards over its agents with a task), for the agents with a task (the others keep
+    theirs, 0). The slot's total is unchanged; α = 1 is a team reward, which prices
+    what one device's choice costs the others (docs/algorithms.md, "Team reward")."""
+    if alpha == 0.0:
+        return reward
+    count = has_task.sum(axis=1, keepdims=True)
+    mean = np.where(has_task, reward, 0.0).sum(axis=1, keepdims=True) / np.maximum(count, 1)
+    return np.where(has_task, (1.0 - alpha) * reward + alpha * mean, reward).astype(reward.dtype)
 
 
 # ---------------------------------------------------------------------------- env
@@ -398,7 +412,8 @@ def train(
             raw = explore(spec, agent.act(obs), args.eps(step), noise, rng)
         raw = raw.astype(np.float32)
         out = env.step(raw)
-        buffer.add(obs, executed(spec, raw), out.reward, out.final_obs, out.done)
+        reward = shared_reward(out.reward, out.has_task, args.team_reward)
+        buffer.add(obs, executed(spec, raw), reward, out.final_obs, out.done)
         agent.norm.update(obs)
         tracker.record(out)
         obs = out.obs

@@ -294,6 +294,15 @@ class TrainConfig:
         default=False,
         metadata=meta("One actor and one critic for all agents, with agent-id features."),
     )
+    team_reward: float = field(
+        default=0.0,
+        metadata=meta(
+            "α: the MADDPG learners train on (1 − α)·r_i + α·(the slot's mean reward over "
+            "the devices with a task); 0: each device's own reward (18), the paper's.",
+            ge=0,
+            le=1,
+        ),
+    )
     checkpoint_every: int = field(
         default=500, metadata=meta("Steps between checkpoints.", ge=1, le=STEPS_MAX)
     )

@@ -16,6 +16,7 @@ from coordinator.algorithms.maddpg import (  # noqa: E402
     critic_columns,
     critic_forward,
     executed,
+    shared_reward,
     train,
 )
 from coordinator.algorithms.replay import ReplayBuffer  # noqa: E402
@@ -114,6 +115,17 @@ def test_relaxed_actions_are_valid_and_carry_gradients(model_aware: bool) -> Non
     hard = agent._hard(logits.detach())
     assert torch.all((hard >= 0) & (hard <= 1))
     assert torch.all(hard[..., : m + 1].argmax(-1) == logits[..., : m + 1].argmax(-1))
+
+
+def test_a_team_reward_shares_the_slot_s_mean_and_keeps_its_total() -> None:
+    reward = np.array([[-1.0, -3.0, 0.0], [-2.0, 0.0, 0.0]], dtype=np.float32)
+    has = np.array([[True, True, False], [True, False, False]])
+    assert shared_reward(reward, has, 0.0) is reward  # the paper's: each device's own
+    np.testing.assert_allclose(shared_reward(reward, has, 1.0), [[-2, -2, 0], [-2, 0, 0]])
+    half = shared_reward(reward, has, 0.5)  # (1 − α)·r_i + α·mean over devices with a task
+    np.testing.assert_allclose(half, [[-1.5, -2.5, 0], [-2, 0, 0]])
+    np.testing.assert_allclose(half.sum(axis=1), reward.sum(axis=1))
+    assert half.dtype == np.float32
 
 
 def test_soft_update_moves_targets_by_tau() -> None:
