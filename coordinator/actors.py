@@ -31,16 +31,32 @@ class ActorFile:
     path: str = ""
 
 
+def ratio_of(z: Any, margin: float, *, straight_through: bool = False) -> Any:
+    """The offload ratio x from its logit z (torch): σ(z) with `margin` δ = 0, else
+    clamp((1 + 2δ)·σ(z) − δ, 0, 1), which reaches exactly 0 and exactly 1 (the whole
+    task on the edge: a σ never does, and one unit of a task's thousand left on the
+    board still computes there) at |z| = ln((1 + δ)/δ). `straight_through`: the clamp's
+    value forward and the unclamped gradient backward (training's relaxed actions)."""
+    import torch
+
+    if margin == 0.0:
+        return torch.sigmoid(z)
+    soft = (1.0 + 2.0 * margin) * torch.sigmoid(z) - margin
+    hard = soft.clamp(0.0, 1.0)
+    return soft + (hard - soft).detach() if straight_through else hard
+
+
 def build_actor(
     spec: ObservationSpec, hidden: tuple[int, ...] = (256, 256), seed: int = 0,
-    *, id_features: int = 0,
+    *, id_features: int = 0, ratio_margin: float = 0.0,
 ) -> Any:  # fmt: skip
     """A fresh actor network (torch.nn.Module) for `spec`: MLP + the action heads.
 
     `id_features` > 0: an actor shared by that many agents (`train.share_parameters`),
     whose body also reads an agent-id one-hot; the module's buffer `agent_id` holds the
     one-hot it appends to an observation, so the exported file still takes the
-    observation alone (`logits_full` takes observation and one-hot, for training)."""
+    observation alone (`logits_full` takes observation and one-hot, for training).
+    `ratio_margin`: the ratio head's δ (`ratio_of`; `train.ratio_margin`)."""
     import torch
     from torch import nn
 
@@ -58,6 +74,7 @@ def build_actor(
             self.head = nn.Linear(width, spec.action_dim)
             self.num_edges = spec.num_edges
             self.id_features = id_features
+            self.ratio_margin = ratio_margin
             if id_features:
                 self.register_buffer("agent_id", torch.zeros(id_features))
 
@@ -73,10 +90,12 @@ def build_actor(
             return self.logits_full(obs)
 
         def activate(self, out: torch.Tensor) -> torch.Tensor:
-            """Logits → softmax target probabilities, sigmoid ratio and download."""
+            """Logits → softmax target probabilities, the ratio (`ratio_of`) and the
+            sigmoid download probability."""
             m = self.num_edges
             target = torch.softmax(out[..., : m + 1], dim=-1)
-            return torch.cat([target, torch.sigmoid(out[..., m + 1 :])], dim=-1)
+            ratio = ratio_of(out[..., m + 1 : m + 2], self.ratio_margin)
+            return torch.cat([target, ratio, torch.sigmoid(out[..., m + 2 :])], dim=-1)
 
         def forward(self, obs: torch.Tensor) -> torch.Tensor:
             return self.activate(self.logits(obs))

@@ -55,7 +55,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from coordinator.actors import build_actor
+from coordinator.actors import build_actor, ratio_of
 from coordinator.algorithms.critic_input import (
     Critic,
     CriticLayout,
@@ -119,6 +119,8 @@ class MaddpgArgs:
     """One actor and one critic for all agents, with an agent-id one-hot."""
     team_reward: float = 0.0
     """α of `shared_reward`: the share of the slot's mean reward in each agent's."""
+    ratio_margin: float = 0.0
+    """δ of the actors' ratio head (actors.ratio_of): 0, σ(z); > 0, x reaches 0 and 1."""
     gumbel_temperature: float = 1.0
     """Temperature T of the Gumbel-softmax / binary concrete relaxations."""
     logit_reg: float = 0.001
@@ -259,7 +261,9 @@ class Maddpg:
         self.norm = RunningNorm(num_agents, spec.obs_dim)
         hidden, ids = (args.hidden, args.hidden), num_agents if share else 0
         nets = 1 if share else num_agents
-        actors = [ActorCall(build_actor(spec, hidden, seed=args.seed * 1000 + i, id_features=ids))
+        margin = args.ratio_margin
+        actors = [ActorCall(build_actor(spec, hidden, seed=args.seed * 1000 + i, id_features=ids,
+                                        ratio_margin=margin))
                   for i in range(nets)]  # fmt: skip
         torch.manual_seed(args.seed)  # build_actor seeds torch's global generator
         self.actor = Stacked(actors)  # type: ignore[arg-type]
@@ -287,7 +291,7 @@ class Maddpg:
         """The decision a board makes from `logits` (..., M + 3), critic columns only."""
         m = self.spec.num_edges
         target = F.one_hot(logits[..., : m + 1].argmax(-1), m + 1).float()
-        ratio = torch.sigmoid(logits[..., m + 1]) * (1 - target[..., 0])
+        ratio = ratio_of(logits[..., m + 1], self.args.ratio_margin) * (1 - target[..., 0])
         download = (logits[..., m + 2] > 0).float()
         return torch.cat([target, ratio[..., None], download[..., None]], -1)[..., self.cols]
 
@@ -296,7 +300,8 @@ class Maddpg:
         concrete download: hard values forward, relaxed gradients backward."""
         m, temp = self.spec.num_edges, self.args.gumbel_temperature
         target = F.gumbel_softmax(logits[..., : m + 1], tau=temp, hard=True)
-        ratio = torch.sigmoid(logits[..., m + 1]) * (1 - target[..., 0])
+        margin = self.args.ratio_margin
+        ratio = ratio_of(logits[..., m + 1], margin, straight_through=True) * (1 - target[..., 0])
         u = torch.rand_like(logits[..., m + 2]).clamp(1e-6, 1 - 1e-6)
         soft = torch.sigmoid((logits[..., m + 2] + torch.log(u) - torch.log1p(-u)) / temp)
         download = (soft > 0.5).float() + soft - soft.detach()
@@ -483,7 +488,13 @@ def deployable_actors(agent: Maddpg) -> list[nn.Module]:
     out = []
     hidden, share = (agent.args.hidden, agent.args.hidden), agent.args.share_parameters
     for i in range(agent.n):
-        module = build_actor(agent.spec, hidden, seed=0, id_features=agent.n if share else 0)
+        module = build_actor(
+            agent.spec,
+            hidden,
+            seed=0,
+            id_features=agent.n if share else 0,
+            ratio_margin=agent.args.ratio_margin,
+        )
         state = {
             k.removeprefix("actor."): v for k, v in agent.actor.unstacked(0 if share else i).items()
         }

@@ -294,6 +294,15 @@ class TrainConfig:
         default=False,
         metadata=meta("One actor and one critic for all agents, with agent-id features."),
     )
+    ratio_margin: float = field(
+        default=0.0,
+        metadata=meta(
+            "δ: the MADDPG actors' ratio is clamp((1 + 2δ)·σ(z) − δ, 0, 1), which reaches "
+            "exactly 0 and 1 (whole offload); 0: σ(z), the paper's.",
+            ge=0,
+            le=0.25,
+        ),
+    )
     team_reward: float = field(
         default=0.0,
         metadata=meta(

@@ -264,6 +264,42 @@ def test_shared_parameters_are_one_network_and_export_one_actor_per_agent(
     assert np.allclose(onnx_out, together[:, 2], atol=1e-5)
 
 
+# ---------------------------------------------------------------------------- ratio head
+
+
+def test_a_ratio_margin_reaches_exactly_zero_and_one_and_keeps_a_gradient() -> None:
+    from coordinator.actors import ratio_of
+
+    z = torch.tensor([-4.0, -1.0, 0.0, 1.0, 4.0], requires_grad=True)
+    assert torch.equal(ratio_of(z, 0.0), torch.sigmoid(z))  # the paper's σ(z)
+    x = ratio_of(z, 0.05)
+    assert x[0].item() == 0.0 and x[-1].item() == 1.0  # |z| > ln(1.05 / 0.05) ≈ 3.04
+    assert x[2].item() == pytest.approx(0.5) and 0.0 < x[1].item() < x[3].item() < 1.0
+    soft = ratio_of(z, 0.05, straight_through=True)
+    assert torch.allclose(soft, x)
+    soft.sum().backward()
+    assert z.grad is not None and bool(torch.all(z.grad > 0))  # through the clamp too
+
+
+def test_an_actor_with_a_ratio_margin_exports_whole_offload_exactly(tmp_path: object) -> None:
+    from coordinator.algorithms.export import export_actors
+
+    env = ToyVecEnv(4, 3)
+    agent, _ = train(MaddpgArgs(**{**TINY, "ratio_margin": 0.05}), env)  # type: ignore[arg-type]
+    actors = deployable_actors(agent)
+    head = actors[0].head
+    with torch.no_grad():  # push agent 0's ratio logit far up: x = 1 exactly
+        head.bias[env.spec.num_edges + 1] = 50.0
+        head.weight[env.spec.num_edges + 1] = 0.0
+    export_actors(actors, env.agent_ids, env.spec, tmp_path / "actors")  # type: ignore[operator]
+    import onnxruntime as ort
+
+    obs = env.reset(seed=1)
+    session = ort.InferenceSession(str(tmp_path / "actors" / "agent-0.onnx"))  # type: ignore[operator]
+    out = session.run(None, {"obs": obs[:, 0]})[0]
+    assert np.all(out[:, env.spec.num_edges + 1] == 1.0)
+
+
 # ---------------------------------------------------------------------------- learning
 
 
