@@ -14,8 +14,9 @@ agent-id one-hot. Two flags give the paper's baselines:
   and no download action (the edge fetches a missing model anyway).
 
 Actions. The actor is `coordinator.actors.build_actor`'s module, the one exported to
-the boards: softmax target probabilities (none, edge 0..M−1), sigmoid ratio x, sigmoid
-download probability d. The environment executes argmax target, x and d > 0.5.
+the boards: softmax target probabilities (none, edge 0..M−1), sigmoid ratio x (with
+`ratio_margin` > 0 a widened, clamped sigmoid that reaches 0 and 1: actors.ratio_of),
+sigmoid download probability d. The environment executes argmax target, x and d > 0.5.
 
 Relaxation. The replay buffer stores the *executed* decision: a one-hot target, x
 (0 without a target) and d ∈ {0, 1}. The critic therefore only ever sees discrete
@@ -31,6 +32,8 @@ the boards make (argmax, d = logit > 0). Exploration samples from the policy
 (exploration.py): target and download flag drawn from the actor's probabilities with
 a decaying ε floor, Gaussian noise only on the ratio. Each agent's actor and critic
 gradients are clipped to norm `grad_clip_norm` (0.5, the MADDPG reference code's).
+With `team_reward` α > 0 an agent learns from `shared_reward`, a mix of its own reward
+and the slot's mean.
 
 Speed: the N agents' networks are one set of stacked parameters (leading agent
 dimension), called through `torch.func.vmap(functional_call(...))`, so each layer of

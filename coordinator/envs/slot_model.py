@@ -43,7 +43,8 @@ exact."""
 class Pricing(enum.Enum):
     """How `SlotModel` prices a slot when the twin has mixed-slot factors (docs/twin.md,
     "Mixed slots"): the factors apply to a whole slot once a board and an edge both
-    compute in it, which no per-upload programme sees, so the optimum solves twice."""
+    compute in it, which no per-upload programme sees, so the optimum solves under
+    `MIXED` and `OFFLOAD_ONLY` and also tries everything local (slot_optimum.py)."""
 
     PLAIN = "plain"
     """As the twin prices a slot without mixed-slot factors: exact for every decision
