@@ -69,6 +69,7 @@ from coordinator.algorithms.exploration import clip_grad_per_agent, explore
 from coordinator.algorithms.normalizer import RunningNorm
 from coordinator.algorithms.replay import Batch, ReplayBuffer
 from coordinator.algorithms.rollout import EpisodeStats, EpisodeTracker, Hooks, evaluate
+from coordinator.algorithms.team_reward import shared_reward
 from coordinator.envs.vector import VecEnv
 from testbed.config import TestbedConfig
 from testbed.config.runs import CriticInput
@@ -156,18 +157,6 @@ class MaddpgArgs:
     def eps(self, step: int) -> float:
         """ε floor of the sampled target and download flag at `step`."""
         return self._decay(step, self.explore_eps_start, self.explore_eps_end)
-
-
-def shared_reward(reward: np.ndarray, has_task: np.ndarray, alpha: float) -> np.ndarray:
-    """The rewards (E, N) an agent trains on: (1 − α)·r_i + α·(the mean of the slot's
-    rewards over its agents with a task), for the agents with a task (the others keep
-    theirs, 0). The slot's total is unchanged; α = 1 is a team reward, which prices
-    what one device's choice costs the others (docs/algorithms.md, "Team reward")."""
-    if alpha == 0.0:
-        return reward
-    count = has_task.sum(axis=1, keepdims=True)
-    mean = np.where(has_task, reward, 0.0).sum(axis=1, keepdims=True) / np.maximum(count, 1)
-    return np.where(has_task, (1.0 - alpha) * reward + alpha * mean, reward).astype(reward.dtype)
 
 
 # ---------------------------------------------------------------------------- env

@@ -16,11 +16,11 @@ from coordinator.algorithms.maddpg import (  # noqa: E402
     critic_columns,
     critic_forward,
     executed,
-    shared_reward,
     train,
 )
 from coordinator.algorithms.replay import ReplayBuffer  # noqa: E402
 from coordinator.algorithms.rollout import Hooks, ModelBlindEnv, evaluate  # noqa: E402
+from coordinator.algorithms.team_reward import shared_reward  # noqa: E402
 from testbed.config import load_config  # noqa: E402
 from testbed.observation import ObservationSpec  # noqa: E402
 from tests.toy_vec_env import ToyVecEnv, toy_spec  # noqa: E402
