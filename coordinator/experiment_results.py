@@ -40,6 +40,9 @@ class Results:
             self.doc["cells"], self.doc["trainings"] = old["cells"], old.get("trainings", {})
             self.doc["calibrations"] = old.get("calibrations", {})
             self.doc["curves"] = old.get("curves", {})
+            # each cell carries the commit it ran at; the runs before this one are kept
+            earlier = {"commit": old.get("commit"), "command": old.get("command")}
+            self.doc["earlier_runs"] = [*old.get("earlier_runs", []), earlier]
 
     def has(self, algorithm: str, value: Any, seed: int) -> bool:
         return any(

@@ -22,6 +22,8 @@ from coordinator.report_tables import (
     improvements,
     optimality_gaps,
     paired_differences,
+    reference_in_twin_and_live,
+    twin_and_live,
 )
 from coordinator.stats import Interval, PairedTest, format_interval, format_test, t_quantile
 
@@ -156,6 +158,39 @@ def _gap_table(results: dict[str, Any], values: Sequence[Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _twin_table(results: dict[str, Any], values: Sequence[Any]) -> list[str]:
+    promised = twin_and_live(results)
+    if not promised:
+        return []
+    usual = common_n([i for twin, _live, _diff in promised.values() for i in (twin,)])
+    lines = [
+        "## What the twin promised and what the live bench gave (reward per task)",
+        "",
+        "Every cell evaluated live also ran the same policy on the same seed's tasks in "
+        "the twin it was trained in (`twin_reward` in results.json). Live − twin is "
+        "paired by seed; a twin that prices the bench well leaves it near 0 for every "
+        "algorithm, and one that favours an algorithm shows it as a larger gap.",
+        "",
+        "| algorithm | value | twin | live | live − twin |",
+        "|---|---|---|---|---|",
+    ]
+    for (algo, v), (twin, live, diff) in sorted(promised.items(), key=lambda kv: (
+            kv[0][0], values.index(kv[0][1]) if kv[0][1] in values else 0)):  # fmt: skip
+        lines.append(
+            f"| {display_name(algo)} | {v} | {_interval_cell(twin, 3, usual)} | "
+            f"{_interval_cell(live, 3, usual)} | {_test_cell(diff, 3, usual)} |"
+        )
+    compared = reference_in_twin_and_live(results, values)
+    if compared:
+        lines += ["", "| MATO − baseline | value | in the twin | live |", "|---|---|---|---|"]
+        for (algo, v), (twin_diff, live_diff) in compared.items():
+            lines.append(
+                f"| {display_name(REFERENCE)} − {display_name(algo)} | {v} | "
+                f"{_test_cell(twin_diff, 3, usual)} | {_test_cell(live_diff, 3, usual)} |"
+            )
+    return [*lines, ""]
+
+
 def _seeds_line(results: dict[str, Any], usual: int, sizes: list[int]) -> str:
     seeds = sorted({c["seed"] for c in results["cells"]})
     if len(sizes) > 1:
@@ -193,6 +228,7 @@ def markdown(
         lines += _improvement_table(results, values, usual)
         lines += _paired_tables(results, values, usual)
     lines += _gap_table(results, values)
+    lines += _twin_table(results, values)
     where: dict[str, set[str]] = defaultdict(set)
     for c in results["cells"]:
         if c["algorithm"] != ORACLE:

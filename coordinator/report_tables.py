@@ -201,3 +201,42 @@ def backends_text(results: dict[str, Any]) -> str:
 
 def display_name(algo: str) -> str:
     return f"{algo} (twin)" if algo == ORACLE else algo
+
+
+def twin_and_live(
+    results: dict[str, Any],
+) -> dict[tuple[str, Any], tuple[Interval, Interval, PairedTest]]:
+    """(algorithm, sweep value) -> the reward per task the twin gave its live cells on the
+    same seeds' tasks (`twin_reward`), the live reward, and live − twin paired by seed;
+    only algorithms evaluated live with a twin reward."""
+    pairs: dict[tuple[str, Any], list[tuple[float, float]]] = defaultdict(list)
+    for c in results["cells"]:
+        twin = c.get("twin_reward")
+        if c["backend"] != "live" or twin is None or c["algorithm"] == ORACLE:
+            continue
+        pairs[c["algorithm"], c["value"]].append((float(twin), float(c["metrics"]["reward"])))
+    return {
+        key: (t_interval([t for t, _ in p]), t_interval([r for _, r in p]),
+              difference_test([r - t for t, r in p]))
+        for key, p in pairs.items()
+    }  # fmt: skip
+
+
+def reference_in_twin_and_live(
+    results: dict[str, Any], values: Sequence[Any]
+) -> dict[tuple[str, Any], tuple[PairedTest, PairedTest]]:
+    """(baseline, sweep value) -> MATO − baseline in reward per task, paired by seed, in
+    the twin (`twin_reward`) and live, over the seeds where both ran live."""
+    live = {(c["algorithm"], str(c["value"]), c["seed"]): c for c in results["cells"]
+            if c["backend"] == "live" and c.get("twin_reward") is not None}  # fmt: skip
+    out: dict[tuple[str, Any], tuple[PairedTest, PairedTest]] = {}
+    for algo in _baselines(results):
+        for v in values:
+            both = [(live[REFERENCE, str(v), s], live[algo, str(v), s]) for s in _seeds(results)
+                    if (REFERENCE, str(v), s) in live and (algo, str(v), s) in live]  # fmt: skip
+            if both:
+                twin = [float(a["twin_reward"]) - float(b["twin_reward"]) for a, b in both]
+                real = [float(a["metrics"]["reward"]) - float(b["metrics"]["reward"])
+                        for a, b in both]  # fmt: skip
+                out[algo, v] = (difference_test(twin), difference_test(real))
+    return out

@@ -57,3 +57,17 @@ def test_paths_that_exist_nowhere_are_not_reused(tmp_path: Path) -> None:
     (out / "calibration" / "3" / "calibration.json").unlink()
     assert reusable_training(results, Cell("mato", 3, 0)) is None
     assert results.calibration(3) is None
+
+
+def test_a_resumed_run_keeps_the_commits_before_it(tmp_path: Path) -> None:
+    spec = _spec(tmp_path)
+    out = _record(tmp_path, "runs/x/probe_3__mato__0__T", "calibration/3/calibration.json")
+    doc = json.loads((out / "results.json").read_text())
+    doc.update(commit="aaaa", command="testbed experiment run spec.yaml")
+    (out / "results.json").write_text(json.dumps(doc))
+    Results(out / "results.json", spec).save()
+    Results(out / "results.json", spec).save()
+    saved = json.loads((out / "results.json").read_text())
+    first = {"commit": "aaaa", "command": "testbed experiment run spec.yaml"}
+    assert saved["earlier_runs"][0] == first
+    assert len(saved["earlier_runs"]) == 2 and saved["commit"] != "aaaa"

@@ -17,7 +17,9 @@ from coordinator.report_tables import (
     improvements,
     optimality_gaps,
     paired_differences,
+    reference_in_twin_and_live,
     training_curves,
+    twin_and_live,
 )
 from coordinator.stats import Verdict
 
@@ -169,3 +171,26 @@ def test_curves_from_a_run_folder_and_a_stale_figure_said_so(tmp_path: Path) -> 
     assert "the training figure was not rebuilt" in text and "without intervals" in text
     assert "![toy_training](toy_training.png)" in text
     assert (out / "toy_training.png").read_bytes() == b"old"
+
+
+def test_the_twin_promise_beside_the_live_reward(tmp_path: Path) -> None:
+    def live(algo: str, seed: int, twin: float, reward: float) -> dict:
+        c = cell(algo, 3, seed, 100.0, 1.0, 1.0)
+        c["metrics"]["reward"] = reward
+        return {**c, "backend": "live", "twin_reward": twin}
+
+    results = {**RESULTS, "sweep": {**RESULTS["sweep"], "values": [3]}, "cells": [
+        live("mato", 0, -0.5, -0.9), live("mato", 1, -0.6, -0.9),
+        live("greedy", 0, -0.8, -0.8), live("greedy", 1, -0.8, -0.7),
+        cell("greedy", 3, 2, 100.0, 1.0, 1.0),  # twin-only: not in the table
+    ]}  # fmt: skip
+    twin, real, diff = twin_and_live(results)["mato", 3]
+    assert (twin.mean, real.mean, twin.n) == (pytest.approx(-0.55), -0.9, 2)
+    assert diff.difference.mean == pytest.approx(-0.35)  # −0.4 and −0.3
+    in_twin, on_bench = reference_in_twin_and_live(results, [3])["greedy", 3]
+    assert in_twin.difference.mean == pytest.approx(0.25)  # the twin put MATO ahead
+    assert on_bench.difference.mean == pytest.approx(-0.15)  # the bench did not
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    text = write_report([tmp_path]).read_text()
+    assert "## What the twin promised and what the live bench gave" in text
+    assert "| mato − greedy | 3 | +0.250 [" in text
