@@ -25,7 +25,8 @@ probabilities, σ(μ), σ(logit), exactly build_actor's outputs, so the boards d
 unchanged.
 
 The update. Rollouts of `rollout_steps` environment steps; GAE(λ) per agent on its own
-reward (18), bootstrapping through episode ends from the episode's last observation
+reward (18) (with `team_reward` α > 0 on `shared_reward`'s mix of it and the slot's mean,
+as MADDPG's), bootstrapping through episode ends from the episode's last observation
 (a time limit, not a terminal state); advantages normalised; `epochs` passes of
 `minibatches` minibatches of the clipped surrogate with an entropy bonus, and the
 (optionally clipped) value loss; gradient norms clipped per network.
@@ -54,6 +55,7 @@ from coordinator.algorithms.mappo_nets import (
     task_columns,
 )
 from coordinator.algorithms.rollout import EpisodeStats, EpisodeTracker, Hooks, evaluate
+from coordinator.algorithms.team_reward import shared_reward
 from coordinator.envs.vector import StepOut, VecEnv
 from testbed.config import TestbedConfig
 from testbed.observation import ObservationSpec
@@ -104,11 +106,14 @@ class MappoArgs:
     """Episodes per evaluation."""
     threads: int = 2
     """torch intra-op threads."""
+    team_reward: float = 0.0
+    """α of `shared_reward` (train.team_reward): the share of the slot's mean reward in
+    each agent's."""
     seed: int = 0
     """Seed of initialisation, sampling, minibatch order and the env."""
 
     SHARED = ("gamma", "hidden", "steps", "checkpoint_every", "eval_every", "eval_episodes",
-              "threads")  # fmt: skip
+              "threads", "team_reward")  # fmt: skip
 
     @classmethod
     def from_config(cls, cfg: TestbedConfig, **flags: Any) -> MappoArgs:
@@ -324,11 +329,13 @@ class Rollout:
         return len(self.steps)
 
     def add(self, obs: np.ndarray, act: Decision, value: torch.Tensor, out: StepOut,
-            final_value: torch.Tensor) -> None:  # fmt: skip
+            final_value: torch.Tensor, team_reward: float = 0.0) -> None:  # fmt: skip
+        """One step; the agents learn from `shared_reward(…, team_reward)`."""
+        reward = shared_reward(np.asarray(out.reward, np.float32), out.has_task, team_reward)
         self.steps.append({
             "obs": _floats(obs), "target": act.target, "ratio_logit": act.ratio_logit,
             "download": act.download, "log_prob": act.log_prob, "value": value,
-            "reward": _floats(out.reward), "done": torch.as_tensor(np.asarray(out.done, bool)),
+            "reward": _floats(reward), "done": torch.as_tensor(np.asarray(out.done, bool)),
             "has_task": torch.as_tensor(np.asarray(out.has_task, bool)), "final_value": final_value,
         })  # fmt: skip
 
@@ -365,7 +372,7 @@ def train(
         final = torch.zeros(out.reward.shape)
         if out.done.any():
             final = agent.values(out.final_obs) * _floats(out.done)[:, None]
-        roll.add(obs, decision, agent.values(obs), out, final)
+        roll.add(obs, decision, agent.values(obs), out, final, args.team_reward)
         tracker.record(out)
         obs = out.obs
         done = step + 1

@@ -14,7 +14,14 @@ torch = pytest.importorskip("torch")
 
 from coordinator.algorithms import ALGORITHMS, TRAINED, Learner, get  # noqa: E402
 from coordinator.algorithms.export import export_actors  # noqa: E402
-from coordinator.algorithms.mappo import Mappo, MappoArgs, deployable_actors, gae, train  # noqa: E402
+from coordinator.algorithms.mappo import (  # noqa: E402
+    Mappo,
+    MappoArgs,
+    Rollout,
+    deployable_actors,
+    gae,
+    train,
+)
 from coordinator.algorithms.mappo_nets import (  # noqa: E402
     INPUT_CLIP,
     MIN_FEATURE_STD,
@@ -126,6 +133,21 @@ def test_sampled_actions_execute_as_sampled() -> None:
     assert np.allclose(ratio[target >= 0], torch.sigmoid(decision.ratio_logit).numpy()[target >= 0])
     assert np.array_equal(download, decision.download.numpy() > 0.5)
     assert len({int(t) for t in decision.target.flatten()}) == env.spec.num_edges + 1
+
+
+def test_the_rollout_learns_from_the_team_reward_and_the_tracker_from_the_own(
+) -> None:  # fmt: skip
+    env = ToyVecEnv(2, 3)
+    agent = Mappo(MappoArgs(**TINY, team_reward=1.0), env.spec, env.num_agents)  # type: ignore[arg-type]
+    obs = env.reset(seed=1)
+    decision = agent.sample(obs)
+    out = env.step(decision.raw)
+    out.reward[:] = [[-1.0, -2.0, 0.0], [-3.0, -3.0, -3.0]]
+    out.has_task[:] = [[True, True, False], [True, True, True]]
+    own, roll = out.reward.copy(), Rollout()
+    roll.add(obs, decision, agent.values(obs), out, torch.zeros(2, 3), agent.args.team_reward)
+    assert np.allclose(roll.stacked()["reward"][0].numpy(), [[-1.5, -1.5, 0.0], [-3, -3, -3]])
+    assert np.array_equal(out.reward, own)  # the env's (and the episode's) own rewards
 
 
 def test_the_value_state_holds_every_agents_task_once() -> None:
