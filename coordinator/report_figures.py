@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -113,8 +114,9 @@ def plot_training(
         ax.legend(fontsize="small")
     for ax in list(axes.flat)[len(values) :]:
         ax.set_visible(False)
-    fig.suptitle(f"{results['experiment']}: training curves; mean over seeds, band: "
-                 f"{_interval_note(shown)}", fontsize=10)  # fmt: skip
+    title = f"{results['experiment']}: training curves; mean over seeds, band: " \
+        f"{_interval_note(shown)}"  # fmt: skip
+    fig.suptitle(textwrap.fill(title, 80 * columns), fontsize=10)  # one panel: 80 fit
     fig.tight_layout()
     path = out / f"{results['experiment']}_training.png"
     fig.savefig(path, dpi=120)
