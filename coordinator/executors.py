@@ -22,7 +22,7 @@ from typing import Any
 from coordinator.experiment_plan import Plan
 from coordinator.experiment_results import Results
 from coordinator.policy_choice import ORACLE, PolicyChoice, parse_policy
-from coordinator.run_folder import git_commit, slug
+from coordinator.run_folder import slug
 from testbed.exit_codes import ExitCode, TestbedExit
 
 
@@ -139,7 +139,7 @@ def evaluate_cell(
         twin_reward = evaluate(cfg, policy, seed, plan.slots, "twin", out_dir).reward
     return {
         "algorithm": algo, "value": value, "seed": seed, "backend": where,
-        "backend_reason": reason, "slots": plan.slots, "commit": git_commit(),
+        "backend_reason": reason, "slots": plan.slots,
         "twin_reward": twin_reward,
         "metrics": {
             "latency_ms": res.latency_ms, "latency_p95_ms": res.latency_p95_ms,

@@ -85,7 +85,8 @@ class Results:
         self.save()
 
     def add(self, cell: dict[str, Any]) -> None:
-        self.doc["cells"].append(cell)
+        """A finished cell, stamped with this run's commit unless it carries its own."""
+        self.doc["cells"].append({**cell, "commit": cell.get("commit", self.doc["commit"])})
         self.save()
 
     def mark(self, status: RunStatus) -> None:

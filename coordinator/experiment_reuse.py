@@ -108,7 +108,8 @@ def reuse_cells(
         run_dir = reusable_training(found, Cell(cell["algorithm"], value, cell["seed"]))
         if run_dir is not None:
             results.add_training(cell["algorithm"], as_value, cell["seed"], run_dir)
-        doc = {**cell, "value": as_value, "reused_from": origin}
+        # its own commit, or None where the source did not record one (not this run's)
+        doc = {**cell, "commit": cell.get("commit"), "value": as_value, "reused_from": origin}
         results.add(doc)
         copied.append(doc)
     return copied

@@ -162,7 +162,7 @@ def _twin_table(results: dict[str, Any], values: Sequence[Any]) -> list[str]:
     promised = twin_and_live(results)
     if not promised:
         return []
-    usual = common_n([i for twin, _live, _diff in promised.values() for i in (twin,)])
+    usual = common_n([twin for twin, _live, _diff in promised.values()])
     lines = [
         "## What the twin promised and what the live bench gave (reward per task)",
         "",
@@ -174,8 +174,9 @@ def _twin_table(results: dict[str, Any], values: Sequence[Any]) -> list[str]:
         "| algorithm | value | twin | live | live − twin |",
         "|---|---|---|---|---|",
     ]
-    for (algo, v), (twin, live, diff) in sorted(promised.items(), key=lambda kv: (
-            kv[0][0], values.index(kv[0][1]) if kv[0][1] in values else 0)):  # fmt: skip
+    shown = [(a, v) for a in sorted({a for a, _ in promised}) for v in values if (a, v) in promised]
+    for algo, v in shown:
+        twin, live, diff = promised[algo, v]
         lines.append(
             f"| {display_name(algo)} | {v} | {_interval_cell(twin, 3, usual)} | "
             f"{_interval_cell(live, 3, usual)} | {_test_cell(diff, 3, usual)} |"

@@ -331,7 +331,7 @@ class Rollout:
     def add(self, obs: np.ndarray, act: Decision, value: torch.Tensor, out: StepOut,
             final_value: torch.Tensor, team_reward: float = 0.0) -> None:  # fmt: skip
         """One step; the agents learn from `shared_reward(…, team_reward)`."""
-        reward = shared_reward(np.asarray(out.reward, np.float32), out.has_task, team_reward)
+        reward = shared_reward(out.reward, out.has_task, team_reward)
         self.steps.append({
             "obs": _floats(obs), "target": act.target, "ratio_logit": act.ratio_logit,
             "download": act.download, "log_prob": act.log_prob, "value": value,

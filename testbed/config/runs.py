@@ -306,8 +306,9 @@ class TrainConfig:
     team_reward: float = field(
         default=0.0,
         metadata=meta(
-            "α: the MADDPG and MAPPO learners train on (1 − α)·r_i + α·(the slot's mean reward over "
-            "the devices with a task); 0: each device's own reward (18), the paper's.",
+            "α: the MADDPG and MAPPO learners train on (1 − α)·r_i + α·(the slot's mean "
+            "reward over the devices with a task); 0: each device's own reward (18), the "
+            "paper's.",
             ge=0,
             le=1,
         ),

@@ -135,8 +135,7 @@ def test_sampled_actions_execute_as_sampled() -> None:
     assert len({int(t) for t in decision.target.flatten()}) == env.spec.num_edges + 1
 
 
-def test_the_rollout_learns_from_the_team_reward_and_the_tracker_from_the_own(
-) -> None:  # fmt: skip
+def test_the_rollout_learns_from_the_team_reward() -> None:
     env = ToyVecEnv(2, 3)
     agent = Mappo(MappoArgs(**TINY, team_reward=1.0), env.spec, env.num_agents)  # type: ignore[arg-type]
     obs = env.reset(seed=1)
