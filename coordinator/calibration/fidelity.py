@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from coordinator.calibration.windows import WindowGaps, first_slot, windows_markdown
 from coordinator.calibration_file import Calibration
 from coordinator.envs.heuristics import make_heuristic
 from coordinator.envs.twin import REASONS, TaskSource, TwinEnv
@@ -185,11 +186,22 @@ def fidelity_report(
     live: dict[str, RunMetrics],
     runs: dict[str, RunMetrics],
     slots: int,
+    windows: dict[str, list[RunMetrics]] | None = None,
 ) -> FidelityReport:
     """The report of a calibrate run: the fidelity runs of every policy in `POLICIES`
-    (`live`, slots 0 … S−1) and its calibration runs (`runs`, slots S … 2S−1, those of
-    `CALIBRATION_POLICIES` it has) against the twin."""
+    (`live`, slots 0 … S−1), its calibration runs (`runs`, slots S … 2S−1, those of
+    `CALIBRATION_POLICIES` it has) and its further fidelity windows (`windows`, by
+    policy: windows 1, 2, … of windows.py) against the twin."""
     gaps = [policy_gap(cfg, p, slots, live[p], calibration, catalog) for p in POLICIES]
+    more = windows or {}
+    over = [
+        WindowGaps(g.policy, [g, *(
+            policy_gap(cfg, g.policy, slots, m, calibration, catalog, first_slot(w, slots))
+            for w, m in enumerate(more[g.policy], start=1)
+        )])
+        for g in gaps
+        if more.get(g.policy)
+    ]  # fmt: skip
     in_sample = [
         policy_gap(cfg, p, slots, runs[p], calibration, catalog, first_slot=slots)
         for p in CALIBRATION_POLICIES
@@ -204,7 +216,7 @@ def fidelity_report(
         f"{host.get('load_avg_1min_after', '?')} when it stopped{busy_text}. "
         + _contention_line(cfg, calibration)
     )
-    return FidelityReport(slots, cfg.seed, str(calibration_path), gaps, in_sample, context)
+    return FidelityReport(slots, cfg.seed, str(calibration_path), gaps, in_sample, context, over)
 
 
 def _contention_line(cfg: TestbedConfig, calibration: Calibration) -> str:
@@ -225,10 +237,12 @@ class FidelityReport:
     calibration: str
     policies: list[PolicyGap]
     in_sample: list[PolicyGap] = field(default_factory=list)
-    context: str = ""
-    """A line on the host the live runs shared (cores, load)."""
     """The calibration runs themselves (slots S … 2S−1) replayed: the model's own
     error, apart from how the bench drifted between runs."""
+    context: str = ""
+    """A line on the host the live runs shared (cores, load)."""
+    windows: list[WindowGaps] = field(default_factory=list)
+    """Each policy over its fidelity windows (`testbed calibrate --windows W`, W ≥ 2)."""
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -239,6 +253,13 @@ class FidelityReport:
         }
         out["policies"] = {p.policy: self._gap_json(p) for p in self.policies}
         out["calibration_runs"] = {p.policy: self._gap_json(p) for p in self.in_sample}
+        if self.windows:
+            count = len(self.windows[0].windows)
+            out["windows"] = {
+                "count": count,
+                "first_slots": [first_slot(w, self.slots) for w in range(count)],
+                "policies": {g.policy: g.to_json() for g in self.windows},
+            }
         return out
 
     @staticmethod
@@ -281,6 +302,7 @@ class FidelityReport:
         lines += ["", "Failures (live / twin):", ""]
         for p in self.policies:
             lines.append(f"- {p.policy}: {_fails(p.live)} / {_fails(p.twin)}")
+        lines += windows_markdown(self.windows, self.slots)
         return "\n".join(lines) + "\n"
 
     def write(self, folder: Path, stem: str = "fidelity") -> tuple[Path, Path]:

@@ -15,6 +15,9 @@ edges' preload, so each sees the bench as a run starts):
    overheads — and right after it the policy's fidelity run on slots 0 … S−1 (back to
    back, so the host's load drifts least between them);
 3. fidelity run of `greedy` on slots 0 … S−1;
+3b. with `windows` W > 1, every heuristic on W − 1 more fidelity windows (windows.py:
+   window w is slots (w+1)·S … (w+2)·S−1), the policies' order turned by one each
+   window, so the report can give each gap with an interval over windows;
 4. model switches measured with the edges' operator calls (evict + prefetch, `repeats`
    times per model): fetch overhead, verify, load, warm-up (switches.py).
 
@@ -54,6 +57,7 @@ from coordinator.calibration.switches import (
     measure_switches,
     write_switches,
 )
+from coordinator.calibration.windows import first_slot, window_name
 from coordinator.calibration_file import CALIBRATION_NAME, Calibration
 from coordinator.envs import bench_ops
 from coordinator.live import LiveBench
@@ -72,6 +76,8 @@ DEFAULT_SLOTS = 20
 """Slots per measured run."""
 DEFAULT_REPEATS = 3
 """Evict + prefetch repeats per model."""
+DEFAULT_WINDOWS = 1
+"""Fidelity windows per heuristic (windows.py)."""
 
 
 def checked_catalog(cfg: TestbedConfig) -> Catalog:
@@ -103,6 +109,8 @@ class Measurement:
     """Slots 0 … S−1 of every policy in `POLICIES`."""
     calibration_runs: dict[str, list[TaskRecord]]
     """Slots S … 2S−1 of every policy in `CALIBRATION_POLICIES`, the fit's records."""
+    windows: dict[str, list[list[TaskRecord]]]
+    """Every policy's further fidelity windows, 1 … W−1 (windows.py); empty with W = 1."""
 
 
 def calibrate_bench(
@@ -111,20 +119,21 @@ def calibrate_bench(
     *,
     slots: int = DEFAULT_SLOTS,
     repeats: int = DEFAULT_REPEATS,
+    windows: int = DEFAULT_WINDOWS,
     out: Path | None = None,
     report_md: Path | None = None,
     say: Say = print,
 ) -> CalibrationRun:
-    """Start the bench of `cfg`, measure it, write the calibration file (`out`, default
-    `<run folder>/calibration.json`) and the fidelity report (`report_md`, default
-    fidelity.md beside the calibration file)."""
+    """Start the bench of `cfg`, measure it (`windows` fidelity windows per heuristic),
+    write the calibration file (`out`, default `<run folder>/calibration.json`) and the
+    fidelity report (`report_md`, default fidelity.md beside the calibration file)."""
     run_dir = new_run_dir(cfg.run.out_dir, cfg.experiment, "calibrate", cfg.seed)
     out = out or run_dir / CALIBRATION_NAME
     say(f"run folder: {run_dir}")
     t0 = time.monotonic()
     bench = bench_ops.new_bench(cfg, "calibrate", run_dir=run_dir)
     with bench:
-        measured = measure_bench(cfg, catalog, bench, slots, repeats, say)
+        measured = measure_bench(cfg, catalog, bench, slots, repeats, say, windows)
     out.parent.mkdir(parents=True, exist_ok=True)
     measured.calibration.save(out)
     say(f"\nwrote {out} ({time.monotonic() - t0:.0f} s on the bench)")
@@ -132,7 +141,9 @@ def calibrate_bench(
     print("\ntwin replays (calibrated and paper model) ...", file=sys.stderr)
     live = {p: live_metrics(measured.fidelity_runs[p]) for p in POLICIES}
     runs = {p: live_metrics(measured.calibration_runs[p]) for p in CALIBRATION_POLICIES}
-    return report_run(cfg, catalog, measured.calibration, out, live, runs, slots, report_md, say)
+    more = {p: [live_metrics(r) for r in w] for p, w in measured.windows.items()}
+    return report_run(cfg, catalog, measured.calibration, out, live, runs, slots, report_md,
+                      say, more)  # fmt: skip
 
 
 def report_run(
@@ -145,11 +156,12 @@ def report_run(
     slots: int,
     report_md: Path | None,
     say: Say,
+    windows: dict[str, list[RunMetrics]] | None = None,
 ) -> CalibrationRun:
     """The fidelity report of a calibrate run (`out`: its calibration file) written and
     said; `report_md` (default: fidelity.md beside `out`) and its .json sibling."""
     report_md = report_md or out.with_name("fidelity.md")
-    report = fidelity_report(cfg, catalog, calibration, out, live, runs, slots)
+    report = fidelity_report(cfg, catalog, calibration, out, live, runs, slots, windows)
     report_md.parent.mkdir(parents=True, exist_ok=True)
     md, js = report.write(report_md.parent, report_md.stem)
     say("")
@@ -160,7 +172,13 @@ def report_run(
 
 
 def measure_bench(
-    cfg: TestbedConfig, catalog: Catalog, bench: LiveBench, slots: int, repeats: int, say: Say
+    cfg: TestbedConfig,
+    catalog: Catalog,
+    bench: LiveBench,
+    slots: int,
+    repeats: int,
+    say: Say,
+    windows: int = DEFAULT_WINDOWS,
 ) -> Measurement:
     """Every phase of the module doc on `bench` (started here), and the fit."""
     t0 = time.monotonic()
@@ -172,12 +190,13 @@ def measure_bench(
     spec_models = bench.obs_spec.models
     preload_only = [m for e in cfg.edge_specs() for m in e.preload if m not in spec_models]
     models = list(dict.fromkeys([*spec_models, *preload_only]))
-    live, runs, switches = _run_phases(bench, models, slots, repeats)
+    live, runs, more, switches = _run_phases(bench, models, slots, repeats, windows)
     remote = {"nodes": bench.nodes.describe(), "hosts": hosts_manifest(cfg, bench.nodes)}
     write_manifest(bench.run_dir, cfg, {
         "broker": bench.launcher.broker_description, **(remote if bench.nodes.remote else {}),
         "zoo": {"scale": catalog.scale.value, "models": [e.key for e in catalog.entries]},
         "policy": "calibrate", "slots_per_run": slots, "switch_repeats": repeats,
+        "fidelity_windows": windows,
     })  # fmt: skip
     facts = bench_facts(
         cfg, catalog, broker=bench.launcher.broker_description, slots=slots,
@@ -191,22 +210,29 @@ def measure_bench(
         offload_records=runs["offload"], switches=switches, facts=facts,
     )  # fmt: skip
     calibration = with_mixed(cfg, catalog, calibration, runs[MIXED_POLICY])
-    return Measurement(calibration, live, runs)
+    return Measurement(calibration, live, runs, more)
+
+
+Runs = dict[str, list[TaskRecord]]
 
 
 def _run_phases(
-    bench: LiveBench, models: list[str], slots: int, repeats: int
-) -> tuple[dict[str, list[TaskRecord]], dict[str, list[TaskRecord]], list[SwitchSample]]:
+    bench: LiveBench, models: list[str], slots: int, repeats: int, windows: int
+) -> tuple[Runs, Runs, dict[str, list[list[TaskRecord]]], list[SwitchSample]]:
     """The runs and the switch measurements, each from the edges' preload; their
     records and samples are written to the run folder as they finish."""
-    live: dict[str, list[TaskRecord]] = {}
-    runs: dict[str, list[TaskRecord]] = {}
+    live: Runs = {}
+    runs: Runs = {}
+    more: dict[str, list[list[TaskRecord]]] = {}
     # a policy's calibration and fidelity runs back to back: the least drift between them
-    phases = [("random", 0), ("random", slots), ("local", slots), ("local", 0),
-              ("offload", slots), ("offload", 0), ("greedy", 0), ("switches", -1)]  # fmt: skip
+    phases = [("random", 0, 0), ("random", slots, 0), ("local", slots, 0), ("local", 0, 0),
+              ("offload", slots, 0), ("offload", 0, 0), ("greedy", 0, 0)]  # fmt: skip
+    for w in range(1, windows):  # each window's order turned by one: drift spread evenly
+        turned = POLICIES[w % len(POLICIES) :] + POLICIES[: w % len(POLICIES)]
+        phases += [(p, first_slot(w, slots), w) for p in turned]
     switches: list[SwitchSample] = []
-    for policy, first in phases:  # `random` twice in a row: its boards' draws continue
-        bench_ops.restore_caches(bench)
+    for policy, first, window in [*phases, ("switches", -1, 0)]:
+        bench_ops.restore_caches(bench)  # `random` runs in slot order: its boards' draws go on
         bench_ops.wait_settled()
         if policy == "switches":
             switches = measure_switches(
@@ -214,17 +240,23 @@ def _run_phases(
             )
             write_switches(bench.run_dir / SWITCHES_CSV, switches)
             continue
-        purpose = "calibration" if first else "fidelity"
+        purpose = "fidelity" if first == 0 or window else "calibration"
+        fidelity = purpose == "fidelity"
+        name = window_name(policy, window) if fidelity else f"tasks-{purpose}-{policy}.csv"
         bench.load_policy(PolicySource(policy))
         recorder = RunRecorder(
-            bench.run_dir, tasks_name=f"tasks-{purpose}-{policy}.csv", slots_name=None,
-            summary_name=f"summary-{purpose}-{policy}.json",
+            bench.run_dir, tasks_name=name, slots_name=None,
+            summary_name=name.replace("tasks-", "summary-").replace(".csv", ".json"),
         )  # fmt: skip
-        progress = _progress(policy, purpose, slots)
+        label = f"{purpose} {policy}" + (f" (window {window + 1}/{windows})" if window else "")
+        progress = _progress(label, slots)
         records = record_slots(bench, recorder, range(first, first + slots), progress)
-        (runs if first else live)[policy] = records
+        if window:
+            more.setdefault(policy, []).append(records)
+        else:
+            (live if fidelity else runs)[policy] = records
     bench_ops.restore_caches(bench)
-    return live, runs, switches
+    return live, runs, more, switches
 
 
 def _bar(total: int, label: str) -> Any:
@@ -232,8 +264,8 @@ def _bar(total: int, label: str) -> Any:
     return lambda line: bar.update(1, line)
 
 
-def _progress(policy: str, purpose: str, slots: int) -> Any:
-    bar = ProgressBar(slots, f"{purpose} {policy}")
+def _progress(label: str, slots: int) -> Any:
+    bar = ProgressBar(slots, label)
     tally = [0, 0]
 
     def update(result: SlotResult) -> None:

@@ -8,11 +8,17 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from coordinator.calibration.fidelity import CALIBRATION_POLICIES, POLICIES, csv_metrics
+from coordinator.calibration.fidelity import (
+    CALIBRATION_POLICIES,
+    POLICIES,
+    RunMetrics,
+    csv_metrics,
+)
 from coordinator.calibration.fit import fit_calibration
 from coordinator.calibration.measure import CalibrationRun, Say, report_run
 from coordinator.calibration.mixed import MIXED_POLICY, with_mixed
 from coordinator.calibration.switches import SWITCHES_CSV, SwitchSample, read_switches
+from coordinator.calibration.windows import window_name
 from coordinator.calibration_file import CALIBRATION_NAME, Calibration, CalibrationError
 from coordinator.records import read_records
 from testbed.config import TestbedConfig
@@ -57,10 +63,16 @@ def replay_run(
         }
     except FileNotFoundError as exc:
         raise TestbedExit(ExitCode.USAGE, f"not a calibrate run folder: {exc}") from None
+    windows: dict[str, list[RunMetrics]] = {p: [] for p in POLICIES}
+    w = 1  # windows 1, 2, … while every policy has one (`testbed calibrate --windows`)
+    while all((records / window_name(p, w)).is_file() for p in POLICIES):
+        for p in POLICIES:
+            windows[p].append(csv_metrics(records / window_name(p, w)))
+        w += 1
     if cfg.seed != calibration.bench.seed:
         raise TestbedExit(ExitCode.USAGE, f"{out}: measured with seed {calibration.bench.seed}")
     slots = calibration.bench.slots
-    return report_run(cfg, catalog, calibration, out, live, runs, slots, report_md, say)
+    return report_run(cfg, catalog, calibration, out, live, runs, slots, report_md, say, windows)
 
 
 def unreadable_source(source: Path, exc: Exception) -> TestbedExit:

@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("calibrate", **help_texts(
         "measure the live bench for the twin and report the twin's fidelity gap",
         "testbed calibrate --slots 20 --repeats 3",
+        "testbed calibrate --slots 20 --windows 5",
         "testbed calibrate --from runs/default__calibrate__0__20250101T000000Z --refit",
         details="Writes calibration.json and fidelity.md: each heuristic live vs the twin on\n"
         "the same tasks (docs/twin.md). With run.system: coedge, the §B bench and its twin\n"
@@ -32,6 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--repeats", type=int, default=3, help="evict + prefetch repeats per model (default 3)"
     )
+    p.add_argument(
+        "--windows", type=int, default=1, metavar="W",
+        help="fidelity windows per heuristic (default 1); W > 1 gives each gap with its 95 %% "
+        "interval over windows and whether it lies within ±10 %%",
+    )  # fmt: skip
     p.add_argument(
         "--out", default=None,
         help=f"calibration file (default <run>/{CALIBRATION_NAME}; with --from FILE --refit: "
@@ -57,8 +63,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
-    if args.slots < 1 or args.repeats < 1:
-        raise TestbedExit(ExitCode.USAGE, "--slots and --repeats must be ≥ 1")
+    if args.slots < 1 or args.repeats < 1 or args.windows < 1:
+        raise TestbedExit(ExitCode.USAGE, "--slots, --repeats and --windows must be ≥ 1")
     sets = list(args.set) + ([f"seed={args.seed}"] if args.seed is not None else [])
     cfg = load_config(args.config, sets=sets, inventory=args.inventory)
     if cfg.run.system is BenchSystem.COEDGE:  # §B: coordinator/calibration/coedge.py
@@ -71,8 +77,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
                    refit=args.refit, say=print)  # fmt: skip
         return 0
     signal.signal(signal.SIGTERM, sigterm_as_interrupt)
-    calibrate_bench(cfg, catalog, slots=args.slots, repeats=args.repeats, out=out,
-                    report_md=report_md, say=print)  # fmt: skip
+    calibrate_bench(cfg, catalog, slots=args.slots, repeats=args.repeats, windows=args.windows,
+                    out=out, report_md=report_md, say=print)  # fmt: skip
     return 0
 
 

@@ -37,7 +37,7 @@ def test_calibrate_writes_a_calibration_the_twin_uses(tmp_path: Path, tiny_zoo: 
     config = tiny_bench(tmp_path, tiny_zoo)
     out = tmp_path / "cal" / "calibration.json"
     done = run_testbed("calibrate", "-c", str(config), "--slots", "2", "--repeats", "1",
-                       "--out", str(out))  # fmt: skip
+                       "--windows", "2", "--out", str(out))  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "fidelity gap" in done.stdout and str(out) in done.stdout
     calibration = Calibration.load(out)
@@ -62,6 +62,16 @@ def test_calibrate_writes_a_calibration_the_twin_uses(tmp_path: Path, tiny_zoo: 
     assert (Path(calibration.bench.run_dir) / "tasks-calibration-random.csv").is_file()
     assert report["calibration_runs"]["random"]["live"]["tasks"] == 2 * 3
     assert (out.parent / "fidelity.md").read_text().startswith("# The twin's fidelity gap")
+    # a second fidelity window (slots 4 … 5, after the calibration window) of every policy
+    windows = report["windows"]
+    assert windows["count"] == 2 and windows["first_slots"] == [0, 4]
+    for policy, gaps in windows["policies"].items():
+        assert (Path(calibration.bench.run_dir) / f"tasks-fidelity-{policy}-w1.csv").is_file()
+        latency = gaps["latency_mean_s"]
+        assert latency["live"][0] == report["policies"][policy]["live"]["latency_mean_s"]
+        assert len(latency["relative_gap"]) == 2 and latency["verdict"] in {
+            "within", "outside", "undecided", "no interval"}  # fmt: skip
+    assert "## Over 2 windows" in (out.parent / "fidelity.md").read_text()
     again = run_testbed("calibrate", "-c", str(config), "--from", str(out), "--refit")  # no bench
     assert again.returncode == 0, again.stdout + again.stderr
     assert "fitted again" in again.stdout and "fidelity gap" in again.stdout
@@ -82,7 +92,12 @@ def test_calibrate_writes_a_calibration_the_twin_uses(tmp_path: Path, tiny_zoo: 
     run_dir.rename(out.parent / "records")
     kept = run_testbed("calibrate", "-c", str(config), "--from", str(out))  # no bench
     assert kept.returncode == 0, kept.stdout + kept.stderr
-    assert "fidelity gap" in kept.stdout
+    assert "fidelity gap" in kept.stdout and "## Over 2 windows" in kept.stdout
+    replayed = json.loads((out.parent / "fidelity.json").read_text())["windows"]
+    assert replayed["count"] == 2  # the live windows read back from the records (NaN-safe)
+    for policy, gaps in windows["policies"].items():
+        got = replayed["policies"][policy]["energy_mean_j"]["live"]
+        assert got == pytest.approx(gaps["energy_mean_j"]["live"], rel=1e-6)
     # a refit of a calibration file with --out goes there, and leaves the file as it was
     before = out.read_bytes()
     elsewhere = tmp_path / "refit" / "ps.json"
