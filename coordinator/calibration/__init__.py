@@ -17,6 +17,8 @@ gap in numbers (`testbed calibrate`, docs/twin.md).
                   twin's pricing, fitted on `random`'s calibration run (the
                   calibration's `mixed`)
     fidelity.py   the twin replayed on the live runs' seed and tasks; the gap report
+    windows.py    the gap over several fidelity windows (`--windows`): each with its
+                  95 % interval over windows, and whether it lies within ±10 %
     coedge.py     the same job on the live §B bench (`run.system: coedge`): the
                   heuristics' runs, the fit (coedge_fit.py: shares → per-edge and
                   per-link costs) and the §B twin's gap report (coedge_gap.py); its
