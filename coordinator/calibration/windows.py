@@ -18,12 +18,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from coordinator.stats import Interval, format_interval, t_interval
-
-if TYPE_CHECKING:
-    from coordinator.calibration.fidelity import PolicyGap
 
 WITHIN = 0.10
 """The fidelity asked of the twin: mean latency and energy within 10 % of the live bench."""
@@ -61,12 +58,22 @@ def verdict(interval: Interval, within: float = WITHIN) -> str:
     return "undecided"
 
 
+class Gap(Protocol):
+    """One window of one policy, live beside the twin (fidelity.py's `PolicyGap`)."""
+
+    @property
+    def live(self) -> Any: ...
+    @property
+    def twin(self) -> Any: ...
+    def gap(self, metric: str) -> tuple[float, float]: ...
+
+
 @dataclass(frozen=True)
 class WindowGaps:
     """One policy's fidelity windows, window 0 first."""
 
     policy: str
-    windows: list[PolicyGap]
+    windows: list[Gap]
 
     def relative(self, metric: str) -> list[float]:
         return [g.gap(metric)[1] for g in self.windows]
