@@ -51,10 +51,9 @@ def twin_sums(cell: dict, calibration: Calibration) -> np.ndarray:
     for _ in range(cell["slots"]):
         out = env.step(act(obs))
         i, has = out.info, out.has_task[0]
+        board = has & (i["units"][0] > i["edge_units"][0])  # a share computed on the board
         sums += [
-            float(i["t_local_s"][0][has & (i["units"][0] > i["edge_units"][0])].sum()
-                  - params.local_overhead_s * np.count_nonzero(
-                      has & (i["units"][0] > i["edge_units"][0]))),
+            float(i["t_local_s"][0][board].sum() - params.local_overhead_s * board.sum()),
             float(i["e_local_j"][0][has].sum()),
             float(i["t_edge_compute_s"][0][has].sum()),
             float(i["e_edge_compute_j"][0][has].sum()),
