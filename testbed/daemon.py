@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import faulthandler
 import json
 import logging
 import os
@@ -32,6 +33,7 @@ from testbed.mqtt import BrokerAddress, MqttClient, MqttRefused, MqttUnavailable
 from testbed.mqtt_auth import node_broker_address
 from testbed.registration import NodeInfo, NodeRegistration, RegistrationRefused
 from testbed.security.credentials import PLAINTEXT, GrpcIdentity
+from testbed.signals import SignalFlag
 from testbed.telemetry import TelemetryPublisher
 from testbed.topics import Topics
 from testbed.types import NodeKind
@@ -91,20 +93,11 @@ def broker_address(args: argparse.Namespace, cfg: TestbedConfig, node_id: str) -
     return node_broker_address(url, cfg, node_id)
 
 
-class StopFlag:
-    """Set by SIGTERM / SIGINT; daemons wait on it."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._handle)
-
-    def _handle(self, signum: int, _frame: Any) -> None:
-        logging.getLogger(__name__).info("got %s, stopping", signal.Signals(signum).name)
-        self.event.set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return self.event.wait(timeout)
+def stop_flag() -> SignalFlag:
+    """Set by SIGTERM / SIGINT (testbed/signals.py: safe against a burst of them);
+    daemons wait on it."""
+    log = logging.getLogger(__name__)
+    return SignalFlag(on_signal=lambda signum: log.info("got %s, stopping", signum.name))
 
 
 class GrpcServer:
@@ -209,7 +202,7 @@ class NodeDaemon:
         self.grpc_identity = GrpcIdentity.of(cfg, node_id)  # its gRPC server's and clients'
         self.topics = Topics.of(cfg)
         self.broker = broker_address(args, cfg, node_id)
-        self.stop = StopFlag()
+        self.stop = stop_flag()
         self.client = MqttClient(
             self.broker, f"{node_id}-{os.getpid()}", will=(self.topics.status(node_id), b"offline")
         )
@@ -348,10 +341,27 @@ def daemon_main(spec: DaemonSpec, serve: Serve, argv: Sequence[str] | None = Non
         with contextlib.ExitStack() as stack:
             serve(daemon, stack)
             daemon.wait()
+            bound_teardown(log)
         log.info("stopped")
         return 0
 
     return run_main(body)
+
+
+STOP_TIMEOUT_S = 10.0
+"""How long a stopping daemon may take to tear down before it is cut short."""
+
+
+def bound_teardown(log: logging.Logger, timeout_s: float = STOP_TIMEOUT_S) -> None:
+    """From now on the process ends within `timeout_s`: past it, faulthandler writes
+    every thread's stack to stderr (the node's log) and exits 1. A thread that waits
+    on something gone with the bench (a broker, a cloud, a caller) must not keep a
+    node alive after its coordinator died; the stacks say which one did. Armed for the
+    rest of the process, so the interpreter's join of worker threads at exit is bounded
+    too: call it only in a daemon's own process."""
+    log.info("tearing down (cut short after %.0f s)", timeout_s)
+    with contextlib.suppress(AttributeError, OSError, ValueError):  # stderr without a file
+        faulthandler.dump_traceback_later(timeout_s, exit=True)
 
 
 def open_node_meter(energy: EnergyConfig) -> EnergyMeter:

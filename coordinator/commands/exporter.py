@@ -6,14 +6,13 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
-import threading
-from types import FrameType
 
 from coordinator.command_help import help_texts
 from coordinator.exporter import MetricsServer
 from testbed.config import load_config
 from testbed.exit_codes import ExitCode, TestbedExit
 from testbed.mqtt import MqttUnavailable
+from testbed.signals import SignalFlag
 from testbed.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -63,17 +62,11 @@ def run_exporter(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise TestbedExit(ExitCode.PORT_IN_USE, f"--listen {host}:{port}: {exc}") from None
     print(f"serving {topics.root} on {running.url}", flush=True)
-    stop = threading.Event()
-
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = signal.signal(signal.SIGTERM, on_signal)
     try:
-        stop.wait()
+        with SignalFlag([signal.SIGTERM]) as stop:  # Ctrl-C: KeyboardInterrupt
+            stop.wait()
     except KeyboardInterrupt:
         pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
         running.close()
     return 0

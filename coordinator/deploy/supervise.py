@@ -23,10 +23,10 @@ import argparse
 import contextlib
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -75,7 +75,12 @@ class Supervisor:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.run_dir = Path(args.run_dir)
-        self.stopping = threading.Event()
+        self.stopping = False
+        # The handler only sets the flag and writes here; a restart delay waits on the
+        # read end. A handler that set a threading.Event could deadlock: it runs in the
+        # main thread, maybe inside that event's wait, which holds the event's lock.
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_write, False)
         self.child: subprocess.Popen | None = None
         self.state: dict[str, Any] = {
             "supervisor_pid": os.getpid(), "child_pid": None, "restarts": 0, "last_exit": None,
@@ -83,7 +88,9 @@ class Supervisor:
         }  # fmt: skip
 
     def _on_signal(self, _signum: int, _frame: object) -> None:
-        self.stopping.set()
+        self.stopping = True
+        with contextlib.suppress(OSError):  # a full pipe: the wake-up is there already
+            os.write(self._wake_write, b"\0")
         if self.child is not None and self.child.poll() is None:
             self.child.send_signal(signal.SIGTERM)
 
@@ -118,20 +125,20 @@ class Supervisor:
         pid_file.with_suffix(".pid.tmp").replace(pid_file)
         delay = self.args.restart_delay_s
         try:
-            while not self.stopping.is_set():
+            while not self.stopping:
                 started = time.monotonic()
                 self.child = self._spawn()
                 self.state["child_pid"] = self.child.pid
                 _write_json(state_path, self.state)
                 code = self.child.wait()
-                if self.stopping.is_set():
+                if self.stopping:
                     break
                 self.state.update(last_exit=code, restarts=int(self.state["restarts"]) + 1)
                 _write_json(state_path, {**self.state, "child_pid": None})
                 if time.monotonic() - started >= STABLE_RUN_S:
                     delay = self.args.restart_delay_s
                 self._log(f"exited with {code}; restarting in {delay:g} s")
-                self.stopping.wait(delay)
+                select.select([self._wake_read], [], [], delay)  # or a signal
                 delay = min(delay * 2, MAX_DELAY_S)
         finally:
             self._stop_child()
