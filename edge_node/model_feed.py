@@ -180,6 +180,7 @@ class FeedClient:
         self._edge_id = edge_id
         self._pending: dict[str, _Transfer] = {}
         self._lock = threading.Lock()
+        self._closed = False
         self._frames: queue.Queue[bytes | None] = queue.Queue(FRAME_QUEUE)
         self._writer = threading.Thread(
             target=self._write_frames, name=f"feed-{edge_id}", daemon=True
@@ -188,7 +189,16 @@ class FeedClient:
         client.subscribe(topics.feed(edge_id), self._on_frame)
 
     def close(self) -> None:
-        """Stop listening and let the writer thread end (after the frames it holds)."""
+        """End every fetch in flight as `shutting_down` and refuse new ones, stop
+        listening, and let the writer thread end (after the frames it holds). A fetch
+        waits up to `fetch_timeout_s` for a cloud that may have gone with the bench: the
+        edge must not wait that long to stop."""
+        stopping = TestbedError(FailureReason.SHUTTING_DOWN, "the edge is stopping")
+        with self._lock:
+            self._closed = True
+            pending = list(self._pending.values())
+        for transfer in pending:
+            transfer.on_error(stopping)
         self._client.unsubscribe(self._topics.feed(self._edge_id))
         self._frames.put(None)
         self._writer.join(timeout=5)
@@ -202,6 +212,9 @@ class FeedClient:
         request_id = feed.new_request_id()
         transfer = _Transfer(dest, entry)
         with self._lock:
+            if self._closed:
+                transfer.close()
+                raise TestbedError(FailureReason.SHUTTING_DOWN, "the edge is stopping")
             self._pending[request_id] = transfer
         t0 = time.perf_counter()
         deadline = time.monotonic() + timeout_s

@@ -120,6 +120,7 @@ class EdgeNode:
                 log.warning("preload of %s failed: %s", model_id, exc)
 
     def stop(self) -> None:
+        self._feed.close()  # a fetch in flight ends now, not at its timeout
         self.executor.shutdown()
         self._stopping.set()
         self._dirty.set()

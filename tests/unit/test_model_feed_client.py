@@ -1,6 +1,7 @@
 """The edge's fetch (edge_node/model_feed.py) against a scripted cloud on a loopback
 client: only a manifest that matches the catalog entry asked for is followed, and a full
-disk ends the fetch as `disk_full`, saying where."""
+disk ends the fetch as `disk_full`, saying where; the edge stopping ends a fetch in flight
+as `shutting_down`."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import errno
 import hashlib
 import logging
 import os
+import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -136,3 +139,30 @@ def test_a_full_disk_is_disk_full_and_says_where(
         _fetch(lambda req: frames_of(req.request_id, GENUINE), tmp_path / "m.part")
     assert info.value.reason is FailureReason.DISK_FULL
     assert str(tmp_path) in info.value.detail
+
+
+def test_closing_ends_a_fetch_in_flight_as_shutting_down(tmp_path: Path) -> None:
+    """A fetch whose cloud never answers (gone with the bench) waits up to its timeout;
+    the edge stopping ends it at once, and refuses any later one."""
+    client = FeedClient(Loopback(lambda req: []), Topics(), "edge-0")  # type: ignore[arg-type]
+    outcome: list[BaseException] = []
+
+    def fetch() -> None:
+        try:
+            client.fetch(_entry(), tmp_path / "m.part", timeout_s=60.0)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    waiter = threading.Thread(target=fetch)
+    waiter.start()
+    time.sleep(0.3)
+    assert waiter.is_alive()  # waiting for a manifest
+    t0 = time.monotonic()
+    client.close()
+    waiter.join(10)
+    assert not waiter.is_alive() and time.monotonic() - t0 < 5
+    assert isinstance(outcome[0], TestbedError)
+    assert outcome[0].reason is FailureReason.SHUTTING_DOWN
+    with pytest.raises(TestbedError) as info:
+        client.fetch(_entry(), tmp_path / "n.part", timeout_s=60.0)
+    assert info.value.reason is FailureReason.SHUTTING_DOWN
