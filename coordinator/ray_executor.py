@@ -10,7 +10,10 @@ The tasks run the very steps of the sequential executor (coordinator/executors.p
 - a live evaluation, and a calibration (which runs the live bench), hold the bench's
   custom resource, capacity 1 (`bench_resource`), so two never overlap on one bench,
   and every CPU of the machine that holds it: trainings beside a live bench would load
-  the cores whose latencies and energies it measures.
+  the cores whose latencies and energies it measures;
+- a live evaluation waits for every training of its seed, so the algorithms of one
+  seed become ready together and meet the bench minutes apart, not a whole sweep's
+  trainings apart (a heuristic's cell needs no training and would otherwise run first).
 Only the driver writes: `results.json` grows cell by cell as results come back, in the
 sequential executor's format (and, once all are in, its order). A stopped driver
 (Ctrl-C, SIGTERM, or killed) loses only the cells in flight: run the same command again
@@ -117,6 +120,15 @@ def run_step(folder: str, step: Callable[..., Any], *args: Any) -> Any:
         return StepFailed(int(exc.code), exc.message)
 
 
+def evaluate_after_trainings(
+    plan: Plan, cell: Cell, out_dir: Path, calibration: str | Path | None,
+    run_dir: Path | None, *_trainings: Any,
+) -> Any:  # fmt: skip
+    """`evaluate_cell`, sent with the results of its seed's trainings as arguments only
+    so that Ray starts it once they are all done (a failed one passes on)."""
+    return evaluate_cell(plan, cell, out_dir, calibration, run_dir)
+
+
 def _connect(ray: Any, address: str | None, benches: set[str]) -> bool:
     """Join or start Ray; whether this call did (and so the driver disconnects at the
     end). A cluster without a bench resource the plan needs is refused before any
@@ -174,11 +186,15 @@ class RaySweep:
         return {"num_cpus": _bench_cpus(self.ray, bench), "resources": {bench: 1}}
 
     def submit(self, todo: list[Cell]) -> int:
-        """Send every step of `todo`; the number of trainings."""
+        """Send every step of `todo`; the number of trainings. A live cell waits for
+        every training of its seed (and sweep value): on a host that drifts over an
+        hour, a Greedy cell run while MATO still trained was compared with a MATO cell
+        half an hour later."""
         plan, out_dir, results = self.plan, self.out_dir, self.results
         trained = trained_algorithms(plan)
         calibrations: dict[str, Any] = {}
-        trainings = 0
+        runs: dict[tuple[str, str, int], Any] = {}  # (algorithm, value, seed) → run
+        seed_trainings: dict[tuple[str, int], list[Any]] = {}
         for cell in todo:
             cfg = plan.cell_config(cell.value, cell.seed, out_dir)
             key = str(cell.value)
@@ -191,21 +207,27 @@ class RaySweep:
                     )  # fmt: skip
                 elif not plan.spec.calibrate_slots:
                     calibrations[key] = None
-            run_dir: Any = None
             if cell.algorithm in trained:
-                run_dir = reusable_training(results, cell)
-                if run_dir is None:
+                run = reusable_training(results, cell)
+                if run is None:
                     threads = min(float(cfg.train.threads), self.cluster.get("CPU", 1.0))
                     options = {"num_cpus": threads,
                                "num_gpus": training_gpus(self.cluster, threads)}  # fmt: skip
-                    run_dir = self._submit("train", cell, options, train_cell, self.plan_ref, cell,
-                                           out_dir, calibrations[key])  # fmt: skip
-                    trainings += 1
-            live = cell_backend(plan, cell, out_dir)[0] == "live"
-            options = self._live_options(cfg) if live else {"num_cpus": 1}
-            self._submit("cell", cell, options, evaluate_cell, self.plan_ref, cell, out_dir,
-                         calibrations[key], run_dir)  # fmt: skip
-        return trainings
+                    run = self._submit("train", cell, options, train_cell, self.plan_ref, cell,
+                                       out_dir, calibrations[key])  # fmt: skip
+                    seed_trainings.setdefault((key, cell.seed), []).append(run)
+                runs[(cell.algorithm, key, cell.seed)] = run
+        for cell in todo:
+            key = str(cell.value)
+            run = runs.get((cell.algorithm, key, cell.seed))
+            args = (self.plan_ref, cell, out_dir, calibrations[key], run)
+            if cell_backend(plan, cell, out_dir)[0] == "live":
+                cfg = plan.cell_config(cell.value, cell.seed, out_dir)
+                self._submit("cell", cell, self._live_options(cfg), evaluate_after_trainings,
+                             *args, *seed_trainings.get((key, cell.seed), []))  # fmt: skip
+            else:
+                self._submit("cell", cell, {"num_cpus": 1}, evaluate_cell, *args)
+        return sum(len(t) for t in seed_trainings.values())
 
     def collect(self, bar: Any) -> None:
         """Write each step's result as it comes back; the first failure ends the run."""

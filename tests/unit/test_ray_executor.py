@@ -36,6 +36,7 @@ class FakeRay:
         self.cluster = cluster
         self.node = {"Alive": True, "Resources": {**cluster, "CPU": node_cpus}}
         self.sent: list[tuple[str, dict[str, Any]]] = []
+        self.after: dict[str, list[str]] = {}  # a live cell → the trainings it waits for
         self._options: dict[str, Any] = {}
 
     def is_initialized(self) -> bool:
@@ -57,9 +58,12 @@ class FakeRay:
         self._options = options
         return self
 
-    def remote_call(self, _folder: str, step: Any, _plan: Any, cell: Any, *_args: Any) -> Any:
-        self.sent.append((f"{step.__name__} {cell}", self._options))
-        return object()
+    def remote_call(self, _folder: str, step: Any, _plan: Any, cell: Any, *args: Any) -> Any:
+        name = f"{step.__name__} {cell}"
+        self.sent.append((name, self._options))
+        if step.__name__ == "evaluate_after_trainings":
+            self.after[name] = list(args[3:])
+        return name  # the "object ref": what a later step receives as an argument
 
 
 def _plan(tmp_path: Path, devices: list[int]) -> Plan:
@@ -86,10 +90,23 @@ def test_live_cells_hold_the_bench_and_its_machine_trainings_their_threads(
     plan = _plan(tmp_path, [2, 3])  # 2 devices: live; 3: the twin (max_live_agents 2)
     sent = _sent(FakeRay({"CPU": 8.0, LOCAL_BENCH_RESOURCE: 1.0}), plan, tmp_path)
     live = {"num_cpus": 8.0, "resources": {LOCAL_BENCH_RESOURCE: 1}}
-    assert sent["evaluate_cell greedy 2/0"] == live and sent["evaluate_cell mato 2/0"] == live
+    greedy, mato = "evaluate_after_trainings greedy 2/0", "evaluate_after_trainings mato 2/0"
+    assert sent[greedy] == live and sent[mato] == live
     assert sent["evaluate_cell greedy 3/0"] == {"num_cpus": 1}
     assert sent["train_cell mato 3/0"] == {"num_cpus": 2.0, "num_gpus": 0.0}  # train.threads
     assert len(sent) == 6
+
+
+def test_a_seeds_live_cells_wait_for_all_its_trainings(tmp_path: Path) -> None:
+    """Greedy needs no training, yet its live cell waits for MATO's of the same seed:
+    the pair meets the bench together, not a sweep's trainings apart."""
+    plan = _plan(tmp_path, [2])
+    ray = FakeRay({"CPU": 8.0, LOCAL_BENCH_RESOURCE: 1.0})
+    _sent(ray, plan, tmp_path)
+    assert ray.after == {
+        "evaluate_after_trainings greedy 2/0": ["train_cell mato 2/0"],
+        "evaluate_after_trainings mato 2/0": ["train_cell mato 2/0"],
+    }
 
 
 def test_trainings_share_the_gpus_without_limiting_the_packing() -> None:
