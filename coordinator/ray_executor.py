@@ -195,9 +195,11 @@ class RaySweep:
         calibrations: dict[str, Any] = {}
         runs: dict[tuple[str, str, int], Any] = {}  # (algorithm, value, seed) → run
         seed_trainings: dict[tuple[str, int], list[Any]] = {}
+        configs: dict[tuple[str, int], TestbedConfig] = {}  # (value, seed) → its config
         for cell in todo:
-            cfg = plan.cell_config(cell.value, cell.seed, out_dir)
             key = str(cell.value)
+            cfg = configs.get((key, cell.seed)) or plan.cell_config(cell.value, cell.seed, out_dir)
+            configs[(key, cell.seed)] = cfg
             if key not in calibrations:
                 calibrations[key] = results.calibration(cell.value)
                 if plan.spec.calibrate_slots and calibrations[key] is None:
@@ -222,8 +224,8 @@ class RaySweep:
             run = runs.get((cell.algorithm, key, cell.seed))
             args = (self.plan_ref, cell, out_dir, calibrations[key], run)
             if cell_backend(plan, cell, out_dir)[0] == "live":
-                cfg = plan.cell_config(cell.value, cell.seed, out_dir)
-                self._submit("cell", cell, self._live_options(cfg), evaluate_after_trainings,
+                options = self._live_options(configs[(key, cell.seed)])
+                self._submit("cell", cell, options, evaluate_after_trainings,
                              *args, *seed_trainings.get((key, cell.seed), []))  # fmt: skip
             else:
                 self._submit("cell", cell, {"num_cpus": 1}, evaluate_cell, *args)

@@ -45,7 +45,7 @@ class SignalFlag:
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         # In the main thread, possibly inside a lock it holds: take none.
-        with contextlib.suppress(BlockingIOError, OSError):  # full pipe: one is on its way
+        with contextlib.suppress(OSError):  # a full pipe (EAGAIN): one is on its way
             os.write(self._write, bytes([signum]))
 
     def _watch(self) -> None:
@@ -55,9 +55,6 @@ class SignalFlag:
                 self.event.set()
         finally:
             os.close(self._read)
-
-    def is_set(self) -> bool:
-        return self.event.is_set()
 
     def wait(self, timeout: float | None = None) -> bool:
         return self.event.wait(timeout)
