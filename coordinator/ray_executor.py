@@ -16,8 +16,9 @@ The tasks run the very steps of the sequential executor (coordinator/executors.p
   trainings apart (a heuristic's cell needs no training and would otherwise run first).
 Only the driver writes: `results.json` grows cell by cell as results come back, in the
 sequential executor's format (and, once all are in, its order). A stopped driver
-(Ctrl-C, SIGTERM, or killed) loses only the cells in flight: run the same command again
-and the cells already written are skipped, the trainings already recorded reused.
+(Ctrl-C, SIGTERM, or killed) loses only the cells in flight, which Ray stops with the
+driver's job: run the same command again and the cells already written are skipped,
+the trainings already recorded reused.
 
 Without `--address` a local Ray is started, sized to this machine, and stopped at the
 end; with it, the driver joins a running cluster (`ray start --head --resources=...` on
@@ -249,11 +250,20 @@ class RaySweep:
                 bar.update(1, cell_note(value))
 
     def cancel(self) -> None:
-        """Stop the steps still queued or running (a stopped driver leaves no work)."""
-        for ref in self.pending:
+        """Stop the steps still queued or running, for a driver that stays connected (a
+        caller's own Ray). A driver that leaves Ray does not call this: Ray ends a job
+        with its driver (the job's workers killed, its queued tasks dropped), and
+        `ray.cancel` racing a task's completion aborts the driver inside Ray's core
+        ("Tried to complete task that was not pending", Ray 2.60) instead of the
+        interrupted exit a stopped run owes its user. Steps already done are left be."""
+        refs = list(self.pending)
+        self.pending.clear()
+        if not refs:
+            return
+        _, running = self.ray.wait(refs, num_returns=len(refs), timeout=0)
+        for ref in running:
             with contextlib.suppress(Exception):  # finished meanwhile, or its worker is gone
                 self.ray.cancel(ref, force=True)
-        self.pending.clear()
 
 
 def run_on_ray(plan: Plan, out_dir: Path, address: str | None = None) -> Results:
@@ -285,10 +295,10 @@ def run_on_ray(plan: Plan, out_dir: Path, address: str | None = None) -> Results
         sweep.collect(ProgressBar(len(todo) + trainings, f"experiment {plan.spec.name}",
                                   every_s=0.0))  # fmt: skip
     finally:
-        if sweep is not None:
-            sweep.cancel()
-        if joined:
+        if joined:  # leaving Ray ends the job's tasks (RaySweep.cancel says why not cancel)
             ray.shutdown()
+        elif sweep is not None:
+            sweep.cancel()
     order = plan_order(plan, out_dir)
     results.doc["cells"].sort(
         key=lambda c: order.get((c["algorithm"], str(c["value"]), c["seed"]), len(order))

@@ -160,3 +160,19 @@ def test_a_calibration_path_from_a_ray_task_configures_the_cells(tmp_path: Path)
     as_path = plan.cell_config(2, 0, tmp_path, calibration)
     assert as_path.twin.calibration == str(calibration)
     assert as_path == plan.cell_config(2, 0, tmp_path, str(calibration))
+
+
+def test_a_connected_driver_cancels_only_the_steps_not_done(tmp_path: Path) -> None:
+    # A driver on a caller's own Ray cancels what is queued or running; a step already
+    # done is not cancelled (cancelling one racing its completion aborts Ray's core).
+    plan = _plan(tmp_path, [2])
+    ray = FakeRay({"CPU": 8.0, LOCAL_BENCH_RESOURCE: 1.0})
+    sweep = RaySweep(ray, plan, tmp_path, Results(tmp_path / "results.json", plan.spec))
+    sweep.pending = {"done": ("cell", None), "running": ("cell", None)}
+    cancelled: list[str] = []
+    ray.wait = lambda refs, num_returns, timeout: (["done"], ["running"])  # type: ignore[attr-defined]
+    ray.cancel = lambda ref, force: cancelled.append(ref)  # type: ignore[attr-defined]
+    sweep.cancel()
+    assert cancelled == ["running"] and not sweep.pending
+    sweep.cancel()  # nothing pending: Ray is not asked
+    assert cancelled == ["running"]
