@@ -82,7 +82,7 @@ def evaluate_twin(cfg: TestbedConfig, policy: PolicyChoice, seed: int, slots: in
             return heuristic.act(env)
 
     else:
-        act = _onnx_policy(policy, env.agent_ids)
+        act = onnx_policy(policy, env.agent_ids)
     obs = env.reset(seed=seed)
     latency, energy, done, reward = [], [], [], []
     for _ in range(slots):
@@ -107,7 +107,11 @@ def evaluate_twin(cfg: TestbedConfig, policy: PolicyChoice, seed: int, slots: in
     )  # fmt: skip
 
 
-def _onnx_policy(policy: PolicyChoice, agent_ids: list[str]) -> Any:
+def onnx_policy(policy: PolicyChoice, agent_ids: list[str]) -> Any:
+    """The exported actors of `policy` as one function of a batch of observations
+    (envs × agents × features) to actions (envs × agents × action), each agent's actor
+    an ONNX Runtime session on one CPU thread: what the twin evaluation steps, and what
+    the results scripts of docs/results/ replay."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()

@@ -26,7 +26,7 @@ import numpy as np
 from coordinator.envs.heuristics import make_heuristic
 from coordinator.envs.twin import TwinEnv
 from coordinator.envs.twin_params import TwinParams
-from coordinator.evaluation import _onnx_policy, with_seed
+from coordinator.evaluation import onnx_policy, with_seed
 from coordinator.policy_choice import PolicyChoice, parse_policy
 from testbed.config import load_config
 
@@ -40,7 +40,7 @@ def policy_act(
     if variant == "greedy":
         heuristic = make_heuristic("greedy", seed=seed, crn=True)
         return lambda _obs: heuristic.act(env)
-    actors = _onnx_policy(parse_policy(f"mato={train_run}"), env.agent_ids)
+    actors = onnx_policy(parse_policy(f"mato={train_run}"), env.agent_ids)
     if variant == "as trained":
         return actors
     m, ratio = env.params.num_edges, float(variant)

@@ -31,7 +31,7 @@ import numpy as np
 from coordinator.calibration_file import Calibration
 from coordinator.envs.twin import TwinEnv
 from coordinator.envs.twin_params import TwinParams
-from coordinator.evaluation import _onnx_policy, with_seed
+from coordinator.evaluation import onnx_policy, with_seed
 from coordinator.policy_choice import parse_policy
 from testbed.config import load_config
 
@@ -45,7 +45,7 @@ def twin_sums(cell: dict, calibration: Calibration) -> np.ndarray:
     params = TwinParams.from_config(cfg, calibration, use_config_calibration=False)
     env = TwinEnv(params, 1, tasks="crn", seed=cell["seed"], episode_slots=cell["slots"],
                   model_aware=policy.model_aware)  # fmt: skip
-    act = _onnx_policy(policy, env.agent_ids)
+    act = onnx_policy(policy, env.agent_ids)
     obs = env.reset(seed=cell["seed"])
     sums = np.zeros(4)
     for _ in range(cell["slots"]):

@@ -26,7 +26,7 @@ import numpy as np
 from coordinator.envs.heuristics import make_heuristic
 from coordinator.envs.twin import TwinEnv
 from coordinator.envs.twin_params import TwinParams
-from coordinator.evaluation import _onnx_policy, with_seed
+from coordinator.evaluation import onnx_policy, with_seed
 from coordinator.policy_choice import PolicyChoice, parse_policy
 from testbed.config import load_config
 
@@ -46,7 +46,7 @@ def twin_tasks(cfg_path: Path, cell: dict) -> list[dict[str, float]]:
         heuristic = make_heuristic(policy.heuristic, seed=cell["seed"], crn=True)
         act = lambda _obs: heuristic.act(env)  # noqa: E731
     else:
-        act = _onnx_policy(policy, env.agent_ids)
+        act = onnx_policy(policy, env.agent_ids)
     obs = env.reset(seed=cell["seed"])
     rows = []
     for _ in range(cell["slots"]):

@@ -20,7 +20,7 @@ import numpy as np
 
 from coordinator.envs.twin import TwinEnv
 from coordinator.envs.twin_params import TwinParams
-from coordinator.evaluation import _onnx_policy, with_seed
+from coordinator.evaluation import onnx_policy, with_seed
 from coordinator.policy_choice import parse_policy
 from testbed.config import load_config
 
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
         seeded = with_seed(cfg, seed)
         env = TwinEnv(TwinParams.from_config(seeded), 1, tasks="crn", seed=seed,
                       episode_slots=args.slots)  # fmt: skip
-        act = _onnx_policy(policy, env.agent_ids)
+        act = onnx_policy(policy, env.agent_ids)
         obs: Any = env.reset(seed=seed)
         for _ in range(args.slots):
             raw = act(obs)
