@@ -20,7 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from coordinator.calibration.windows import WindowGaps, first_slot, windows_markdown
+from coordinator.calibration.windows import (
+    WindowGaps,
+    first_slot,
+    number_cell,
+    percent_cell,
+    windows_markdown,
+)
 from coordinator.calibration_file import Calibration
 from coordinator.envs.heuristics import make_heuristic
 from coordinator.envs.twin import REASONS, TaskSource, TwinEnv
@@ -322,10 +328,10 @@ def _table(gaps: list[PolicyGap]) -> list[str]:
         for m in METRICS:
             diff, rel = p.gap(m)
             _, rel_paper = p.gap(m, p.paper)
+            live, twin, paper = (number_cell(getattr(x, m)) for x in (p.live, p.twin, p.paper))
             lines.append(
-                f"| {p.policy} | {_LABELS[m]} | {_fmt(getattr(p.live, m))} | "
-                f"{_fmt(getattr(p.twin, m))} | {_fmt(diff, sign=True)} | {_pct(rel)} | "
-                f"{_fmt(getattr(p.paper, m))} | {_pct(rel_paper)} |"
+                f"| {p.policy} | {_LABELS[m]} | {live} | {twin} | {number_cell(diff, signed=True)} "
+                f"| {percent_cell(rel, ' %')} | {paper} | {percent_cell(rel_paper, ' %')} |"
             )
     return lines
 
@@ -338,18 +344,9 @@ def _drift(calibration_run: PolicyGap, fidelity_runs: list[PolicyGap]) -> str:
     for m in ("latency_mean_s", "energy_mean_j", "completion_rate"):
         a, b = getattr(calibration_run.live, m), getattr(later.live, m)
         rel = (b - a) / abs(a) if a else math.nan
-        parts.append(f"{_LABELS[m]} {_fmt(a)} → {_fmt(b)} ({_pct(rel)})")
+        change = percent_cell(rel, " %")
+        parts.append(f"{_LABELS[m]} {number_cell(a)} → {number_cell(b)} ({change})")
     return f"{calibration_run.policy}: " + ", ".join(parts)
-
-
-def _fmt(value: float, sign: bool = False) -> str:
-    if value != value:
-        return "–"
-    return f"{value:+.3f}" if sign else f"{value:.3f}"
-
-
-def _pct(rel: float) -> str:
-    return "–" if rel != rel else f"{100 * rel:+.1f} %"
 
 
 def _fails(m: RunMetrics) -> str:

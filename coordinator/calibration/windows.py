@@ -116,8 +116,8 @@ def windows_markdown(gaps: list[WindowGaps], slots: int) -> list[str]:
     ]
     for g in gaps:
         for m in WINDOW_METRICS:
-            live = ", ".join(_num(getattr(w.live, m)) for w in g.windows)
-            per = ", ".join(_pct(x) for x in g.relative(m))
+            live = ", ".join(number_cell(getattr(w.live, m)) for w in g.windows)
+            per = ", ".join(percent_cell(x) for x in g.relative(m))
             iv = g.interval(m)
             pct = Interval(100 * iv.mean, 100 * iv.low, 100 * iv.high, iv.n)
             lines.append(
@@ -127,9 +127,13 @@ def windows_markdown(gaps: list[WindowGaps], slots: int) -> list[str]:
     return lines
 
 
-def _num(value: float) -> str:
-    return "–" if math.isnan(value) else f"{value:.3f}"
+def number_cell(value: float, signed: bool = False) -> str:
+    """A table cell: `value` to three decimals (with its sign on demand), "–" for NaN."""
+    if math.isnan(value):
+        return "–"
+    return f"{value:+.3f}" if signed else f"{value:.3f}"
 
 
-def _pct(rel: float) -> str:
-    return "–" if math.isnan(rel) else f"{100 * rel:+.1f}"
+def percent_cell(rel: float, unit: str = "") -> str:
+    """A table cell: a relative difference in percent, signed, "–" for NaN."""
+    return "–" if math.isnan(rel) else f"{100 * rel:+.1f}{unit}"
