@@ -33,7 +33,9 @@ import contextlib
 import hashlib
 import math
 import os
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,6 +132,23 @@ def evaluate_after_trainings(
     return evaluate_cell(plan, cell, out_dir, calibration, run_dir)
 
 
+@contextlib.contextmanager
+def _keeping_signal_handlers() -> Iterator[None]:
+    """Put back the SIGINT and SIGTERM handlers `ray.init` replaces: its core worker
+    installs its own for SIGTERM, with which a `kill`ed driver exited 15 at once,
+    without the interrupted mark and exit 130 that Ctrl-C gives (the CLI's handler)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread owns signal handlers (a caller's own thread: as is)
+        return
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            if handler is not None:  # None: set outside Python, cannot be put back
+                signal.signal(sig, handler)
+
+
 def _connect(ray: Any, address: str | None, benches: set[str]) -> bool:
     """Join or start Ray; whether this call did (and so the driver disconnects at the
     end). A cluster without a bench resource the plan needs is refused before any
@@ -138,13 +157,15 @@ def _connect(ray: Any, address: str | None, benches: set[str]) -> bool:
         joined = False
     elif address:
         try:
-            ray.init(address=address, log_to_driver=False)
+            with _keeping_signal_handlers():
+                ray.init(address=address, log_to_driver=False)
         except (ConnectionError, RuntimeError) as exc:
             raise TestbedExit(ExitCode.FAILURE, f"--address {address}: {exc}") from None
         joined = True
     else:
         resources = {name: 1 for name in benches | {LOCAL_BENCH_RESOURCE}}
-        ray.init(resources=resources, include_dashboard=False, log_to_driver=False)
+        with _keeping_signal_handlers():
+            ray.init(resources=resources, include_dashboard=False, log_to_driver=False)
         joined = True
     cluster = ray.cluster_resources()
     missing = sorted(b for b in benches if cluster.get(b, 0) < 1)

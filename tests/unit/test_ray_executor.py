@@ -6,6 +6,7 @@ it (tests/integration/test_ray_executor.py runs it on a real Ray)."""
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from coordinator.ray_executor import (
     LOCAL_BENCH_RESOURCE,
     RaySweep,
     _connect,
+    _keeping_signal_handlers,
     bench_resource,
     import_ray,
     training_gpus,
@@ -176,3 +178,21 @@ def test_a_connected_driver_cancels_only_the_steps_not_done(tmp_path: Path) -> N
     assert cancelled == ["running"] and not sweep.pending
     sweep.cancel()  # nothing pending: Ray is not asked
     assert cancelled == ["running"]
+
+
+def test_ray_init_does_not_take_the_drivers_signal_handlers() -> None:
+    # ray.init installs its own SIGTERM handler (a `kill`ed driver then exited 15, not
+    # 130 with the folder marked); the CLI's handlers are put back after it.
+    def ours(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    before, sigint = signal.signal(signal.SIGTERM, ours), signal.getsignal(signal.SIGINT)
+    try:
+        with _keeping_signal_handlers():
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as ray.init does
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        assert signal.getsignal(signal.SIGTERM) is ours
+        assert signal.getsignal(signal.SIGINT) is sigint
+    finally:
+        signal.signal(signal.SIGTERM, before)
+        signal.signal(signal.SIGINT, sigint)
