@@ -17,9 +17,10 @@ import yaml
 from coordinator.coedge_shares import CLOCKED_SLOT_FIELDS, SHARE_FIELDS
 from testbed.coedge.tasks import slot_tasks
 from testbed.config import load_config
+from tests.processes import default_sigint
 from tests.waiting import wait_until
 
-from .test_up import ROOT, _default_sigint, run_testbed
+from .test_up import ROOT, run_testbed
 
 pytestmark = pytest.mark.slow
 
@@ -104,7 +105,7 @@ def test_sigterm_records_what_is_in_flight_as_interrupted(tmp_path: Path, tiny_z
     proc = subprocess.Popen(
         [sys.executable, "-m", "coordinator.cli", "up", "-c", str(config), "--slots", "100000"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        preexec_fn=_default_sigint,
+        preexec_fn=default_sigint,
     )  # fmt: skip
     summary_path: list[Path] = []
 

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import default_sigint
 from tests.waiting import wait_until
 
-from .test_up import ROOT, _default_sigint, bench_config
+from .test_up import ROOT, bench_config
 
 pytestmark = pytest.mark.slow
 AGENTS = ("agent-0", "agent-1", "agent-2")
@@ -26,7 +27,7 @@ def _start(config: Path) -> tuple[subprocess.Popen[str], Path]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "coordinator.cli", "up", "-c", str(config), "--slots", "100000"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        preexec_fn=_default_sigint,
+        preexec_fn=default_sigint,
     )  # fmt: skip
     assert proc.stdout is not None
     for line in proc.stdout:

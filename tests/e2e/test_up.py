@@ -14,6 +14,8 @@ import psutil
 import pytest
 import yaml
 
+from tests.processes import default_sigint
+
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
@@ -85,19 +87,12 @@ def _children_of(config: Path) -> list[psutil.Process]:
     return found
 
 
-def _default_sigint() -> None:
-    # A suite started as a background job (`cmd &` in a script) inherits SIGINT ignored,
-    # and Python then never turns it into KeyboardInterrupt: give the child a terminal's
-    # default, as a user pressing Ctrl-C has.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def test_ctrl_c_tears_everything_down(tmp_path: Path, tiny_zoo: Path) -> None:
     config = bench_config(tmp_path, tiny_zoo)
     proc = subprocess.Popen(
         [sys.executable, "-m", "coordinator.cli", "up", "-c", str(config), "--slots", "100000"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        preexec_fn=_default_sigint,
+        preexec_fn=default_sigint,
     )  # fmt: skip
     assert proc.stdout is not None
     deadline = time.monotonic() + 120

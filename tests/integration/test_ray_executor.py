@@ -24,6 +24,7 @@ pytest.importorskip("torch")
 from coordinator.cli import main
 from coordinator.ray_executor import LOCAL_BENCH_RESOURCE
 from testbed.exit_codes import ExitCode
+from tests.processes import default_sigint
 from tests.zoo_fixtures import tiny_bench
 
 pytestmark = pytest.mark.slow
@@ -109,7 +110,7 @@ def test_a_stopped_driver_resumes_only_the_missing_cells(
         [sys.executable, "-m", "coordinator.cli", "experiment", "run", str(spec), "--out",
          str(out), "--executor", "ray", "--address", ray_address],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": str(REPO)}, preexec_fn=default_sigint,
     )  # fmt: skip
     deadline = time.monotonic() + 120
     while not _cells(out) and driver.poll() is None and time.monotonic() < deadline:

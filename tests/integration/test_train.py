@@ -1,13 +1,18 @@
 """`testbed train` as a user runs it: every algorithm on a tiny twin writes its run
-folder; exported actors agree with torch; a run resumes from its checkpoint; a trained
-actor decides on the boards of a live bench."""
+folder; exported actors agree with torch; a run resumes from its checkpoint, and one
+stopped by Ctrl-C or SIGTERM keeps its checkpoints and resumes; a trained actor decides
+on the boards of a live bench."""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +25,14 @@ pytest.importorskip("torch")
 from coordinator.cli import main
 from coordinator.policy_choice import parse_policy
 from testbed.exit_codes import ExitCode
+from tests.processes import default_sigint
 from tests.zoo_fixtures import tiny_bench
 
 from .test_live_bench import make_bench
 
 pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
 
 STEPS = 12
 TINY_TRAIN = {
@@ -116,6 +124,50 @@ def test_resume_continues_from_the_latest_checkpoint(tiny_config: Path) -> None:
     assert (checkpoints / "step-12.pt").is_file() and (run / "actors" / "agent-0.onnx").is_file()
     assert json.loads((run / "summary.json").read_text())["algo"] == "saddpg"
     assert main(["train", "--resume", str(run)]) == 0  # complete: nothing to do
+
+
+def _stopped(args: list[str], folder: Path, pattern: str, stop: signal.Signals) -> tuple[int, str]:
+    """`testbed ARGS` run in `folder`, sent `stop` once a file matching `pattern` (under
+    `folder`) exists: its exit code and output."""
+    log = folder / f"train-{time.monotonic_ns()}.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "coordinator.cli", *args], cwd=folder, stdout=out,
+            stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(REPO)},
+            preexec_fn=default_sigint,
+        )  # fmt: skip
+        deadline = time.monotonic() + 120
+        while not any(folder.glob(pattern)) and proc.poll() is None:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.02)
+        proc.send_signal(stop)
+        code = proc.wait(60)
+    return code, log.read_text()
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_stopped_training_keeps_its_checkpoints_and_resumes(
+    tiny_config: Path, stop: signal.Signals
+) -> None:
+    from coordinator.algorithms.run_writer import load_checkpoint
+
+    folder = tiny_config.parent
+    train = ["train", "-c", str(tiny_config), "--algo", "saddpg", "--steps", "1000000"]
+    code, log = _stopped(train, folder, "runs/*/checkpoints/step-6.pt", stop)
+    assert code == ExitCode.INTERRUPTED, log
+    (run,) = (folder / "runs").iterdir()
+    assert f"interrupted; resume with `testbed train --resume {run}`" in log
+    assert not (run / "summary.json").exists()  # not finished, and not said to be
+    first = int(load_checkpoint(run)["step"])
+    assert first >= 6 and (run / "checkpoints" / f"step-{first}.pt").is_file()
+    # resumed from that checkpoint, stopped again after the next one
+    code, log = _stopped(["train", "--resume", str(run)], folder,
+                         f"runs/*/checkpoints/step-{first + 6}.pt", stop)  # fmt: skip
+    assert code == ExitCode.INTERRUPTED, log
+    assert f"(resuming at step {first})" in log
+    assert int(load_checkpoint(run)["step"]) >= first + 6
+    steps = [int(r["step"]) for r in _metrics(run)]
+    assert steps == sorted(set(steps)) and steps[0] < first < steps[-1]  # one row a step
 
 
 def test_clear_errors(
