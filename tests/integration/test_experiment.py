@@ -1,11 +1,17 @@
 """`testbed experiment run` as a user runs it: a tiny spec trains in the twin, evaluates
 on the live bench where the spec allows and in the twin elsewhere (each cell says
 which), adds the per-slot oracle on small benches, writes results.json and the report,
-and continues where it stopped."""
+and continues where it stopped: also after Ctrl-C or SIGTERM, computing only the cells
+it had not written."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,9 +21,12 @@ pytest.importorskip("torch")
 
 from coordinator.cli import main
 from testbed.exit_codes import ExitCode
+from tests.processes import default_sigint
 from tests.zoo_fixtures import tiny_bench
 
 pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
 
 TINY_TRAIN = {
     "hidden": 32, "batch_size": 64, "buffer_size": 1000, "steps": 8, "warmup_steps": 4,
@@ -92,3 +101,39 @@ def test_a_bad_spec_names_the_key(
     assert main(["experiment", "check", str(bad)]) == ExitCode.CONFIG_INVALID
     assert "edges.cache_capacity_mb" in capsys.readouterr().err
     assert main(["experiment", "run", str(spec), "--values", "7"]) == ExitCode.USAGE
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_stopped_experiment_continues_with_the_cells_it_had_not_written(
+    spec: Path, tmp_path: Path, stop: signal.Signals, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = yaml.safe_load(spec.read_text())  # two seeds of one bench, in the twin only
+    doc.update(sweep={"key": "agents.count", "values": [3]}, seeds=[0, 1],
+               evaluate={"backend": "twin", "slots": 3, "oracle_max_agents": 0})  # fmt: skip
+    spec.write_text(yaml.safe_dump(doc))
+    out, results = tmp_path / "out", tmp_path / "out" / "results.json"
+
+    def written() -> list[dict[str, object]]:
+        return json.loads(results.read_text())["cells"] if results.exists() else []
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "coordinator.cli", "experiment", "run", str(spec), "--out",
+         str(out)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)}, preexec_fn=default_sigint,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not written() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(stop)
+    log = proc.communicate(timeout=60)[0]
+    before = written()
+    assert proc.returncode == ExitCode.INTERRUPTED, log
+    assert 1 <= len(before) < 4, log  # stopped after some cells, before all
+    assert json.loads(results.read_text())["status"] == "interrupted"
+    assert f"run the same command again (with --out {out}) to continue" in log
+    capsys.readouterr()
+    assert main(["experiment", "run", str(spec), "--out", str(out)]) == 0
+    assert f"{4 - len(before)} cells to run" in capsys.readouterr().out
+    after = written()
+    assert len(after) == 4 and all(cell in after for cell in before)  # kept as they were
+    assert json.loads(results.read_text())["status"] == "completed"
