@@ -134,9 +134,9 @@ def evaluate_after_trainings(
 
 @contextlib.contextmanager
 def _keeping_signal_handlers() -> Iterator[None]:
-    """Put back the SIGINT and SIGTERM handlers `ray.init` replaces: its core worker
-    installs its own for SIGTERM, with which a `kill`ed driver exited 15 at once,
-    without the interrupted mark and exit 130 that Ctrl-C gives (the CLI's handler)."""
+    """Put back the SIGINT and SIGTERM handlers `ray.init` replaces: it installs its own
+    for SIGTERM (Ray 2.60), with which a `kill`ed driver exited 15 at once, without the
+    interrupted mark and exit 130 that Ctrl-C gives (the CLI's handler)."""
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread owns signal handlers (a caller's own thread: as is)
         return
