@@ -44,16 +44,12 @@ def make_envs(cfg: TestbedConfig, algo: str, backend: str) -> tuple[Any, Any]:
     from coordinator.algorithms import get
     from coordinator.algorithms.rollout import ModelBlindEnv
     from coordinator.envs import make_vec_env
-    from coordinator.envs.twin_params import TwinSetupError
 
     aware = get(algo).model_aware
-    if backend == "twin":
+    if backend == "twin":  # a twin it cannot build: TwinSetupError, exit ZOO_MISSING
         seed = cfg.seed + EVAL_SEED_OFFSET
-        try:
-            env = make_vec_env(cfg, cfg.train.num_envs, seed=cfg.seed, model_aware=aware)
-            evals = make_vec_env(cfg, cfg.train.eval_episodes, seed=seed, model_aware=aware)
-        except TwinSetupError as exc:
-            raise TestbedExit(ExitCode.ZOO_MISSING, str(exc)) from None
+        env = make_vec_env(cfg, cfg.train.num_envs, seed=cfg.seed, model_aware=aware)
+        evals = make_vec_env(cfg, cfg.train.eval_episodes, seed=seed, model_aware=aware)
         return env, evals
     live = make_vec_env(cfg, 1, seed=cfg.seed, backend="live")
     return (live if aware else ModelBlindEnv(live)), None

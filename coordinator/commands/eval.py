@@ -113,6 +113,10 @@ def evaluate_policies(args: argparse.Namespace) -> tuple[int, dict[str, Any] | N
     policies = [parse_policy(p.strip()) for p in args.policies.split(",") if p.strip()]
     seeds = parse_seeds(args.seeds)
     slots = args.slots or cfg.run.slots
+    if args.backend == "twin":  # a twin it cannot build: said before a run folder is made
+        from coordinator.envs.twin_params import TwinParams
+
+        TwinParams.from_config(cfg)
     run_dir = new_run_dir(cfg.run.out_dir, cfg.experiment, "eval", seeds[0])
     write_config(run_dir, cfg)
     write_manifest(run_dir, cfg, {"command": "eval", "backend": args.backend,
@@ -142,6 +146,9 @@ def evaluate_policies(args: argparse.Namespace) -> tuple[int, dict[str, Any] | N
         print(f"\ninterrupted: {len(finished)} evaluation(s) kept in {run_dir}/eval.json",
               file=sys.stderr)  # fmt: skip
         return int(ExitCode.INTERRUPTED), None
+    except TestbedExit:  # the folder says so, and keeps what finished
+        save(finished, RunStatus.FAILED)
+        raise
     body = save(results, RunStatus.COMPLETED)
     text = table(results)
     backend = "the live bench (measured)" if args.backend == "live" else "the twin"

@@ -251,6 +251,17 @@ def test_eval_json_in_the_twin_is_eval_json(tmp_path: Path, tiny_zoo: Path) -> N
     assert strict_json(quiet.stdout)["results"][0]["policy"] == "greedy"
 
 
+def test_a_twin_without_its_zoo_exits_4_saying_what_to_do(tmp_path: Path) -> None:
+    # was a traceback (TwinSetupError) and a run folder left "running"
+    config = tmp_path / "testbed.yaml"
+    config.write_text(yaml.safe_dump({"zoo": {"dir": str(tmp_path / "no-zoo")},
+                                      "run": {"out_dir": str(tmp_path / "runs")}}))  # fmt: skip
+    out = run_testbed("eval", "-c", str(config), "--backend", "twin", "--policies", "greedy")
+    assert out.returncode == ExitCode.ZOO_MISSING, out.stderr
+    assert "Traceback" not in out.stderr and "run `testbed zoo build`" in out.stderr
+    assert not (tmp_path / "runs").exists()
+
+
 @pytest.mark.slow
 def test_up_json_is_the_summary_and_status_json_sees_the_bench(
     tmp_path: Path, tiny_zoo: Path

@@ -1,6 +1,7 @@
 """An interrupted `testbed up` keeps every slot it finished: Ctrl-C and SIGTERM record
 the slot in flight as interrupted and say where in the summary; a coordinator killed
-outright (SIGKILL) loses at most the slot in flight."""
+outright (SIGKILL) loses at most the slot in flight. An interrupted `testbed eval` keeps
+the evaluations it finished."""
 
 from __future__ import annotations
 
@@ -9,13 +10,16 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.processes import default_sigint
 from tests.waiting import wait_until
+from tests.zoo_fixtures import tiny_bench
 
 from .test_up import ROOT, bench_config
 
@@ -107,3 +111,42 @@ def test_a_killed_coordinator_loses_at_most_the_slot_in_flight(
     assert all(r["outcome"] in ("completed", "failed") and r["reason"] for r in rows)
     _assert_one_record_per_task(rows, summary["last_slot"])
     assert summary["tasks"] <= len(rows) <= summary["tasks"] + len(AGENTS)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupted_eval_keeps_the_evaluations_it_finished(
+    tmp_path: Path, tiny_zoo: Path, sig: signal.Signals
+) -> None:
+    config = tmp_path / "testbed.yaml"
+    config.write_text(
+        yaml.safe_dump(tiny_bench(tmp_path, tiny_zoo, run={"out_dir": str(tmp_path / "runs")}))
+    )
+    seeds = ",".join(str(s) for s in range(50))  # far more than it runs before the stop
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "coordinator.cli", "eval", "-c", str(config), "--backend",
+         "twin", "--policies", "greedy,local", "--seeds", seeds, "--slots", "200"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=default_sigint,
+    )  # fmt: skip
+
+    def finished() -> list[dict[str, object]]:
+        for path in (tmp_path / "runs").glob("*/eval.json"):
+            try:
+                return list(json.loads(path.read_text())["results"])
+            except (OSError, ValueError):  # being replaced
+                pass
+        return []
+
+    deadline = time.monotonic() + 120
+    while not finished() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    out = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 130, out
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    doc = json.loads((run_dir / "eval.json").read_text())
+    assert doc["status"] == "interrupted"
+    kept = [(r["policy"], r["seed"]) for r in doc["results"]]
+    assert 1 <= len(kept) < 100, out
+    assert kept == [(p, s) for s in range(50) for p in ("greedy", "local")][: len(kept)]
+    assert f"interrupted: {len(kept)} evaluation(s) kept in {run_dir}/eval.json" in out
