@@ -23,7 +23,7 @@ from coordinator.experiment_plan import Plan
 from coordinator.experiment_results import Results
 from coordinator.policy_choice import ORACLE, PolicyChoice, parse_policy
 from coordinator.run_folder import slug
-from testbed.exit_codes import ExitCode, TestbedExit
+from testbed.exit_codes import TestbedExit
 
 
 class Executor(enum.StrEnum):
@@ -96,9 +96,7 @@ def calibrate_value(plan: Plan, value: Any, out_dir: Path) -> Path:
         calibrate_bench(cfg, checked_catalog(cfg), slots=plan.spec.calibrate_slots, out=out)
     except TestbedExit as exc:
         what = f"{plan.spec.sweep.key}={value}"
-        raise TestbedExit(
-            ExitCode.FAILURE, f"calibration of {what} failed (exit {int(exc.code)}): {exc.message}"
-        ) from None
+        raise TestbedExit(exc.code, f"calibration of {what} failed: {exc.message}") from None
     return out
 
 

@@ -113,10 +113,15 @@ def evaluate_policies(args: argparse.Namespace) -> tuple[int, dict[str, Any] | N
     policies = [parse_policy(p.strip()) for p in args.policies.split(",") if p.strip()]
     seeds = parse_seeds(args.seeds)
     slots = args.slots or cfg.run.slots
-    if args.backend == "twin":  # a twin it cannot build: said before a run folder is made
+    # a twin it cannot build, a bench without its zoo: said before a run folder is made
+    if args.backend == "twin":
         from coordinator.envs.twin_params import TwinParams
 
         TwinParams.from_config(cfg)
+    else:  # the coordinator reads the catalog of every live bench, deployed or local
+        from coordinator.bench_setup import zoo_dir_of
+
+        zoo_dir_of(cfg)
     run_dir = new_run_dir(cfg.run.out_dir, cfg.experiment, "eval", seeds[0])
     write_config(run_dir, cfg)
     write_manifest(run_dir, cfg, {"command": "eval", "backend": args.backend,

@@ -251,15 +251,30 @@ def test_eval_json_in_the_twin_is_eval_json(tmp_path: Path, tiny_zoo: Path) -> N
     assert strict_json(quiet.stdout)["results"][0]["policy"] == "greedy"
 
 
-def test_a_twin_without_its_zoo_exits_4_saying_what_to_do(tmp_path: Path) -> None:
-    # was a traceback (TwinSetupError) and a run folder left "running"
+@pytest.mark.parametrize("backend", ["twin", "live"])
+def test_an_eval_without_its_zoo_exits_4_saying_what_to_do(tmp_path: Path, backend: str) -> None:
+    # in the twin it was a traceback (TwinSetupError); both left a run folder behind
     config = tmp_path / "testbed.yaml"
     config.write_text(yaml.safe_dump({"zoo": {"dir": str(tmp_path / "no-zoo")},
                                       "run": {"out_dir": str(tmp_path / "runs")}}))  # fmt: skip
-    out = run_testbed("eval", "-c", str(config), "--backend", "twin", "--policies", "greedy")
+    out = run_testbed("eval", "-c", str(config), "--backend", backend, "--policies", "greedy")
     assert out.returncode == ExitCode.ZOO_MISSING, out.stderr
-    assert "Traceback" not in out.stderr and "run `testbed zoo build`" in out.stderr
+    assert "Traceback" not in out.stderr and "run `testbed zoo build" in out.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_an_experiment_that_calibrates_without_its_zoo_exits_4(tmp_path: Path) -> None:
+    # the calibration's own exit code, not FAILURE
+    (tmp_path / "bench.yaml").write_text(yaml.safe_dump({"zoo": {"dir": str(tmp_path / "no")}}))
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "probe", "config": "bench.yaml", "algorithms": ["greedy"], "seeds": [0],
+        "sweep": {"key": "agents.count", "values": [2]}, "calibrate_slots": 1,
+    }))  # fmt: skip
+    out = run_testbed("experiment", "run", str(spec), "--out", str(tmp_path / "out"))
+    assert out.returncode == ExitCode.ZOO_MISSING, out.stderr
+    assert "calibration of agents.count=2 failed: no model zoo at" in out.stderr
+    assert "Traceback" not in out.stderr
 
 
 @pytest.mark.slow
