@@ -13,10 +13,58 @@ from typing import Any
 
 from coordinator.experiment_spec import ExperimentSpec
 from coordinator.recorder import RunStatus
-from coordinator.report_tables import read_eval_curve
+from coordinator.report_tables import METRICS, read_eval_curve
 from coordinator.run_folder import git_commit
 from testbed.exit_codes import ExitCode, TestbedExit
 from testbed.schema import dump_dataclass
+
+REPORTED = tuple(key for key, _label, _better in METRICS)
+"""The metrics every cell has and the report aggregates."""
+
+
+def read_results(path: Path, metrics: tuple[str, ...] = ()) -> dict[str, Any]:
+    """An experiment's `results.json`, checked as far as a resumed run reads it, and
+    every cell's `metrics` numbers (the report: `REPORTED`): CONFIG_INVALID naming the
+    first part that is not what `testbed experiment run` writes (a hand-edited or
+    truncated file, a §B run's folder), never a traceback."""
+    try:
+        doc = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise TestbedExit(ExitCode.CONFIG_INVALID, f"{path}: not valid JSON ({exc})") from None
+    problem = _results_problem(doc, metrics)
+    if problem and isinstance(doc, dict) and "cells_expected" in doc:  # §B's own format
+        problem = ("the results of a §B experiment: `testbed coedge experiment report "
+                   f"{path.parent}` writes its report")  # fmt: skip
+    if problem:
+        raise TestbedExit(ExitCode.CONFIG_INVALID, (
+            f"{path}: {problem}; not the results.json of `testbed experiment run`"))  # fmt: skip
+    return doc  # type: ignore[no-any-return]
+
+
+def _results_problem(doc: Any, metrics: tuple[str, ...]) -> str | None:
+    """What first differs from results.json's shape, or None."""
+    if not isinstance(doc, dict):
+        return "expected an object"
+    sweep = doc.get("sweep")
+    if not isinstance(sweep, dict) or not isinstance(sweep.get("key"), str):
+        return "sweep.key: expected the swept key"
+    if not isinstance(doc.get("cells"), list):
+        return "cells: expected a list"
+    for i, cell in enumerate(doc["cells"]):
+        if not isinstance(cell, dict) or not {"algorithm", "value", "seed"} <= cell.keys():
+            return f"cells[{i}]: expected an object with algorithm, value, seed, metrics"
+        if not isinstance(cell["algorithm"], str) or type(cell["seed"]) is not int:
+            return f"cells[{i}]: expected a text algorithm and an integer seed"
+        values = cell.get("metrics")
+        if not isinstance(values, dict):
+            return f"cells[{i}].metrics: expected an object"
+        for key in metrics:
+            if type(values.get(key)) not in (int, float):
+                return f"cells[{i}].metrics.{key}: expected a number"
+    for key in ("trainings", "curves", "calibrations"):
+        if not isinstance(doc.get(key, {}), dict):
+            return f"{key}: expected an object"
+    return None
 
 
 class Results:
@@ -33,7 +81,7 @@ class Results:
             "status": RunStatus.RUNNING.value, "cells": [], "trainings": {}, "curves": {},
         }  # fmt: skip
         if path.exists():
-            old = json.loads(path.read_text())
+            old = read_results(path)
             if old.get("experiment") != spec.name or old["sweep"]["key"] != spec.sweep.key:
                 raise TestbedExit(ExitCode.USAGE, f"{path} holds another experiment "
                                   f"({old.get('experiment')}): choose another --out")  # fmt: skip

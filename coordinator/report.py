@@ -14,12 +14,12 @@ statistics: coordinator/stats.py, docs/experiments.md ("Statistics").
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from coordinator.command_help import help_texts
+from coordinator.experiment_results import REPORTED, read_results
 from coordinator.report_figures import plot_metrics, plot_training
 from coordinator.report_markdown import markdown
 from coordinator.report_tables import aggregate, training_curves
@@ -47,12 +47,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def load_results(folder: Path) -> dict[str, Any]:
     path = folder / "results.json"
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
+    if not path.is_file():
         raise TestbedExit(
             ExitCode.USAGE, f"{folder} has no results.json: run `testbed experiment run` first"
-        ) from None
+        )
+    return read_results(path, REPORTED)
 
 
 def write_report(folders: Sequence[Path], out: Path | None = None) -> Path:

@@ -1,5 +1,6 @@
 """results.json's recorded paths: a resumed experiment finds its trainings and
-calibrations even when the first run was started from another directory."""
+calibrations even when the first run was started from another directory; a results.json
+that is not what `testbed experiment run` writes is refused naming what is wrong."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import pytest
 import yaml
 
 from coordinator.executors import Cell, reusable_training
-from coordinator.experiment_results import Results
+from coordinator.experiment_results import REPORTED, Results, read_results
 from coordinator.experiment_spec import ExperimentSpec, load_spec
+from testbed.exit_codes import ExitCode, TestbedExit
 
 
 def _spec(tmp_path: Path) -> ExperimentSpec:
@@ -71,3 +73,46 @@ def test_a_resumed_run_keeps_the_commits_before_it(tmp_path: Path) -> None:
     first = {"commit": "aaaa", "command": "testbed experiment run spec.yaml"}
     assert saved["earlier_runs"][0] == first
     assert len(saved["earlier_runs"]) == 2 and saved["commit"] != "aaaa"
+
+
+CELL = {"algorithm": "mato", "value": 3, "seed": 0,
+        "metrics": {"latency_ms": 500.0, "energy_j": 6.1, "completion_rate": 1.0}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("doc", "said"),
+    [
+        ("not json", "not valid JSON"),
+        ([1, 2], "expected an object"),
+        ({"cells": []}, "sweep.key: expected the swept key"),
+        ({"sweep": {"key": "k"}, "cells": 5}, "cells: expected a list"),
+        ({"sweep": {"key": "k"}, "cells": [{"algorithm": "mato"}]}, "cells[0]: expected an"),
+        ({"sweep": {"key": "k"}, "cells": [{**CELL, "seed": "0"}]}, "an integer seed"),
+        ({"sweep": {"key": "k"}, "cells": [{**CELL, "metrics": None}]},
+         "cells[0].metrics: expected an object"),
+        ({"sweep": {"key": "k"}, "cells": [CELL, {**CELL, "metrics": {"latency_ms": None}}]},
+         "cells[1].metrics.latency_ms: expected a number"),
+        ({"sweep": {"key": "k"}, "cells": [], "trainings": []}, "trainings: expected an"),
+        ({"cells_expected": 4, "cells": []}, "`testbed coedge experiment report"),
+    ],
+)  # fmt: skip
+def test_a_results_file_not_of_an_experiment_is_refused_naming_what(
+    tmp_path: Path, doc: object, said: str
+) -> None:
+    path = tmp_path / "results.json"
+    path.write_text(doc if isinstance(doc, str) else json.dumps(doc))
+    with pytest.raises(TestbedExit) as caught:
+        read_results(path, REPORTED)  # as the report reads it
+    assert caught.value.code == ExitCode.CONFIG_INVALID
+    assert caught.value.message.startswith(f"{path}: ") and said in caught.value.message
+    if "metrics.latency_ms" not in said:  # a resumed run needs no metric
+        with pytest.raises(TestbedExit):
+            Results(path, _spec(tmp_path))
+
+
+def test_a_results_file_of_an_experiment_is_read(tmp_path: Path) -> None:
+    doc = {"sweep": {"key": "k"}, "cells": [CELL, {**CELL, "seed": 1}], "trainings": {}}
+    (tmp_path / "results.json").write_text(json.dumps(doc))
+    assert read_results(tmp_path / "results.json", REPORTED) == doc
+    committed = Path(__file__).parents[2] / "docs" / "results" / "mato_explore" / "results.json"
+    assert len(read_results(committed, REPORTED)["cells"]) == 20
