@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from testbed.config import TestbedConfig, ZooScale
+from testbed.exit_codes import InputError
 from testbed.schema import SchemaError, dump_dataclass, load_dataclass, meta
 from testbed.zoo.catalog import ModelFamily, write_atomic
 
@@ -35,8 +36,9 @@ RECORDS = "records"
 """A calibration file's run records copied beside it (the run folder is not kept)."""
 
 
-class CalibrationError(ValueError):
-    """A calibration file that cannot be read or does not follow the format."""
+class CalibrationError(InputError):
+    """A calibration file that cannot be read or does not follow the format (exit
+    CONFIG_INVALID)."""
 
 
 class FigureSource:

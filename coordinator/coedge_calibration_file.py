@@ -30,14 +30,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from testbed.exit_codes import InputError
 from testbed.zoo.catalog import write_atomic
 
 COEDGE_CALIBRATION_VERSION = 1
 COEDGE_CALIBRATION_SYSTEM = "coedge"
 
 
-class CoedgeCalibrationError(ValueError):
-    """A §B calibration file that cannot be read or does not follow the format."""
+class CoedgeCalibrationError(InputError):
+    """A §B calibration file that cannot be read or does not follow the format (exit
+    CONFIG_INVALID)."""
 
 
 class FitMethod(enum.StrEnum):

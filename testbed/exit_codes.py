@@ -10,7 +10,7 @@ import argparse
 import enum
 import sys
 from collections.abc import Callable
-from typing import NoReturn
+from typing import ClassVar, NoReturn
 
 
 @enum.unique
@@ -82,6 +82,20 @@ class TestbedExit(Exception):
         # process's exit (a sweep cell in a process pool, a Ray task) reaches the parent
         # as itself, not as a pool breakdown.
         return (type(self), (self.code, self.message))
+
+
+class InputError(TestbedExit, ValueError):
+    """A file or setting the command cannot use, raised with its message alone: a
+    `ValueError` to the code that reads it, and to the CLI an exit with its class's code
+    and the message, never a traceback."""
+
+    exit_code: ClassVar[ExitCode] = ExitCode.CONFIG_INVALID
+
+    def __init__(self, message: str) -> None:
+        super().__init__(self.exit_code, message)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.message,))
 
 
 class UsageArgumentParser(argparse.ArgumentParser):

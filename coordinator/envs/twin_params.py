@@ -23,7 +23,7 @@ from testbed import costs
 from testbed.config import EmulationConfig, TestbedConfig
 from testbed.config.runs import SharedHost
 from testbed.emulation import stretch_factor
-from testbed.exit_codes import ExitCode, TestbedExit
+from testbed.exit_codes import ExitCode, InputError
 from testbed.links import distance_m, shannon_rate_mbps
 from testbed.observation import ObservationSpec
 from testbed.zoo.catalog import Catalog, CatalogError, ModelFamily, UnknownModel
@@ -36,15 +36,11 @@ docs/performance.md, benchmark 2 `cold_admission`)."""
 Array = np.ndarray[Any, Any]
 
 
-class TwinSetupError(TestbedExit, ValueError):
+class TwinSetupError(InputError):
     """The twin cannot be built from this config (a model it cannot price or size): a
     command that meets it exits ZOO_MISSING with the message, which says what to do."""
 
-    def __init__(self, message: str, code: ExitCode = ExitCode.ZOO_MISSING) -> None:
-        super().__init__(code, message)
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.message, self.code))
+    exit_code = ExitCode.ZOO_MISSING
 
 
 class CostModel(enum.StrEnum):

@@ -263,6 +263,23 @@ def test_an_eval_without_its_zoo_exits_4_saying_what_to_do(tmp_path: Path, backe
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize(
+    "content", [None, "not json", '{"x": 1}'], ids=["absent", "not-json", "not-a-calibration"]
+)
+def test_a_bad_calibration_file_exits_2_naming_it(
+    tmp_path: Path, tiny_zoo: Path, content: str | None
+) -> None:
+    # was a traceback (CalibrationError) in the twin's evaluation and training
+    calibration = tmp_path / "calibration.json"
+    if content is not None:
+        calibration.write_text(content)
+    config = _tiny_config(tmp_path, tiny_zoo)
+    for argv in (["eval", "--backend", "twin", "--policies", "greedy"], ["train", "--steps", "1"]):
+        out = run_testbed(*argv, "-c", str(config), "--set", f"twin.calibration={calibration}")
+        assert out.returncode == ExitCode.CONFIG_INVALID, out.stderr
+        assert "Traceback" not in out.stderr and str(calibration) in out.stderr
+
+
 def test_an_experiment_that_calibrates_without_its_zoo_exits_4(tmp_path: Path) -> None:
     # the calibration's own exit code, not FAILURE
     (tmp_path / "bench.yaml").write_text(yaml.safe_dump({"zoo": {"dir": str(tmp_path / "no")}}))

@@ -9,8 +9,11 @@ from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
+from coordinator.calibration_file import CalibrationError
+from coordinator.coedge_calibration_file import CoedgeCalibrationError
+from coordinator.envs.twin_params import TwinSetupError
 from testbed.config import ConfigError
-from testbed.exit_codes import ExitCode, TestbedExit
+from testbed.exit_codes import ExitCode, InputError, TestbedExit
 
 
 def test_a_testbed_exit_survives_pickling() -> None:
@@ -36,3 +39,17 @@ def test_a_config_error_in_a_worker_process_reaches_the_parent_as_itself() -> No
         pytest.raises(ConfigError, match=r"coedge\.max_tasks"),
     ):
         pool.submit(_raise_config_error).result()
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [(CalibrationError, ExitCode.CONFIG_INVALID), (CoedgeCalibrationError, ExitCode.CONFIG_INVALID),
+     (TwinSetupError, ExitCode.ZOO_MISSING)],
+)  # fmt: skip
+def test_an_input_error_is_a_value_error_and_an_exit_with_its_code(
+    error: type[InputError], code: ExitCode
+) -> None:
+    # these were plain ValueErrors: a command meeting one printed a traceback
+    exc = pickle.loads(pickle.dumps(error("x.json: not valid JSON")))
+    assert type(exc) is error and isinstance(exc, ValueError) and isinstance(exc, TestbedExit)
+    assert (exc.code, exc.message, str(exc)) == (code, "x.json: not valid JSON", exc.message)
