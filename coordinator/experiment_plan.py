@@ -87,6 +87,9 @@ def make_plan(
     extra = dict(parse_set(item) for item in sets or [])  # malformed: exit 3
     if extra:
         spec = dataclasses.replace(spec, set={**spec.set, **extra})
+    for flag, count in (("--steps", steps), ("--slots", slots)):
+        if count is not None and count < 1:
+            raise TestbedExit(ExitCode.USAGE, f"{flag}: expected N ≥ 1, got {count}")
     if calibrate_slots is not None:
         if calibrate_slots < 0:
             raise TestbedExit(ExitCode.USAGE, "--calibrate-slots: expected N ≥ 0")

@@ -112,6 +112,8 @@ def evaluate_policies(args: argparse.Namespace) -> tuple[int, dict[str, Any] | N
     cfg = load_config(args.config, sets=args.set, inventory=args.inventory)
     policies = [parse_policy(p.strip()) for p in args.policies.split(",") if p.strip()]
     seeds = parse_seeds(args.seeds)
+    if args.slots is not None and args.slots < 1:
+        raise TestbedExit(ExitCode.USAGE, f"--slots: expected N ≥ 1, got {args.slots}")
     slots = args.slots or cfg.run.slots
     # a twin it cannot build, a bench without its zoo: said before a run folder is made
     if args.backend == "twin":

@@ -113,7 +113,8 @@ def resolve_config(args: argparse.Namespace) -> TestbedConfig:
     for flag, key in FLAG_KEYS:
         value = getattr(args, flag)
         if value is not None:
-            sets.append(f"{key}={str(value).replace('-', '_')}")
+            text = value.replace("-", "_") if isinstance(value, str) else value  # optimal-step
+            sets.append(f"{key}={text}")
     return load_config(args.config, sets=sets)
 
 

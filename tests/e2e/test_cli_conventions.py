@@ -64,6 +64,28 @@ def test_a_wrong_command_line_exits_3_with_one_message(argv: list[str]) -> None:
     assert message.startswith("testbed")
 
 
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["eval", "--backend", "twin", "--policies", "greedy", "--slots", "0"], "--slots"),
+        (["experiment", "run", "experiments/mato_models.yaml", "--slots", "-1"], "--slots"),
+        (["experiment", "run", "experiments/mato_models.yaml", "--steps", "0"], "--steps"),
+    ],
+)  # fmt: skip
+def test_a_count_below_one_exits_3_naming_the_flag(argv: list[str], said: str) -> None:
+    # eval ran 0 slots (an empty result) or took 0 for the default; experiment ran on
+    out = run_testbed(*argv)
+    assert out.returncode == ExitCode.USAGE, out.stderr
+    assert f"error: {said}: expected N ≥ 1, got {argv[-1]}" in out.stderr
+
+
+def test_a_negative_count_is_named_as_given() -> None:
+    # quality's flags went through `--set` with "-" made "_" (for optimal-step): got '_1'
+    out = run_testbed("quality", "run", "--slots", "-1")
+    assert out.returncode == ExitCode.CONFIG_INVALID, out.stderr
+    assert "run.slots: expected an integer ≥ 1" in out.stderr and "got -1" in out.stderr
+
+
 def test_a_bad_config_file_still_exits_2(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("agents:\n  count: many\n")
