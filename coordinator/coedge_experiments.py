@@ -41,7 +41,8 @@ from coordinator.schedulers import (
 )
 from coordinator.stats import difference_test, t_interval
 from testbed.config import load_config
-from testbed.schema import load_dataclass, meta
+from testbed.exit_codes import ExitCode, TestbedExit
+from testbed.schema import SchemaError, load_dataclass, meta
 
 EVAL_SEED_OFFSET = 10_000
 """Evaluation tasks are drawn from seed + this (never the training tasks)."""
@@ -373,8 +374,7 @@ def report_from_folder(out: Path) -> dict[str, Any]:
     """Rewrite report.md (and results.json) of a finished or partial run from its
     results.json's spec and its cells — those in `cells/`, or, where that folder is
     gone (docs/results keeps results.json only), those in results.json."""
-    saved = json.loads((out / "results.json").read_text())
-    spec = load_dataclass(CoedgeSpec, saved["spec"])
+    saved, spec = _saved_results(out / "results.json")
     if not (out / "cells").is_dir():
         folder = out / "cells"
         folder.mkdir()
@@ -388,3 +388,23 @@ def report_from_folder(out: Path) -> dict[str, Any]:
                 path.unlink()
             folder.rmdir()
     return write_results(spec, out, saved.get("command", ""), saved.get("commit"))
+
+
+def _saved_results(path: Path) -> tuple[dict[str, Any], CoedgeSpec]:
+    """results.json of a §B experiment and its spec; CONFIG_INVALID naming the file when
+    it is not one (a hand-edited or truncated file, a §A experiment's folder)."""
+    try:
+        saved = json.loads(path.read_text())
+        if not isinstance(saved, dict) or not isinstance(saved.get("cells"), list):
+            raise ValueError("expected an object with its spec and cells")
+        if "trainings" in saved and "sweep" in saved:
+            raise ValueError(f"it is a §A experiment's: `testbed report {path.parent}`")
+        spec = load_dataclass(CoedgeSpec, saved.get("spec"))
+        for i, row in enumerate(saved["cells"]):
+            if not isinstance(row, dict) or not {"value", "algorithm", "seed"} <= row.keys():
+                raise ValueError(f"cells[{i}]: expected its value, algorithm and seed")
+    except (ValueError, UnicodeDecodeError, SchemaError) as exc:
+        raise TestbedExit(ExitCode.CONFIG_INVALID, (
+            f"{path}: not the results.json of `testbed coedge experiment run`: {exc}"
+        )) from None  # fmt: skip
+    return saved, spec

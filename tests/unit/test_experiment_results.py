@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
+from coordinator.coedge_experiments import report_from_folder
 from coordinator.executors import Cell, reusable_training
 from coordinator.experiment_results import REPORTED, Results, read_results
 from coordinator.experiment_spec import ExperimentSpec, load_spec
@@ -116,3 +118,31 @@ def test_a_results_file_of_an_experiment_is_read(tmp_path: Path) -> None:
     assert read_results(tmp_path / "results.json", REPORTED) == doc
     committed = Path(__file__).parents[2] / "docs" / "results" / "mato_explore" / "results.json"
     assert len(read_results(committed, REPORTED)["cells"]) == 20
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        ("not json", "Expecting value"),
+        ('{"cells": 5}', "expected an object with its spec and cells"),
+        ('{"spec": {}, "cells": []}', "name: missing"),
+        ('{"sweep": {"key": "k"}, "trainings": {}, "cells": []}', "`testbed report "),
+    ],
+)  # fmt: skip
+def test_a_coedge_report_refuses_what_is_not_its_results(
+    tmp_path: Path, content: str, said: str
+) -> None:
+    (tmp_path / "results.json").write_text(content)
+    with pytest.raises(TestbedExit) as caught:  # was a KeyError's traceback
+        report_from_folder(tmp_path)
+    assert caught.value.code == ExitCode.CONFIG_INVALID
+    assert "not the results.json of `testbed coedge experiment run`" in caught.value.message
+    assert said in caught.value.message
+
+
+def test_a_coedge_report_of_a_committed_run_is_written_again_unchanged(tmp_path: Path) -> None:
+    committed = Path(__file__).parents[2] / "docs" / "results" / "coedge_arrival"
+    shutil.copytree(committed, tmp_path / "run")
+    report_from_folder(tmp_path / "run")
+    for name in ("results.json", "report.md"):
+        assert (tmp_path / "run" / name).read_text() == (committed / name).read_text()
