@@ -75,7 +75,15 @@ def train_run(
     from coordinator.algorithms.run_writer import RunWriter, load_checkpoint
     from coordinator.progress import ProgressBar
 
-    resume = load_checkpoint(resume_dir) if resume_dir else None
+    try:
+        resume = load_checkpoint(resume_dir) if resume_dir else None
+    except Exception as exc:  # a damaged file: torch's unpickler raises nearly anything
+        raise TestbedExit(ExitCode.USAGE, (
+            f"cannot read {resume_dir}/checkpoints/latest.pt ({type(exc).__name__}: {exc}): "
+            "copy one of its step-N.pt over it to resume from there")) from None  # fmt: skip
+    if resume_dir is not None and not (isinstance(resume, dict)
+                                       and isinstance(resume.get("step"), int)):  # fmt: skip
+        raise TestbedExit(ExitCode.USAGE, f"{resume_dir}/checkpoints/latest.pt has no step")
     start = int(resume["step"]) if resume else 0
     if resume_dir is not None and start >= cfg.train.steps:
         return resume_dir, {"steps": cfg.train.steps, "complete_before": True}

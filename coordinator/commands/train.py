@@ -61,6 +61,14 @@ def _choose(args: argparse.Namespace) -> tuple[TestbedConfig, str, str, Path | N
             manifest = json.loads((run_dir / "manifest.json").read_text())
         except (OSError, ValueError) as exc:
             raise TestbedExit(ExitCode.USAGE, f"{run_dir} is not a training run: {exc}") from None
+        if (
+            not isinstance(manifest, dict)
+            or manifest.get("command") != "train"
+            or manifest.get("algo") not in TRAINED
+            or manifest.get("backend") not in BACKENDS
+        ):
+            raise TestbedExit(ExitCode.USAGE, f"{run_dir} is not a training run: its "
+                              "manifest.json names no trained algorithm and backend")  # fmt: skip
         if not (run_dir / "checkpoints" / "latest.pt").exists():
             raise TestbedExit(ExitCode.USAGE, f"{run_dir} has no checkpoints/latest.pt")
         for flag in ("algo", "backend"):

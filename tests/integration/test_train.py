@@ -178,6 +178,18 @@ def test_clear_errors(
     assert main(["train", "-c", str(tiny_config), "--algo", "random"]) == ExitCode.USAGE
     assert main(["train", "-c", str(tiny_config), "--backend", "sim"]) == ExitCode.USAGE
     assert main(["train", "--resume", str(tiny_config.parent)]) == ExitCode.USAGE
+    run = tiny_config.parent / "damaged"  # a run folder whose files are not what they say
+    (run / "checkpoints").mkdir(parents=True)
+    shutil.copyfile(tiny_config, run / "config.yaml")
+    (run / "checkpoints" / "latest.pt").write_bytes(b"\x80\x02junk")
+    (run / "manifest.json").write_text(json.dumps({"command": "train", "algo": "mato"}))
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run)]) == ExitCode.USAGE  # was a KeyError
+    assert "names no trained algorithm and backend" in capsys.readouterr().err
+    (run / "manifest.json").write_text(json.dumps({"command": "train", "algo": "mato",
+                                                   "backend": "twin"}))  # fmt: skip
+    assert main(["train", "--resume", str(run)]) == ExitCode.USAGE  # was torch's traceback
+    assert "copy one of its step-N.pt over it" in capsys.readouterr().err
     monkeypatch.setitem(sys.modules, "torch", None)  # as if torch were not installed
     assert main(["train", "-c", str(tiny_config)]) == ExitCode.DEPENDENCY_MISSING
     assert "pip install" in capsys.readouterr().err
