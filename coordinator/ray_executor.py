@@ -34,6 +34,7 @@ import hashlib
 import math
 import os
 import signal
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -149,6 +150,20 @@ def _keeping_signal_handlers() -> Iterator[None]:
                 signal.signal(sig, handler)
 
 
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """FAILURE naming `--address` when nothing answers at HOST:PORT (`ray.init` itself
+    retries for minutes, printing only its own warnings); "auto" and the like pass."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise TestbedExit(ExitCode.FAILURE, (
+            f"--address {address}: nothing answers there ({exc}): is Ray running "
+            "(`ray start --head` on that machine)?")) from None  # fmt: skip
+
+
 def _connect(ray: Any, address: str | None, benches: set[str]) -> bool:
     """Join or start Ray; whether this call did (and so the driver disconnects at the
     end). A cluster without a bench resource the plan needs is refused before any
@@ -156,6 +171,7 @@ def _connect(ray: Any, address: str | None, benches: set[str]) -> bool:
     if ray.is_initialized():  # a caller's own Ray (tests, notebooks): used as it is
         joined = False
     elif address:
+        _check_reachable(address)
         try:
             with _keeping_signal_handlers():
                 ray.init(address=address, log_to_driver=False)

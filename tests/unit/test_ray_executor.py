@@ -7,6 +7,7 @@ it (tests/integration/test_ray_executor.py runs it on a real Ray)."""
 from __future__ import annotations
 
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from coordinator.experiment_spec import load_spec
 from coordinator.ray_executor import (
     LOCAL_BENCH_RESOURCE,
     RaySweep,
+    _check_reachable,
     _connect,
     _keeping_signal_handlers,
     bench_resource,
@@ -196,3 +198,18 @@ def test_ray_init_does_not_take_the_drivers_signal_handlers() -> None:
     finally:
         signal.signal(signal.SIGTERM, before)
         signal.signal(signal.SIGINT, sigint)
+
+
+def test_an_address_where_nothing_answers_is_said_at_once() -> None:
+    # ray.init retried for minutes, printing only Ray's own warnings
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        _check_reachable(f"127.0.0.1:{port}")  # something answers: on to ray.init
+        _check_reachable(f"ray://127.0.0.1:{port}")
+    with pytest.raises(TestbedExit) as caught:  # closed now
+        _check_reachable(f"127.0.0.1:{port}", timeout_s=2.0)
+    assert caught.value.code == ExitCode.FAILURE
+    assert caught.value.message.startswith(f"--address 127.0.0.1:{port}: nothing answers")
+    _check_reachable("auto")  # Ray's own forms: left to Ray
