@@ -108,6 +108,9 @@ def _issue(args: argparse.Namespace) -> int:
         raise TestbedExit(ExitCode.USAGE, "testbed certs issue --all: --role and --address "
                           "name one node's; each node's come from the config")  # fmt: skip
     certs = _library()
+    problems = [certs.address_problem(a.strip()) for a in args.address]
+    if any(problems):
+        raise TestbedExit(ExitCode.USAGE, f"--address: {next(p for p in problems if p)}")
     cfg = load_config(args.config, sets=args.set)
     node_ids = [COORDINATOR_ID, *cfg.node_ids()] if args.all else [args.node]
     role = Role(args.role) if args.role else None

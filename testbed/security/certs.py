@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,6 +186,24 @@ def _key_usage(*, ca: bool) -> x509.KeyUsage:
 # ---------------------------------------------------------------------- node certificates
 
 
+DNS_NAME = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+    r"(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?"
+)
+"""A host name as a certificate may name it: RFC 1123 labels, with the underscores
+internal names sometimes have."""
+
+
+def address_problem(address: str) -> str | None:
+    """Why `address` cannot be a certificate's subject alternative name, or None."""
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        if not DNS_NAME.fullmatch(address):
+            return f"expected an IP address or a DNS name, got {address!r}"
+    return None
+
+
 def subject_alt_names(node_id: str, role: Role, addresses: list[str]) -> list[x509.GeneralName]:
     """The node URI, the role URI, the node id as a DNS name, then each address as an
     IP address or a DNS name (unspecified addresses such as 0.0.0.0 left out)."""
@@ -194,6 +213,8 @@ def subject_alt_names(node_id: str, role: Role, addresses: list[str]) -> list[x5
         x509.DNSName(node_id),
     ]
     for address in dict.fromkeys(a.strip() for a in addresses if a.strip()):
+        if address_problem(address):
+            raise CertsError(f"{node_id}'s address: {address_problem(address)}")
         try:
             ip = ipaddress.ip_address(address)
         except ValueError:

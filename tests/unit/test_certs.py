@@ -55,6 +55,22 @@ def test_a_node_certificate_names_its_node_role_and_addresses(tmp_path: Path) ->
     cert.verify_directly_issued_by(ca.certificate)
 
 
+@pytest.mark.parametrize("address", ["not_an_ip!!", "a..b", "a" * 64, "two words", "x/y"])
+def test_an_address_no_certificate_can_name_is_refused(
+    tmp_path: Path, address: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # such an address was written into the certificate as a DNS name
+    ca = certs.create_ca(tmp_path)
+    with pytest.raises(certs.CertsError, match="expected an IP address or a DNS name"):
+        certs.issue(ca, tmp_path, "edge-0", Role.EDGE, [address])
+    assert certs.address_problem("gpu_1.lab") is None  # internal names' underscores pass
+    code = main(["certs", "issue", "edge-0", "--role", "edge", "--address", address])
+    assert code == ExitCode.USAGE
+    assert f"--address: expected an IP address or a DNS name, got {address!r}" in (
+        capsys.readouterr().err
+    )
+
+
 def test_private_keys_are_0600_and_the_folder_0700(tmp_path: Path) -> None:
     folder = tmp_path / "certs"
     ca = certs.create_ca(folder)
