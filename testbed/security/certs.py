@@ -213,8 +213,9 @@ def subject_alt_names(node_id: str, role: Role, addresses: list[str]) -> list[x5
         x509.DNSName(node_id),
     ]
     for address in dict.fromkeys(a.strip() for a in addresses if a.strip()):
-        if address_problem(address):
-            raise CertsError(f"{node_id}'s address: {address_problem(address)}")
+        problem = address_problem(address)
+        if problem:
+            raise CertsError(f"{node_id}'s address: {problem}")
         try:
             ip = ipaddress.ip_address(address)
         except ValueError:
